@@ -1,0 +1,1 @@
+"""Platform adapters: each turns one platform into InboundMessage and back."""

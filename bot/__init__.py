@@ -1,0 +1,1 @@
+"""civicdesk: an inquiry desk for public institutions on social platforms."""
