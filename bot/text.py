@@ -1,0 +1,118 @@
+"""Normalisation and tokens for Chinese and English text.
+
+`fold` makes two ways of writing the same question look the same (width, case, script, platform
+decorations); `detect_lang` tells Chinese from English; `tokens` turns folded text into the
+features the matcher indexes. All functions are pure.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from functools import lru_cache
+
+import opencc
+import snowballstemmer
+
+# Platform decorations that carry no question: Weibo repost chains and reply prefixes,
+# @mentions (ASCII and Chinese names), URLs, Weibo topics (#topic#), hashtags, [emoticons].
+_REPOST_CHAIN = re.compile(r"//\s*@[^:：\s]+[:：].*$", re.DOTALL)
+_REPLY_PREFIX = re.compile(r"^\s*(?:回复|reply to)\s*@[^:：\s]+\s*[:：]", re.IGNORECASE)
+_MENTION = re.compile(r"@[\w.\-]+(?:@[\w.\-]+)?", re.UNICODE)
+_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+_WEIBO_TOPIC = re.compile(r"#[^#\n]{1,64}#")
+_HASHTAG = re.compile(r"#\w+", re.UNICODE)
+_EMOTICON = re.compile(r"\[[^\[\]\s]{1,8}\]")
+_SPACES = re.compile(r"\s+")
+
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+
+ENGLISH_STOP_WORDS = frozenset(
+    """a an the and or but if of at by for with about to from in on into onto off over under
+    is are was were be been being am do does did doing have has had having i me my we our you your
+    he him his she her it its they them their this that these those there here what which who whom
+    whose can could would should will shall may might must please pls plz just so than then too very
+    s t don't can't won't i'm it's let's get got tell know want need like also any some""".split()
+)
+
+
+@lru_cache(maxsize=1)
+def _t2s() -> opencc.OpenCC:
+    return opencc.OpenCC("t2s")
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> snowballstemmer.stemmer:
+    return snowballstemmer.stemmer("english")
+
+
+def _is_decoration(char: str) -> bool:
+    """Emoji, pictographs, variation selectors and joiners: nothing a question depends on."""
+    category = unicodedata.category(char)
+    return category in ("So", "Sk", "Cs", "Co", "Cn", "Cf") or 0xFE00 <= ord(char) <= 0xFE0F
+
+
+def strip_decorations(text: str) -> str:
+    """Remove what a platform adds around a question: mentions, links, topics, emoji."""
+    text = _REPOST_CHAIN.sub(" ", text)
+    text = _REPLY_PREFIX.sub(" ", text)
+    text = _URL.sub(" ", text)
+    text = _MENTION.sub(" ", text)
+    text = _WEIBO_TOPIC.sub(" ", text)
+    text = _HASHTAG.sub(" ", text)
+    text = _EMOTICON.sub(" ", text)
+    text = "".join(" " if _is_decoration(c) else c for c in text)
+    return _SPACES.sub(" ", text).strip()
+
+
+def fold(text: str) -> str:
+    """Fold width, case and script: full-width to half-width, Traditional to Simplified."""
+    text = unicodedata.normalize("NFKC", text)
+    text = strip_decorations(text).casefold()
+    if _CJK.search(text):
+        text = _t2s().convert(text)
+    return text
+
+
+def detect_lang(text: str) -> str:
+    """'zh', 'en', 'mixed' or 'und' (nothing to go by), from the share of Chinese characters."""
+    cjk = len(_CJK.findall(text))
+    latin = sum(len(w) for w in _LATIN_WORD.findall(text.casefold()))
+    # A Chinese character carries about as much as a short English word: weigh it so.
+    cjk_weight, latin_weight = cjk * 3, latin
+    total = cjk_weight + latin_weight
+    if total == 0:
+        return "und"
+    share = cjk_weight / total
+    if share >= 0.8:
+        return "zh"
+    if share <= 0.2:
+        return "en"
+    return "mixed"
+
+
+def apply_synonyms(folded: str, synonyms: Mapping[str, str]) -> str:
+    """Replace every variant with its canonical term, longest variant first."""
+    if not synonyms:
+        return folded
+    for variant in sorted(synonyms, key=len, reverse=True):
+        canonical = synonyms[variant]
+        if _CJK.search(variant):
+            folded = folded.replace(variant, canonical)
+        else:
+            folded = re.sub(rf"(?<![a-z0-9]){re.escape(variant)}(?![a-z0-9])", canonical, folded)
+    return folded
+
+
+def english_words(folded: str) -> list[str]:
+    """Stemmed English content words, stop words left out."""
+    words = [w for w in _LATIN_WORD.findall(folded) if w not in ENGLISH_STOP_WORDS]
+    return list(_stemmer().stemWords(words))
+
+
+def chinese_runs(folded: str) -> list[str]:
+    """The runs of Chinese characters, in order."""
+    return _CJK_RUN.findall(folded)
