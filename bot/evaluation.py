@@ -1,0 +1,235 @@
+"""Measure answer quality on labelled questions (format and metrics: shared/eval/README.md).
+
+Each evaluation file becomes a knowledge base of its own; every query is ranked, and the metrics
+are computed from the ranked candidates and from the policy's real decision.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from rapidfuzz import fuzz, process, utils
+
+from bot.knowledge import Entry, KnowledgeBase
+from bot.matcher import Candidate, MatchDoc, Matcher
+from bot.policy import Answer, Clarify, Context, PolicyConfig, decide
+
+# Some data sets carry a placeholder where they have no answer text; it must not be indexed.
+_PLACEHOLDER_MARK = "dataset has no answer text"
+
+
+class EvalFileError(Exception):
+    """An evaluation file that cannot be read or is not in the documented format."""
+
+
+@dataclass(frozen=True)
+class LabelledQuery:
+    text: str
+    right: frozenset[str]  # empty: out of scope
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    name: str
+    docs: tuple[MatchDoc, ...]
+    queries: tuple[LabelledQuery, ...]
+
+
+def load_eval_file(path: Path) -> EvalSet:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        docs = []
+        for faq in data["faqs"]:
+            lang = faq.get("lang") or "en"
+            phrasings = [faq["question"], *faq.get("alt_questions", [])]
+            answer = faq.get("answer") or ""
+            answers = {lang: answer} if answer and _PLACEHOLDER_MARK not in answer else {}
+            docs.append(MatchDoc(str(faq["id"]), {lang: phrasings}, answers))
+        queries = []
+        for query in data["queries"]:
+            ids = query.get("faq_ids") or ([query["faq_id"]] if query.get("faq_id") else [])
+            queries.append(LabelledQuery(query["text"], frozenset(str(i) for i in ids)))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise EvalFileError(
+            f"{path}: not an evaluation file in the format of shared/eval/README.md ({exc})"
+        ) from exc
+    name = data.get("meta", {}).get("name") or path.stem
+    return EvalSet(name, tuple(docs), tuple(queries))
+
+
+Ranker = Callable[[str], list[Candidate]]
+
+
+@dataclass
+class RankedRun:
+    """Every query's top candidates and the time each ranking took."""
+
+    queries: Sequence[LabelledQuery]
+    ranked: list[list[Candidate]] = field(default_factory=list)
+    millis: list[float] = field(default_factory=list)
+
+
+def run_ranker(queries: Sequence[LabelledQuery], ranker: Ranker) -> RankedRun:
+    run = RankedRun(queries)
+    for query in queries:
+        start = time.perf_counter()
+        run.ranked.append(ranker(query.text))
+        run.millis.append((time.perf_counter() - start) * 1000)
+    return run
+
+
+def top1(run: RankedRun) -> float:
+    in_scope = [(q, r) for q, r in zip(run.queries, run.ranked, strict=True) if q.right]
+    right = sum(1 for q, r in in_scope if r and r[0].entry_id in q.right)
+    return right / len(in_scope) if in_scope else 0.0
+
+
+def coverage_at_precision(run: RankedRun, target: float) -> float:
+    """Sweep the answer threshold over every distinct top score (definition: eval README)."""
+    n_in_scope = sum(1 for q in run.queries if q.right)
+    scored = sorted(
+        (
+            (r[0].score, bool(q.right) and r[0].entry_id in q.right)
+            for q, r in zip(run.queries, run.ranked, strict=True)
+            if r
+        ),
+        key=lambda pair: -pair[0],
+    )
+    best = 0.0
+    answered = right = 0
+    i = 0
+    while i < len(scored):
+        threshold = scored[i][0]
+        while i < len(scored) and scored[i][0] == threshold:
+            answered += 1
+            right += scored[i][1]
+            i += 1
+        if right / answered >= target and n_in_scope:
+            best = max(best, right / n_in_scope)
+    return best
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+def latency_summary(run: RankedRun) -> dict[str, float]:
+    return {
+        "median_ms": round(statistics.median(run.millis), 3) if run.millis else 0.0,
+        "p99_ms": round(percentile(run.millis, 99), 3),
+    }
+
+
+def brute_force_ranker(docs: Sequence[MatchDoc], scorer: Any) -> Ranker:
+    """The baseline: rapidfuzz over every phrasing, an entry scored by its best phrasing."""
+    choices: list[str] = []
+    owners: list[str] = []
+    for doc in docs:
+        for phrasings in doc.phrasings.values():
+            for phrasing in phrasings:
+                choices.append(utils.default_process(phrasing))
+                owners.append(doc.entry_id)
+
+    def rank(text: str) -> list[Candidate]:
+        hits = process.extract(
+            utils.default_process(text), choices, scorer=scorer, limit=50, processor=None
+        )
+        seen: dict[str, Candidate] = {}
+        for choice, score, index in hits:
+            entry_id = owners[index]
+            if entry_id not in seen:
+                seen[entry_id] = Candidate(entry_id, score / 100.0, choice, "")
+        return list(seen.values())[:5]
+
+    return rank
+
+
+BASELINES: dict[str, Any] = {"WRatio": fuzz.WRatio, "token_sort_ratio": fuzz.token_sort_ratio}
+
+
+def matcher_ranker(docs: Sequence[MatchDoc]) -> Ranker:
+    matcher = Matcher(docs)
+    return lambda text: matcher.rank(text, limit=5)
+
+
+def _eval_knowledge(docs: Sequence[MatchDoc]) -> KnowledgeBase:
+    entries = tuple(
+        Entry(
+            id=doc.entry_id,
+            topic="evaluation",
+            questions={lang: tuple(p) for lang, p in doc.phrasings.items()},
+            answer=dict(doc.answers),
+        )
+        for doc in docs
+    )
+    return KnowledgeBase(entries)
+
+
+def decision_metrics(
+    run: RankedRun, knowledge: KnowledgeBase, config: PolicyConfig, today: date
+) -> dict[str, float]:
+    """precision, coverage, oos_answered and clarify rate of the policy's real decisions
+    (small talk is not in play: every evaluation query is a question)."""
+    context = Context(public=False, today=today)
+    answered = right = oos_answered = clarified = 0
+    n_in_scope = sum(1 for q in run.queries if q.right)
+    n_oos = len(run.queries) - n_in_scope
+    for query, ranked in zip(run.queries, run.ranked, strict=True):
+        decision = decide(ranked, knowledge, context, config)
+        if isinstance(decision, Answer):
+            answered += 1
+            right += decision.entry.id in query.right
+            oos_answered += not query.right
+        elif isinstance(decision, Clarify):
+            clarified += 1
+    return {
+        "precision": round(right / answered, 4) if answered else 0.0,
+        "coverage": round(right / n_in_scope, 4) if n_in_scope else 0.0,
+        "oos_answered": round(oos_answered / n_oos, 4) if n_oos else 0.0,
+        "clarify_rate": round(clarified / len(run.queries), 4) if run.queries else 0.0,
+    }
+
+
+def ranking_metrics(run: RankedRun) -> dict[str, float]:
+    return {
+        "top1": round(top1(run), 4),
+        "cov@P90": round(coverage_at_precision(run, 0.90), 4),
+        "cov@P95": round(coverage_at_precision(run, 0.95), 4),
+        **latency_summary(run),
+    }
+
+
+def evaluate(
+    eval_set: EvalSet, config: PolicyConfig, *, baselines: bool = False, today: date | None = None
+) -> dict[str, Any]:
+    """Every metric of the README for one evaluation set, with the baselines if asked."""
+    started = time.perf_counter()
+    ranker = matcher_ranker(eval_set.docs)
+    build_seconds = time.perf_counter() - started
+    run = run_ranker(eval_set.queries, ranker)
+    knowledge = _eval_knowledge(eval_set.docs)
+    result: dict[str, Any] = {
+        "file": eval_set.name,
+        "queries": len(eval_set.queries),
+        "out_of_scope": sum(1 for q in eval_set.queries if not q.right),
+        "build_s": round(build_seconds, 3),
+        "civicdesk": {
+            **ranking_metrics(run),
+            **decision_metrics(run, knowledge, config, today or date.today()),
+        },
+    }
+    if baselines:
+        for name, scorer in BASELINES.items():
+            baseline_run = run_ranker(eval_set.queries, brute_force_ranker(eval_set.docs, scorer))
+            result[f"rapidfuzz {name}"] = ranking_metrics(baseline_run)
+    return result
