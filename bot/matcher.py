@@ -22,7 +22,14 @@ import numpy as np
 from rapidfuzz import fuzz
 from scipy import sparse
 
-from bot.text import apply_synonyms, chinese_runs, detect_lang, english_words, fold
+from bot.text import (
+    apply_synonyms,
+    chinese_runs,
+    detect_lang,
+    english_stop_words,
+    english_words,
+    fold,
+)
 
 LANGS = ("zh", "en")
 
@@ -51,11 +58,13 @@ class MatcherWeights:
     """Tuned on the development data (see README: "How the matcher was tuned")."""
 
     word: float = 1.0
-    word_pair: float = 0.6
+    word_pair: float = 0.3
+    stop_word: float = 2.0
     char_trigram: float = 1.5
     trigram_damping: float = 0.75
-    zh_char: float = 0.5
+    zh_char: float = 1.2
     zh_bigram: float = 1.0
+    zh_trigram: float = 0.0
     best_phrasing: float = 0.55  # the rest of the lexical score comes from the centroid
     answer: float = 0.15
     coverage: float = 0.7  # share of a phrasing's score from how much of the question it covers
@@ -80,6 +89,10 @@ def features(folded: str, weights: MatcherWeights) -> dict[str, float]:
             key = "c:" + padded[i : i + 3]
             counts[key] += 1
             group[key] = trigram_weight
+    if weights.stop_word:
+        for word in english_stop_words(folded):
+            counts["s:" + word] += 1
+            group["s:" + word] = weights.stop_word
     for first, second in pairwise(words):
         key = f"p:{first}_{second}"
         counts[key] += 1
@@ -92,6 +105,10 @@ def features(folded: str, weights: MatcherWeights) -> dict[str, float]:
                 key = "y:" + run[i : i + 2]
                 counts[key] += 1
                 group[key] = weights.zh_bigram
+            if weights.zh_trigram and i + 2 < len(run):
+                key = "x:" + run[i : i + 3]
+                counts[key] += 1
+                group[key] = weights.zh_trigram
     return {key: group[key] * (1.0 + math.log(n)) for key, n in counts.items()}
 
 

@@ -113,6 +113,12 @@ def english_words(folded: str) -> list[str]:
     return list(_stemmer().stemWords(words))
 
 
+def english_stop_words(folded: str) -> list[str]:
+    """The stop words of the text: weak evidence alone, but "who" and "you" tell
+    "who made you" from "how to make chicken"."""
+    return [w for w in _LATIN_WORD.findall(folded) if w in ENGLISH_STOP_WORDS]
+
+
 def chinese_runs(folded: str) -> list[str]:
     """The runs of Chinese characters, in order."""
     return _CJK_RUN.findall(folded)
