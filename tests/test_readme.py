@@ -1,0 +1,134 @@
+"""The README is documentation people rely on: check it against the code and the CI script.
+
+- The configuration table lists exactly the settings of `bot.config.SETTINGS`, with their defaults.
+- The test command in "Test it" is the one `.ci/run` runs.
+- `.env.example` lists every setting with its default.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from bot.config import SETTINGS
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+CI_RUN = ROOT / ".ci" / "run"
+ENV_EXAMPLE = ROOT / ".env.example"
+
+_FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
+_CODE_SPAN = re.compile(r"`([^`\n]+)`")
+
+
+def section(markdown: str, heading: str) -> str:
+    """The text under `## heading`, up to the next heading of level 2 or above."""
+    lines = markdown.splitlines()
+    start = None
+    for number, line in enumerate(lines):
+        if start is None:
+            if line.strip() == f"## {heading}":
+                start = number + 1
+        elif re.match(r"#{1,2} ", line):
+            return "\n".join(lines[start:number])
+    if start is None:
+        pytest.fail(f"README.md has no section '## {heading}'")
+    return "\n".join(lines[start:])
+
+
+def table_rows(text: str, header: list[str]) -> list[list[str]]:
+    """The body rows of the first markdown table in `text` whose header is `header`."""
+    lines = [line.strip() for line in text.splitlines()]
+    for number, line in enumerate(lines):
+        if line.startswith("|") and _cells(line) == header:
+            rows = []
+            for row in lines[number + 2 :]:
+                if not row.startswith("|"):
+                    break
+                rows.append(_cells(row))
+            return rows
+    pytest.fail(f"no table with the header {' | '.join(header)}")
+
+
+def _cells(row: str) -> list[str]:
+    return [cell.strip() for cell in row.strip().strip("|").split("|")]
+
+
+def _unquote(cell: str) -> str:
+    return cell.strip().strip("`").strip()
+
+
+def readme_settings() -> dict[str, str]:
+    text = section(README.read_text(encoding="utf-8"), "Configuration")
+    rows = table_rows(text, ["Variable", "Default", "Meaning"])
+    names = [_unquote(row[0]) for row in rows]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    assert not duplicates, f"documented more than once in README.md: {duplicates}"
+    return {_unquote(row[0]): _unquote(row[1]) for row in rows}
+
+
+def test_every_setting_is_documented_with_its_default() -> None:
+    documented = readme_settings()
+    for setting in SETTINGS:
+        assert setting.name in documented, (
+            f"{setting.name} is missing from the configuration table in README.md"
+        )
+        assert documented[setting.name] == setting.default, (
+            f"README.md gives {setting.name} the default {documented[setting.name]!r}, "
+            f"the code {setting.default!r}"
+        )
+
+
+def test_no_setting_is_documented_that_does_not_exist() -> None:
+    unknown = set(readme_settings()) - {setting.name for setting in SETTINGS}
+    assert not unknown, f"README.md documents settings that bot/config.py does not have: {unknown}"
+
+
+def ci_test_command() -> list[str]:
+    script = CI_RUN.read_text(encoding="utf-8")
+    found = re.findall(r"^TEST_COMMAND=\((.*)\)\s*$", script, re.MULTILINE)
+    assert len(found) == 1, ".ci/run must define TEST_COMMAND=(...) exactly once"
+    assert '"${TEST_COMMAND[@]}"' in script, ".ci/run defines TEST_COMMAND but does not run it"
+    return shlex.split(found[0])
+
+
+def readme_commands(heading: str) -> list[str]:
+    """Every command in a section: the lines of its fenced blocks and its inline code spans."""
+    text = section(README.read_text(encoding="utf-8"), heading)
+    commands = [
+        line.strip()
+        for block in _FENCE.findall(text)
+        for line in block.splitlines()
+        if line.strip()
+    ]
+    return commands + _CODE_SPAN.findall(_FENCE.sub("", text))
+
+
+def test_readme_test_command_is_the_ci_script() -> None:
+    first_block = _FENCE.search(section(README.read_text(encoding="utf-8"), "Test it"))
+    assert first_block is not None, "'Test it' in README.md has no command block"
+    assert first_block.group(1).strip() == "bash .ci/run"
+    assert CI_RUN.is_file()
+
+
+def test_readme_and_ci_run_the_same_tests() -> None:
+    expected = ci_test_command()
+    assert "pytest" in expected
+    mentioned = [shlex.split(c) for c in readme_commands("Test it") if "pytest" in c]
+    assert mentioned, "'Test it' in README.md does not say which test command runs"
+    for command in mentioned:
+        assert command == expected, (
+            f"README.md says {shlex.join(command)!r}, .ci/run runs {shlex.join(expected)!r}"
+        )
+
+
+def test_env_example_lists_every_setting_with_its_default() -> None:
+    values = dict(
+        line.split("=", 1)
+        for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    )
+    assert values == {setting.name: setting.default for setting in SETTINGS}
