@@ -52,6 +52,21 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     out = out or sys.stdout
+    try:
+        status = _run(argv, out)
+        out.flush()  # inside the try: a reader that went away is noticed here, not at exit
+    except BrokenPipeError:
+        # `civicdesk ask ... | head`: the reader stopped reading. As the Python docs advise (signal
+        # module, "Note on SIGPIPE"), point stdout at devnull so that the interpreter's last flush
+        # does not fail again with a traceback, and exit with a failure status.
+        if out is sys.stdout:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILED
+    return status
+
+
+def _run(argv: Sequence[str] | None, out: TextIO) -> int:
     load_dotenv(Path.cwd() / ".env")
     args = _parser().parse_args(argv)
     try:

@@ -33,6 +33,11 @@ def _fraction(value: str) -> float:
     return number
 
 
+def _folder(value: str) -> Path:
+    """A folder, "~" standing for the home directory as in a shell: CIVICDESK_KNOWLEDGE=~/faq."""
+    return Path(value).expanduser()
+
+
 def _language(value: str) -> str:
     if value not in ("zh", "en"):
         raise ValueError("must be zh or en")
@@ -42,7 +47,12 @@ def _language(value: str) -> str:
 _POLICY = PolicyConfig()
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("CIVICDESK_KNOWLEDGE", "knowledge", "Folder of the FAQ YAML files.", Path),
+    Setting(
+        "CIVICDESK_KNOWLEDGE",
+        "knowledge",
+        "Folder of the FAQ YAML files (~ stands for the home directory).",
+        _folder,
+    ),
     Setting(
         "CIVICDESK_DEFAULT_LANGUAGE",
         "zh",

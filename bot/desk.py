@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -31,37 +32,30 @@ from bot.policy import (
 )
 from bot.replies import ESCALATION_ACK, INVITE_PRIVATE, SMALLTALK_REPLIES, pick
 from bot.smalltalk import classify_smalltalk
-from bot.text import detect_lang, fold
+from bot.text import detect_lang, fold, fold_keeping_decorations
 
 CLARIFY_TTL_SECONDS = 30 * 60  # a "1" an hour later is not an answer to the question we asked
+CLARIFY_MAX_PENDING = 10_000  # conversations waiting for a pick; beyond it the oldest is dropped
 
-_ORDINALS = {
-    "1": 0,
-    "2": 1,
-    "3": 2,
-    "一": 0,
-    "二": 1,
-    "三": 2,
-    "第一": 0,
-    "第二": 1,
-    "第三": 2,
-    "第一个": 0,
-    "第二个": 1,
-    "第三个": 2,
-    "first": 0,
-    "second": 1,
-    "third": 2,
-    "the first": 0,
-    "the second": 1,
-    "the third": 2,
-    "the first one": 0,
-    "the second one": 1,
-    "the third one": 2,
-    "no 1": 0,
-    "no 2": 1,
-    "no 3": 2,
-}
-_PICK_NOISE = re.compile(r"[\s()（）.。,，!！?？、:：#]+|^(?:选|option|number)\s*")
+
+def _ordinals() -> dict[str, int]:
+    """Each way of naming an option ("1", "二", "第2个", "the third one", ...) → its index."""
+    table: dict[str, int] = {}
+    for index, (digit, han, word) in enumerate(
+        [("1", "一", "first"), ("2", "二", "second"), ("3", "三", "third")]
+    ):
+        for key in (digit, han, f"第{digit}", f"第{han}", f"第{digit}个", f"第{han}个"):
+            table[key] = index
+        for key in (word, f"the {word}", f"the {word} one", f"{word} one", f"no {digit}"):
+            table[key] = index
+    return table
+
+
+_ORDINALS = _ordinals()
+_KEYCAP = re.compile(r"([0-9])\ufe0f?\u20e3")  # "2️⃣": a digit, a variation selector, a keycap
+_PICK_NOISE = re.compile(
+    r"[\s()（）\[\]【】.。,，!！?？、:：#~～]+|^(?:选择|选|option|number|nr)(?![a-z])\s*"
+)
 
 
 @dataclass(frozen=True)
@@ -72,18 +66,42 @@ class PendingClarify:
 
 
 class ClarifyMemory:
-    """Per-conversation pending clarifying questions, in memory (one process)."""
+    """Pending clarifying questions per (channel, conversation), in memory (one process).
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._pending: dict[str, PendingClarify] = {}
+    Conversation ids are only unique within a channel: chat 42 on Telegram is not chat 42 on
+    Mastodon. Expired questions are dropped as new ones are remembered, and at most `max_pending`
+    are kept (the oldest go first), so the memory does not grow with every conversation ever held.
+    """
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        max_pending: int = CLARIFY_MAX_PENDING,
+    ) -> None:
+        # Oldest first, which is also the order of expiry: each expires CLARIFY_TTL_SECONDS after it
+        # was remembered (a monotonic clock), so the expired ones are always at the front.
+        self._pending: OrderedDict[tuple[str, str], PendingClarify] = OrderedDict()
         self._clock = clock
+        self._max = max_pending
 
-    def remember(self, conversation: str, options: tuple[str, ...], lang: str) -> None:
-        expires = self._clock() + CLARIFY_TTL_SECONDS
-        self._pending[conversation] = PendingClarify(options, lang, expires)
+    def __len__(self) -> int:
+        return len(self._pending)
 
-    def take(self, conversation: str) -> PendingClarify | None:
-        pending = self._pending.pop(conversation, None)
+    def remember(
+        self, channel: str, conversation: str, options: tuple[str, ...], lang: str
+    ) -> None:
+        now = self._clock()
+        while self._pending and next(iter(self._pending.values())).expires_at < now:
+            self._pending.popitem(last=False)
+        key = (channel, conversation)
+        self._pending.pop(key, None)  # asked again: it becomes the newest
+        while len(self._pending) >= self._max:
+            self._pending.popitem(last=False)
+        self._pending[key] = PendingClarify(options, lang, now + CLARIFY_TTL_SECONDS)
+
+    def take(self, channel: str, conversation: str) -> PendingClarify | None:
+        pending = self._pending.pop((channel, conversation), None)
         if pending is None or pending.expires_at < self._clock():
             return None
         return pending
@@ -107,12 +125,19 @@ def match_docs(knowledge: KnowledgeBase) -> list[MatchDoc]:
 
 
 def parse_pick(text: str, options: int) -> int | None:
-    """The option a reply like "1", "（2）" or "the second one" picks, if any."""
-    key = _PICK_NOISE.sub(" ", fold(text)).strip()
-    index = _ORDINALS.get(key)
-    if index is None:
-        index = _ORDINALS.get(key.replace(" ", ""))
-    return index if index is not None and index < options else None
+    """The option a reply like "1", "（2）", "2️⃣", "#2", "第2个" or "the second one" picks, if any.
+
+    Read from the text with its emoji, #hashtags and [brackets] kept (`fold` would remove "#2",
+    "[2]" and the keycap of "2️⃣"), then from the folded text ("2 👍").
+    """
+    for folded in (fold_keeping_decorations(text), fold(text)):
+        key = _PICK_NOISE.sub(" ", _KEYCAP.sub(r"\1", folded)).strip()
+        index = _ORDINALS.get(key)
+        if index is None:
+            index = _ORDINALS.get(key.replace(" ", ""))
+        if index is not None:
+            return index if index < options else None
+    return None
 
 
 class Desk:
@@ -129,7 +154,7 @@ class Desk:
         self.matcher = Matcher(match_docs(knowledge), knowledge.synonyms)
         self.config = config or PolicyConfig()
         self.default_lang = default_lang
-        self.memory = memory or ClarifyMemory()
+        self.memory = memory if memory is not None else ClarifyMemory()
         self._today = today
 
     def respond(
@@ -147,7 +172,7 @@ class Desk:
         lang = self._reply_lang(text)
         mention = mention if public else None
 
-        pending = self.memory.take(conversation) if conversation else None
+        pending = self.memory.take(channel, conversation) if conversation else None
         if pending is not None:
             picked = self._picked(text, pending)
             if picked is not None:
@@ -163,7 +188,8 @@ class Desk:
             lang = candidates[0].lang if candidates else self.default_lang
         decision = decide(candidates, self.knowledge, context, self.config)
         if isinstance(decision, Clarify) and conversation:
-            self.memory.remember(conversation, tuple(e.id for e in decision.options), lang)
+            options = tuple(e.id for e in decision.options)
+            self.memory.remember(channel, conversation, options, lang)
         return self._render(decision, lang, candidates, rules, mention)
 
     def _reply_lang(self, text: str) -> str:

@@ -44,25 +44,93 @@ class EvalSet:
 
 
 def load_eval_file(path: Path) -> EvalSet:
+    """The evaluation set in `path`; `EvalFileError` names the file and the offending item."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        docs = []
-        for faq in data["faqs"]:
-            lang = faq.get("lang") or "en"
-            phrasings = [faq["question"], *faq.get("alt_questions", [])]
-            answer = faq.get("answer") or ""
-            answers = {lang: answer} if answer and _PLACEHOLDER_MARK not in answer else {}
-            docs.append(MatchDoc(str(faq["id"]), {lang: phrasings}, answers))
-        queries = []
-        for query in data["queries"]:
-            ids = query.get("faq_ids") or ([query["faq_id"]] if query.get("faq_id") else [])
-            queries.append(LabelledQuery(query["text"], frozenset(str(i) for i in ids)))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return _parse_eval(data, path.stem)
+    except (OSError, ValueError) as exc:  # _ShapeError is a ValueError
         raise EvalFileError(
             f"{path}: not an evaluation file in the format of shared/eval/README.md ({exc})"
         ) from exc
-    name = data.get("meta", {}).get("name") or path.stem
+
+
+class _ShapeError(ValueError):
+    """A value of the wrong kind at a named place in the file, e.g. "queries[3].text"."""
+
+
+def _parse_eval(data: Any, default_name: str) -> EvalSet:
+    top = _object(data, "the file")
+    meta = _object(top.get("meta", {}), "meta")
+    name = _optional_text(meta.get("name"), "meta.name") or default_name
+    docs = []
+    for i, item in enumerate(_list(top.get("faqs"), "faqs")):
+        where = f"faqs[{i}]"
+        faq = _object(item, where)
+        lang = _optional_text(faq.get("lang"), f"{where}.lang") or "en"
+        alternatives = _list(faq.get("alt_questions") or [], f"{where}.alt_questions")
+        phrasings = [
+            _text(faq.get("question"), f"{where}.question"),
+            *(_text(alt, f"{where}.alt_questions[{j}]") for j, alt in enumerate(alternatives)),
+        ]
+        answer = _optional_text(faq.get("answer"), f"{where}.answer")
+        answers = {lang: answer} if answer and _PLACEHOLDER_MARK not in answer else {}
+        docs.append(MatchDoc(_id(faq.get("id"), f"{where}.id"), {lang: phrasings}, answers))
+    queries = []
+    for i, item in enumerate(_list(top.get("queries"), "queries")):
+        where = f"queries[{i}]"
+        query = _object(item, where)
+        text = _text(query.get("text"), f"{where}.text")
+        if query.get("faq_ids"):
+            labels = _list(query["faq_ids"], f"{where}.faq_ids")
+            ids = [_id(label, f"{where}.faq_ids[{j}]") for j, label in enumerate(labels)]
+        elif query.get("faq_id") not in (None, ""):
+            ids = [_id(query["faq_id"], f"{where}.faq_id")]
+        else:
+            ids = []  # out of scope
+        queries.append(LabelledQuery(text, frozenset(ids)))
     return EvalSet(name, tuple(docs), tuple(queries))
+
+
+def _object(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _ShapeError(f"{where} must be an object, not {_kind(value)}")
+    return value
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise _ShapeError(f"{where} must be a list, not {_kind(value)}")
+    return value
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise _ShapeError(f"{where} must be text, not {_kind(value)}")
+    return value
+
+
+def _optional_text(value: Any, where: str) -> str | None:
+    return None if value is None else _text(value, where)
+
+
+def _id(value: Any, where: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise _ShapeError(f"{where} must be a text or number id, not {_kind(value)}")
+    return str(value)
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "missing or null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the text {value[:40]!r}"
+    if isinstance(value, dict):
+        return "an object"
+    return "a list" if isinstance(value, list) else type(value).__name__
 
 
 Ranker = Callable[[str], list[Candidate]]

@@ -21,7 +21,6 @@ from bot.knowledge_synonyms import parse_synonyms
 from bot.knowledge_yaml import LANGUAGES, Issue, compose
 
 __all__ = [
-    "DEFAULT_KNOWLEDGE_PATH",
     "KNOWLEDGE_ENV",
     "LANGUAGES",
     "SYNONYMS_FILE",
@@ -31,11 +30,9 @@ __all__ = [
     "KnowledgeError",
     "Problem",
     "check_knowledge",
-    "knowledge_path_from_env",
     "load_knowledge",
 ]
 
-DEFAULT_KNOWLEDGE_PATH = Path("knowledge")
 KNOWLEDGE_ENV = "CIVICDESK_KNOWLEDGE"
 SYNONYMS_FILE = "_synonyms.yaml"
 
@@ -116,11 +113,6 @@ class CheckReport:
     warnings: list[Problem]
     expired: list[Entry]
     files: list[str] = field(default_factory=list)  # the topic files read
-
-
-def knowledge_path_from_env(environ: Mapping[str, str]) -> Path:
-    value = environ.get(KNOWLEDGE_ENV, "").strip()
-    return Path(value).expanduser() if value else DEFAULT_KNOWLEDGE_PATH
 
 
 def load_knowledge(path: Path | str) -> KnowledgeBase:

@@ -75,6 +75,9 @@ class Chat:
 
 Decision = Answer | InvitePrivate | Clarify | Escalate | Chat
 
+# Scores are floats: 0.70 - 0.64 is 0.0599999..., which must count as the 0.06 margin it is.
+_TOLERANCE = 1e-9
+
 
 def serve_entry(entry: Entry, score: float, context: Context, why: str) -> Decision:
     """Apply an entry's own serving rules once it has been chosen."""
@@ -98,17 +101,20 @@ def decide(
     if not known:
         return Escalate("no FAQ entry shares words with the question", candidates=tuple(candidates))
     best, best_entry = known[0]
-    runner_up = known[1][0].score if len(known) > 1 else 0.0
+    # Only an entry that can still be served competes with the best one: an expired notice
+    # that scores close behind can never be the answer, so it must not block one. (An expired
+    # best entry still goes through serve_entry, which escalates and says it expired.)
+    servable = [(c, e) for c, e in known if not e.expired(context.today)]
+    runner_up = next((c.score for c, e in servable if e is not best_entry), 0.0)
     margin = best.score - runner_up
-    if best.score >= config.answer_threshold and margin >= config.answer_margin:
+    if best.score >= config.answer_threshold and margin >= config.answer_margin - _TOLERANCE:
         why = f"best match '{best.entry_id}' scored {best.score:.2f}, {margin:.2f} ahead"
         return serve_entry(best_entry, best.score, context, why)
     close = [
         entry
-        for c, entry in known[: config.clarify_max]
+        for c, entry in servable[: config.clarify_max]
         if c.score >= config.clarify_threshold
-        and best.score - c.score <= config.clarify_band
-        and not entry.expired(context.today)
+        and best.score - c.score <= config.clarify_band + _TOLERANCE
     ]
     if len(close) >= 2:
         ids = ", ".join(e.id for e in close)
@@ -117,4 +123,6 @@ def decide(
         reason = f"best match '{best.entry_id}' leads by only {margin:.2f}"
     else:
         reason = f"best match '{best.entry_id}' scored {best.score:.2f}, below the threshold"
+    if best_entry.expired(context.today):
+        reason += f", and it expired on {best_entry.valid_until}"
     return Escalate(reason, candidates=tuple(candidates))

@@ -48,6 +48,8 @@ _PHRASES: dict[SmallTalk, tuple[str, ...]] = {
         "谢谢",
         "谢谢你",
         "谢谢您",
+        "谢谢你们",
+        "感谢您",
         "多谢",
         "感谢",
         "非常感谢",
@@ -76,21 +78,53 @@ _PHRASES: dict[SmallTalk, tuple[str, ...]] = {
     ),
     SmallTalk.GOODBYE: ("再见", "拜拜", "bye", "goodbye", "see you"),
 }
-_LOOKUP = {phrase: kind for kind, phrases in _PHRASES.items() for phrase in phrases}
+# Words that only soften or strengthen a phrase: "谢谢啦", "你好呀~", "太感谢了", "thanks so much".
+_FILLERS = (*"啦 呀 哈 哦 呢 了 啊 吧 嘛 非常 太".split(), "so much", "very much", "a lot")
+
+# Compared without spaces, so that "thankyou" is "thank you" and "bye bye" is "byebye".
+_LOOKUP = {
+    phrase.replace(" ", ""): kind for kind, phrases in _PHRASES.items() for phrase in phrases
+}
+_TOKENS = frozenset(_LOOKUP) | {filler.replace(" ", "") for filler in _FILLERS}
+_LONGEST = max(len(token) for token in _TOKENS)
 _PUNCTUATION = re.compile(r"[\s\W_]+", re.UNICODE)
+# When a message mixes kinds, the reply answers the one that matters most: "谢谢，再见" is a
+# goodbye, "你好，谢谢" a thanks.
+_PRECEDENCE = (SmallTalk.GOODBYE, SmallTalk.THANKS, SmallTalk.GREETING)
 
 
 def classify_smalltalk(text: str) -> SmallTalk | None:
-    """The kind of small talk `text` is, or None when it may be a question."""
-    bare = _PUNCTUATION.sub(" ", fold(text)).strip()
-    if not bare:
+    """The kind of small talk `text` is, or None when it may be a question.
+
+    Small talk is a message made only of known phrases and fillers, in any combination and
+    repetition ("你好，在吗？", "好的谢谢啦", "thank you so much", "bye bye"). One other word
+    ("谢谢，诉讼费怎么交", "谢谢法官") makes it a possible question.
+    """
+    squeezed = _PUNCTUATION.sub("", fold(text))
+    if not squeezed:
         return SmallTalk.EMPTY
-    if bare in _LOOKUP:
-        return _LOOKUP[bare]
-    squeezed = bare.replace(" ", "")
-    # "你好你好", "谢谢谢谢": the same phrase repeated is still small talk.
-    for phrase, kind in _LOOKUP.items():
-        flat = phrase.replace(" ", "")
-        if flat and squeezed == flat * (len(squeezed) // len(flat)) and len(squeezed) >= len(flat):
-            return kind
-    return None
+    tokens = _split_into_tokens(squeezed)
+    kinds = {_LOOKUP[token] for token in tokens or () if token in _LOOKUP}
+    return next((kind for kind in _PRECEDENCE if kind in kinds), None)
+
+
+def _split_into_tokens(text: str) -> list[str] | None:
+    """`text` as a sequence of known phrases and fillers, or None when it is not one.
+
+    Dynamic programming, linear in the length of the text: `begins[end]` is where a token ending
+    at `end` begins in a split that covers everything before it (-1: there is no such split).
+    """
+    begins = [0] + [-1] * len(text)
+    for end in range(1, len(text) + 1):
+        for begin in range(max(0, end - _LONGEST), end):
+            if begins[begin] >= 0 and text[begin:end] in _TOKENS:
+                begins[end] = begin
+                break
+    if begins[-1] < 0:
+        return None
+    tokens: list[str] = []
+    end = len(text)
+    while end:
+        tokens.append(text[begins[end] : end])
+        end = begins[end]
+    return tokens[::-1]

@@ -20,8 +20,15 @@ import snowballstemmer
 _REPOST_CHAIN = re.compile(r"//\s*@[^:：\s]+[:：].*$", re.DOTALL)
 _REPLY_PREFIX = re.compile(r"^\s*(?:回复|reply to)\s*@[^:：\s]+\s*[:：]", re.IGNORECASE)
 _MENTION = re.compile(r"@[\w.\-]+(?:@[\w.\-]+)?", re.UNICODE)
-_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
-_WEIBO_TOPIC = re.compile(r"#[^#\n]{1,64}#")
+# A link is made of ASCII URL characters only and ends at the first other one (Chinese text,
+# whitespace, full-width punctuation, quotes, brackets): Weibo short links are often glued to the
+# question ("http://t.cn/A6abcDE诉讼费怎么交"). Punctuation ending a sentence is not part of it.
+_URL = re.compile(
+    r"(?:https?://|www\.)[A-Za-z0-9\-._~:/?#@!$&*+,;=%]*[A-Za-z0-9\-_~/#@$&*+=%]", re.IGNORECASE
+)
+# A Weibo topic is "#诉讼服务#": short and without spaces, so "#help how do I pay #courts" is two
+# hashtags around a question, not one topic.
+_WEIBO_TOPIC = re.compile(r"#[^#\s]{1,30}#")
 _HASHTAG = re.compile(r"#\w+", re.UNICODE)
 _EMOTICON = re.compile(r"\[[^\[\]\s]{1,8}\]")
 _SPACES = re.compile(r"\s+")
@@ -55,6 +62,13 @@ def _is_decoration(char: str) -> bool:
     return category in ("So", "Sk", "Cs", "Co", "Cn", "Cf") or 0xFE00 <= ord(char) <= 0xFE0F
 
 
+def strip_addressing(text: str) -> str:
+    """Remove whom a message is addressed to: repost chains, reply prefixes and @mentions."""
+    text = _REPOST_CHAIN.sub(" ", text)
+    text = _REPLY_PREFIX.sub(" ", text)
+    return _SPACES.sub(" ", _MENTION.sub(" ", text)).strip()
+
+
 def strip_decorations(text: str) -> str:
     """Remove what a platform adds around a question: mentions, links, topics, emoji."""
     text = _REPOST_CHAIN.sub(" ", text)
@@ -70,8 +84,17 @@ def strip_decorations(text: str) -> str:
 
 def fold(text: str) -> str:
     """Fold width, case and script: full-width to half-width, Traditional to Simplified."""
-    text = unicodedata.normalize("NFKC", text)
-    text = strip_decorations(text).casefold()
+    return _fold_case_and_script(strip_decorations(unicodedata.normalize("NFKC", text)))
+
+
+def fold_keeping_decorations(text: str) -> str:
+    """`fold` that keeps emoji, #hashtags and [brackets]: for short replies such as "#2", "[2]"
+    or "2️⃣", where the decoration is the message. Only whom it is addressed to is removed."""
+    return _fold_case_and_script(strip_addressing(unicodedata.normalize("NFKC", text)))
+
+
+def _fold_case_and_script(text: str) -> str:
+    text = text.casefold()
     if _CJK.search(text):
         text = _t2s().convert(text)
     return text

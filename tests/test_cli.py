@@ -171,6 +171,23 @@ def test_settings_are_read_from_a_dotenv_file_in_the_working_folder(
     assert "knowledge OK" in output
 
 
+def test_a_dotenv_knowledge_folder_may_start_with_a_tilde_for_the_home_directory(
+    clean_environment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = clean_environment / "home"
+    shutil.copytree(KNOWLEDGE, home / "faq")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("CIVICDESK_KNOWLEDGE", "")
+    monkeypatch.delenv("CIVICDESK_KNOWLEDGE")
+    (clean_environment / ".env").write_text("CIVICDESK_KNOWLEDGE=~/faq\n", encoding="utf-8")
+
+    status, output = run("kb", "check")
+
+    assert status == 0
+    assert "knowledge OK" in output
+    assert ask_json("诉讼费怎么交")["entry_id"] == "pay-court-fee"
+
+
 # --- kb check ------------------------------------------------------------------------------
 
 
@@ -255,6 +272,9 @@ EASY_SET = {
         {"text": "what is the weather on mars tomorrow", "faq_id": None, "lang": "en"},
     ],
 }
+
+
+EASY_SET_PARTS = {"faqs": EASY_SET["faqs"], "queries": EASY_SET["queries"]}
 
 
 def write_eval(folder: Path, data: object, name: str = "tiny.json") -> Path:
@@ -349,43 +369,107 @@ def test_a_missing_eval_file_fails_with_a_clear_message(
     assert "missing.json" in capsys.readouterr().err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AttributeError,
-    reason="bot/evaluation.py load_eval_file: faq.get() / data.get('meta', {}).get() raise "
-    "AttributeError (not caught) when a FAQ is not an object or meta is null: traceback",
-)
 @pytest.mark.parametrize(
-    "data",
+    ("data", "where"),
     [
-        {"faqs": ["How do I pay the court fee?"], "queries": []},
-        {"meta": None, "faqs": EASY_SET["faqs"], "queries": EASY_SET["queries"]},
+        ({"faqs": ["How do I pay the court fee?"], "queries": []}, "faqs[0] must be an object"),
+        (
+            {"meta": None, "faqs": EASY_SET["faqs"], "queries": EASY_SET["queries"]},
+            "meta must be an object, not missing or null",
+        ),
+        ({"meta": "tiny", **EASY_SET_PARTS}, "meta must be an object"),
+        ({"meta": {"name": 7}, **EASY_SET_PARTS}, "meta.name must be text"),
+        ({"faqs": {"fee": "How do I pay?"}, "queries": []}, "faqs must be a list, not an object"),
+        ({"faqs": EASY_SET["faqs"], "queries": "none"}, "queries must be a list"),
+        ({"faqs": EASY_SET["faqs"], "queries": [None]}, "queries[0] must be an object"),
+        (
+            {"faqs": [{**EASY_SET["faqs"][0], "alt_questions": "Where do I pay"}], "queries": []},
+            "faqs[0].alt_questions must be a list",
+        ),
+        (
+            {"faqs": [{**EASY_SET["faqs"][0], "id": ["fee"]}], "queries": []},
+            "faqs[0].id must be a text or number id",
+        ),
+        (
+            {"faqs": EASY_SET["faqs"], "queries": [{"text": "fee?", "faq_ids": "fee"}]},
+            "queries[0].faq_ids must be a list",
+        ),
     ],
-    ids=["faq-is-a-string", "meta-is-null"],
+    ids=[
+        "faq-is-a-string",
+        "meta-is-null",
+        "meta-is-a-string",
+        "name-is-a-number",
+        "faqs-is-an-object",
+        "queries-is-a-string",
+        "query-is-null",
+        "alt-questions-is-a-string",
+        "id-is-a-list",
+        "faq-ids-is-a-string",
+    ],
 )
 def test_a_wrongly_shaped_eval_file_is_a_clear_error_not_a_traceback(
-    clean_environment: Path, data: object
+    clean_environment: Path, capsys: pytest.CaptureFixture[str], data: object, where: str
 ) -> None:
     path = write_eval(clean_environment, data, "shape.json")
 
-    status, _ = run("eval", str(path))
+    status, output = run("eval", str(path))
 
     assert status == 1
+    assert output == ""
+    error = capsys.readouterr().err
+    assert "shape.json" in error
+    assert where in error
+    assert "Traceback" not in error
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="bot/evaluation.py load_eval_file does not check that query texts are strings; "
-    "a number reaches bot.text.fold and raises TypeError: traceback",
+@pytest.mark.parametrize(
+    ("data", "where"),
+    [
+        (
+            {**EASY_SET, "queries": [{"text": 12368, "faq_id": "fee"}]},
+            "queries[0].text must be text, not the number 12368",
+        ),
+        (
+            {**EASY_SET, "queries": [*EASY_SET["queries"], {"text": None, "faq_id": "fee"}]},
+            f"queries[{len(EASY_SET['queries'])}].text must be text, not missing or null",
+        ),
+        (
+            {**EASY_SET, "faqs": [*EASY_SET["faqs"], {"id": "x", "question": ["a", "b"]}]},
+            f"faqs[{len(EASY_SET['faqs'])}].question must be text, not a list",
+        ),
+        (
+            {**EASY_SET, "faqs": [{**EASY_SET["faqs"][0], "alt_questions": ["ok", 3]}]},
+            "faqs[0].alt_questions[1] must be text, not the number 3",
+        ),
+    ],
+    ids=["query-number", "query-null", "question-list", "alt-question-number"],
 )
-def test_an_eval_query_that_is_not_text_is_a_clear_error(clean_environment: Path) -> None:
-    data = {**EASY_SET, "queries": [{"text": 12368, "faq_id": "fee"}]}
+def test_an_eval_query_or_question_that_is_not_text_is_a_clear_error(
+    clean_environment: Path, capsys: pytest.CaptureFixture[str], data: object, where: str
+) -> None:
     path = write_eval(clean_environment, data, "number.json")
 
-    status, _ = run("eval", str(path))
+    status, output = run("eval", str(path))
 
     assert status == 1
+    assert output == ""
+    error = capsys.readouterr().err
+    assert "number.json" in error
+    assert where in error
+
+
+def test_null_optional_fields_of_an_eval_file_are_read_as_absent(clean_environment: Path) -> None:
+    faqs = [
+        {**faq, "alt_questions": None, "answer": None, "lang": None} for faq in EASY_SET["faqs"]
+    ]
+    queries = [{"faq_ids": None, **query} for query in EASY_SET["queries"]]
+    path = write_eval(clean_environment, {**EASY_SET, "faqs": faqs, "queries": queries})
+
+    status, output = run("eval", str(path), "--json")
+
+    assert status == 0
+    assert json.loads(output)["files"][0]["out_of_scope"] == 1
 
 
 # --- the module entry point ----------------------------------------------------------------
@@ -421,3 +505,45 @@ def test_python_dash_m_bot_reports_usage_errors_with_status_2(clean_environment:
 
     assert completed.returncode == 2
     assert b"usage" in completed.stderr
+
+
+# --- a reader that stops reading (`civicdesk ask ... | head`) ------------------------------
+
+
+class ClosedPipe(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [("ask", "诉讼费怎么交"), ("ask", "诉讼费怎么交", "--json"), ("kb", "check")],
+    ids=["ask", "ask-json", "kb-check"],
+)
+def test_output_to_a_closed_pipe_ends_quietly_with_status_1(argv: tuple[str, ...]) -> None:
+    assert main(list(argv), out=ClosedPipe()) == 1
+
+
+@pytest.mark.parametrize("argv", [("ask", "诉讼费怎么交"), ("kb", "check")], ids=["ask", "kb"])
+def test_civicdesk_piped_into_a_reader_that_quits_prints_no_traceback(
+    clean_environment: Path, argv: tuple[str, ...]
+) -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CIVICDESK_")}
+    env["CIVICDESK_KNOWLEDGE"] = str(KNOWLEDGE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", *argv],
+        cwd=clean_environment,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # like `| head` that has read what it wanted, before civicdesk writes
+
+    stderr = process.stderr.read().decode("utf-8", "replace")
+    status = process.wait(timeout=120)
+
+    assert status == 1
+    assert "Traceback" not in stderr
+    assert "BrokenPipeError" not in stderr
+    assert stderr == ""

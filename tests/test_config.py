@@ -111,11 +111,6 @@ def test_every_setting_is_in_the_readme_configuration_table() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/config.py: CIVICDESK_KNOWLEDGE is parsed with Path, without expanduser, "
-    "unlike bot.knowledge.knowledge_path_from_env; '~/faq' in .env is taken literally",
-)
 def test_a_knowledge_folder_under_the_home_directory_can_be_written_with_a_tilde() -> None:
     settings = Settings.from_env({"CIVICDESK_KNOWLEDGE": "~/faq"})
 

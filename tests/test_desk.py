@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from bot.desk import CLARIFY_TTL_SECONDS, ClarifyMemory, Desk, parse_pick
+from bot.desk import (
+    CLARIFY_MAX_PENDING,
+    CLARIFY_TTL_SECONDS,
+    ClarifyMemory,
+    Desk,
+    parse_pick,
+)
 from bot.knowledge import Entry, KnowledgeBase, load_knowledge
 from bot.lengths import weibo_length
 from bot.policy import Answer, Clarify, PolicyConfig
@@ -460,42 +466,123 @@ def test_a_pick_after_the_time_limit_is_not_an_answer_to_the_old_question(
 def test_clarify_memory_forgets_after_its_time_limit() -> None:
     clock = Clock()
     memory = ClarifyMemory(clock=clock)
-    memory.remember("c1", ("a", "b"), "en")
-    memory.remember("c2", ("c", "d"), "zh")
+    memory.remember("telegram", "c1", ("a", "b"), "en")
+    memory.remember("telegram", "c2", ("c", "d"), "zh")
 
     clock.now += CLARIFY_TTL_SECONDS + 1
-    assert memory.take("c1") is None
+    assert memory.take("telegram", "c1") is None
 
     fresh = ClarifyMemory(clock=clock)
-    fresh.remember("c3", ("a", "b"), "en")
+    fresh.remember("telegram", "c3", ("a", "b"), "en")
     clock.now += 10
-    pending = fresh.take("c3")
+    pending = fresh.take("telegram", "c3")
     assert pending is not None
     assert pending.options == ("a", "b")
-    assert fresh.take("c3") is None  # taken once
+    assert fresh.take("telegram", "c3") is None  # taken once
+
+
+def test_clarify_memory_keeps_conversations_of_different_channels_apart() -> None:
+    memory = ClarifyMemory(clock=Clock())
+    memory.remember("telegram", "42", ("a", "b"), "en")
+    memory.remember("mastodon", "42", ("c", "d"), "zh")
+
+    mastodon = memory.take("mastodon", "42")
+    telegram = memory.take("telegram", "42")
+
+    assert mastodon is not None and mastodon.options == ("c", "d")
+    assert telegram is not None and telegram.options == ("a", "b")
+
+
+def test_clarify_memory_drops_expired_questions_when_remembering_new_ones() -> None:
+    clock = Clock()
+    memory = ClarifyMemory(clock=clock)
+    for n in range(100):
+        memory.remember("webchat", f"old-{n}", ("a", "b"), "en")
+    clock.now += CLARIFY_TTL_SECONDS / 2
+    memory.remember("webchat", "recent", ("a", "b"), "en")
+    assert len(memory) == 101
+
+    clock.now += CLARIFY_TTL_SECONDS / 2 + 1  # the old ones have expired, "recent" has not
+    memory.remember("webchat", "new", ("c", "d"), "en")
+
+    assert len(memory) == 2
+    assert memory.take("webchat", "recent") is not None
+    assert memory.take("webchat", "new") is not None
+
+
+def test_clarify_memory_keeps_at_most_max_pending_conversations_dropping_the_oldest() -> None:
+    clock = Clock()
+    memory = ClarifyMemory(clock=clock, max_pending=3)
+    for conversation in ("c1", "c2", "c3"):
+        memory.remember("webchat", conversation, ("a", "b"), "en")
+        clock.now += 1
+    memory.remember("webchat", "c1", ("a", "b"), "en")  # asked again: now the newest
+
+    memory.remember("webchat", "c4", ("a", "b"), "en")
+
+    assert len(memory) == 3
+    assert memory.take("webchat", "c2") is None  # the oldest, dropped
+    for conversation in ("c1", "c3", "c4"):
+        assert memory.take("webchat", conversation) is not None
+
+
+def test_the_default_memory_is_bounded() -> None:
+    clock = Clock()
+    memory = ClarifyMemory(clock=clock)
+    for n in range(CLARIFY_MAX_PENDING + 50):
+        memory.remember("webchat", str(n), ("a", "b"), "en")
+
+    assert len(memory) == CLARIFY_MAX_PENDING
+    assert memory.take("webchat", "0") is None
+    assert memory.take("webchat", str(CLARIFY_MAX_PENDING + 49)) is not None
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("1", 0), ("2", 1), ("（2）", 1), ("the second one", 1), ("第二个", 1), ("no. 3", 2)],
+    [
+        ("1", 0),
+        ("2", 1),
+        ("（2）", 1),
+        ("the second one", 1),
+        ("第二个", 1),
+        ("no. 3", 2),
+        ("1️⃣", 0),
+        ("2️⃣", 1),
+        ("3️⃣", 2),
+        ("2⃣", 1),
+        ("第2个", 1),
+        ("第2", 1),
+        ("第二個", 1),
+        ("#2", 1),
+        ("[2]", 1),
+        ("【2】", 1),
+        ("(2)", 1),
+        ("②", 1),
+        ("option 2", 1),
+        ("Option 2", 1),
+        ("no. 2", 1),
+        ("No.2", 1),
+        ("选2", 1),
+        ("2 👍", 1),
+        ("回复@示例中院:2", 1),
+        ("@court_bot #2", 1),
+    ],
 )
 def test_parse_pick_reads_the_usual_ways_of_choosing(text: str, expected: int) -> None:
     assert parse_pick(text, 3) == expected
 
 
-@pytest.mark.parametrize("text", ["4", "fourth", "how much is it", "12"])
+@pytest.mark.parametrize(
+    "text",
+    ["4", "fourth", "how much is it", "12", "4️⃣", "第4个", "#4", "[4]", "#help", "no", "2 or 3"],
+)
 def test_parse_pick_refuses_what_is_not_one_of_the_options(text: str) -> None:
     assert parse_pick(text, 3) is None
 
 
-# --- known bugs ------------------------------------------------------------------------------
+# --- picks across channels and platforms ---------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/desk.py ClarifyMemory is keyed by conversation only, not (channel, "
-    "conversation): a '1' in a same-numbered chat on another platform picks the option",
-)
 def test_a_number_in_a_same_named_conversation_on_another_channel_is_not_a_pick(
     fees_desk: Desk,
 ) -> None:
@@ -506,11 +593,27 @@ def test_a_number_in_a_same_named_conversation_on_another_channel_is_not_a_pick(
     assert reply.decision.decision != "answer"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/desk.py parse_pick: a keycap emoji '2️⃣' or '第2个' is not read as a pick",
-)
-@pytest.mark.parametrize("text", ["2️⃣", "第2个"])
+def test_the_pick_counts_in_the_same_conversation_on_the_same_channel(fees_desk: Desk) -> None:
+    options = ask_vague(fees_desk, "42", channel="telegram").options
+    fees_desk.respond("1", conversation="42", channel="mastodon")
+
+    reply = fees_desk.respond("2", conversation="42", channel="telegram")
+
+    assert reply.decision.decision == "answer"
+    assert reply.entry_id == options[1].id
+
+
+def test_a_weibo_reply_comment_picks_an_option(fees_desk: Desk) -> None:
+    options = ask_vague(fees_desk, "w1", channel="weibo", public=True, mention="zhang").options
+
+    reply = fees_desk.respond(
+        "回复@示例中院:2️⃣", conversation="w1", channel="weibo", public=True, mention="zhang"
+    )
+
+    assert reply.entry_id == options[1].id
+
+
+@pytest.mark.parametrize("text", ["2️⃣", "第2个", "#2", "[2]", "(2)", "option 2", "no. 2"])
 def test_common_mobile_ways_of_picking_the_second_option(fees_desk: Desk, text: str) -> None:
     options = ask_vague(fees_desk).options
 
@@ -519,34 +622,22 @@ def test_common_mobile_ways_of_picking_the_second_option(fees_desk: Desk, text: 
     assert reply.entry_id == options[1].id
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/text.py _URL '\\S+' swallows the question glued after a link "
-    "('http://t.cn/abc诉讼费怎么交'), so the desk asks the citizen to type a question",
-)
+# --- decorations glued to the question, and everyday small talk ------------------------------
+
+
 def test_a_question_glued_to_a_weibo_short_link_is_still_answered(desk: Desk) -> None:
     reply = desk.respond("http://t.cn/A6abc诉讼费怎么交")
 
     assert reply.entry_id == "pay-court-fee"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/text.py _WEIBO_TOPIC '#[^#\\n]{1,64}#' takes the words between two "
-    "hashtags for a Weibo topic and drops the question",
-)
 def test_a_question_between_two_hashtags_is_still_answered(desk: Desk) -> None:
-    # What is left today is "parking": the citizen is told about parking, not fees.
+    # Read as one Weibo topic "#help How ... #", the question was dropped and "parking" was left.
     reply = desk.respond("#help How do I pay the court fee? #parking")
 
     assert reply.entry_id == "pay-court-fee"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/smalltalk.py: combined or common greetings/thanks are not small talk, "
-    "so they are escalated to staff",
-)
 @pytest.mark.parametrize("text", ["你好，在吗？", "谢谢啦", "thank you so much"])
 def test_everyday_small_talk_is_not_escalated_to_staff(desk: Desk, text: str) -> None:
     reply = desk.respond(text)

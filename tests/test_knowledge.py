@@ -20,7 +20,6 @@ from bot.knowledge import (
     KnowledgeError,
     Problem,
     check_knowledge,
-    knowledge_path_from_env,
     load_knowledge,
 )
 
@@ -115,12 +114,6 @@ def test_synonyms_are_stored_folded_variant_to_canonical(kb: Path) -> None:
         "zh": {"诉讼费用": "诉讼费", "案件受理费": "诉讼费"},
         "en": {"litigation cost": "court fee", "filing fee": "court fee"},
     }
-
-
-def test_knowledge_path_comes_from_civicdesk_knowledge() -> None:
-    assert knowledge_path_from_env({}) == Path("knowledge")
-    assert knowledge_path_from_env({"CIVICDESK_KNOWLEDGE": ""}) == Path("knowledge")
-    assert knowledge_path_from_env({"CIVICDESK_KNOWLEDGE": "/srv/faq"}) == Path("/srv/faq")
 
 
 # --- the folder ---------------------------------------------------------------------------------

@@ -292,14 +292,9 @@ def test_a_higher_clarify_threshold_stops_offering_weak_candidates() -> None:
     assert isinstance(decide(candidates, KB, PRIVATE, config), Escalate)
 
 
-# --- known bugs ----------------------------------------------------------------------------
+# --- only servable entries compete ----------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/policy.py decide(): the margin is measured against the runner-up even when that "
-    "runner-up is expired and can never be served, so a clear valid match is escalated",
-)
 def test_an_expired_runner_up_does_not_stop_a_clear_valid_answer() -> None:
     # 'pay-fee' is the only servable entry and scores well above the threshold; the expired
     # notice that happens to score close behind it can never be served.
@@ -312,3 +307,71 @@ def test_an_expired_runner_up_does_not_stop_a_clear_valid_answer() -> None:
 
     assert isinstance(decision, Answer)
     assert decision.entry.id == "pay-fee"
+
+
+def test_the_margin_is_measured_against_the_next_servable_entry() -> None:
+    # The expired notice in between is skipped: 'pay-fee' leads 'fee-amount' by only 0.04.
+    decision = decide(
+        [cand("pay-fee", 0.80), cand("temporary-hall", 0.79), cand("fee-amount", 0.76)],
+        KB,
+        PRIVATE,
+        DEFAULTS,
+    )
+
+    assert isinstance(decision, Clarify)
+    assert [e.id for e in decision.options] == ["pay-fee", "fee-amount"]
+
+
+def test_an_expired_entry_does_not_take_a_place_among_the_offered_options() -> None:
+    decision = decide(
+        [cand("pay-fee", 0.60), cand("temporary-hall", 0.59), cand("fee-amount", 0.58)],
+        KB,
+        PRIVATE,
+        PolicyConfig(clarify_max=2),
+    )
+
+    assert isinstance(decision, Clarify)
+    assert [e.id for e in decision.options] == ["pay-fee", "fee-amount"]
+
+
+def test_a_clear_expired_best_match_is_escalated_saying_it_expired() -> None:
+    decision = decide(
+        [cand("temporary-hall", 0.90), cand("pay-fee", 0.50)],
+        KB,
+        PRIVATE,
+        DEFAULTS,
+    )
+
+    assert isinstance(decision, Escalate)
+    assert decision.entry is not None and decision.entry.id == "temporary-hall"
+    assert "expired on 2025-12-31" in decision.reason
+
+
+def test_an_unclear_expired_best_match_is_escalated_saying_it_expired() -> None:
+    decision = decide([cand("temporary-hall", 0.80), cand("pay-fee", 0.78)], KB, PRIVATE, DEFAULTS)
+
+    assert isinstance(decision, Escalate)
+    assert "expired on 2025-12-31" in decision.reason
+
+
+@pytest.mark.parametrize(("best", "second"), [(0.70, 0.64), (0.69, 0.63), (0.62, 0.56)])
+def test_a_lead_of_exactly_the_margin_is_enough_despite_float_rounding(
+    best: float, second: float
+) -> None:
+    assert best - second < 0.06  # 0.0599999...: float rounding, not a smaller lead
+    config = PolicyConfig(answer_threshold=0.6, answer_margin=0.06)
+
+    decision = decide([cand("pay-fee", best), cand("fee-amount", second)], KB, PRIVATE, config)
+
+    assert isinstance(decision, Answer)
+    assert decision.entry.id == "pay-fee"
+
+
+def test_a_candidate_exactly_at_the_edge_of_the_clarify_band_is_offered() -> None:
+    assert 0.65 - 0.57 > 0.08  # 0.0800...01: float rounding, not a wider gap
+    config = PolicyConfig(answer_margin=0.2, clarify_band=0.08)
+
+    decision = decide([cand("pay-fee", 0.65), cand("fee-amount", 0.57)], KB, PRIVATE, config)
+
+    assert isinstance(decision, Clarify)
+    assert [e.id for e in decision.options] == ["pay-fee", "fee-amount"]

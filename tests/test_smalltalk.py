@@ -88,3 +88,52 @@ def test_real_questions_that_contain_polite_words_are_not_small_talk(text: str) 
 def test_a_repeated_phrase_must_repeat_whole() -> None:
     assert classify_smalltalk("谢谢谢") is None
     assert classify_smalltalk("hellohell") is None
+
+
+# --- combinations of phrases, fillers and intensifiers ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("你好，在吗？", SmallTalk.GREETING),
+        ("你好呀~", SmallTalk.GREETING),
+        ("在吗在吗", SmallTalk.GREETING),
+        ("hi there, anyone there?", SmallTalk.GREETING),
+        ("谢谢啦", SmallTalk.THANKS),
+        ("好的，谢谢啦~", SmallTalk.THANKS),
+        ("太感谢了！", SmallTalk.THANKS),
+        ("非常感谢您", SmallTalk.THANKS),
+        ("thank you so much", SmallTalk.THANKS),
+        ("Thanks so much!", SmallTalk.THANKS),
+        ("thanks a lot, thank you very much", SmallTalk.THANKS),
+        ("thankyou", SmallTalk.THANKS),
+        ("你好，谢谢", SmallTalk.THANKS),
+        ("谢谢，再见", SmallTalk.GOODBYE),
+        ("ok thanks, bye", SmallTalk.GOODBYE),
+        ("byebye", SmallTalk.GOODBYE),
+    ],
+)
+def test_a_message_made_only_of_small_talk_phrases_is_small_talk(
+    text: str, kind: SmallTalk
+) -> None:
+    assert classify_smalltalk(text) is kind
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "谢谢啦，诉讼费怎么交",
+        "你好呀，在吗，我想问立案",
+        "thank you so much, where do I pay?",
+        "so much",  # an intensifier alone thanks no one
+        "hello there, my case",
+    ],
+)
+def test_one_other_word_makes_a_possible_question(text: str) -> None:
+    assert classify_smalltalk(text) is None
+
+
+def test_a_long_message_of_small_talk_is_classified_quickly() -> None:
+    assert classify_smalltalk("好的谢谢" * 5000 + "诉讼费") is None
+    assert classify_smalltalk("好的谢谢" * 5000) is SmallTalk.THANKS

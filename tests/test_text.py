@@ -213,24 +213,61 @@ def test_no_synonyms_leaves_the_text_alone() -> None:
     assert apply_synonyms("诉讼费用 fees", {}) == "诉讼费用 fees"
 
 
-# --- known bugs ----------------------------------------------------------------------------
+# --- links and hashtags glued to the question ---------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/text.py _URL: '(?:https?://|www\\.)\\S+' also swallows Chinese text glued "
-    "after a link",
-)
 def test_a_question_glued_after_a_link_is_kept() -> None:
     assert strip_decorations("http://t.cn/A6abcDE诉讼费怎么交") == "诉讼费怎么交"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/text.py _WEIBO_TOPIC: '#[^#\\n]{1,64}#' matches from one hashtag to the "
-    "next and removes the words between them",
+@pytest.mark.parametrize(
+    ("text", "question"),
+    [
+        ("http://t.cn/A6abcDE，诉讼费怎么交", "，诉讼费怎么交"),
+        ("诉讼费怎么交（http://t.cn/A6abcDE）", "诉讼费怎么交（ ）"),
+        ("see (https://court.example.gov/fees) to pay", "see ( ) to pay"),
+        ("the page 'https://court.example.gov/fees' says", "the page ' ' says"),
+        ("read https://court.example.gov/fees.", "read ."),
+        ("read https://court.example.gov/fees, then pay", "read , then pay"),
+        ("http://t.cn/A6abcDE[微笑]诉讼费怎么交", "诉讼费怎么交"),
+        ("https://court.example.gov/a_b/c-d?q=1#top 怎么交", "怎么交"),
+    ],
+    ids=[
+        "full-width-comma",
+        "full-width-brackets",
+        "brackets",
+        "quotes",
+        "full-stop",
+        "comma",
+        "weibo-emoticon",
+        "ascii-url-characters",
+    ],
 )
+def test_a_link_ends_at_the_first_character_that_is_not_part_of_a_url(
+    text: str, question: str
+) -> None:
+    assert strip_decorations(text) == question
+
+
+def test_fold_keeps_a_question_glued_after_a_link() -> None:
+    assert fold("http://t.cn/A6abcDE訴訟費怎麼交") == "诉讼费怎么交"
+
+
 def test_the_words_between_two_hashtags_are_kept() -> None:
     assert strip_decorations("#help how do I pay the court fee #courts") == (
         "how do I pay the court fee"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "question"),
+    [
+        ("#诉讼服务#诉讼费怎么交", "诉讼费怎么交"),
+        ("#诉讼服务# 诉讼费怎么交 #法院#", "诉讼费怎么交"),
+        ("#诉讼 诉讼费怎么交 #法院", "诉讼费怎么交"),
+        ("#help #courts how do I appeal", "how do I appeal"),
+        ("how do I appeal #courts #help", "how do I appeal"),
+    ],
+)
+def test_topics_and_hashtags_take_only_their_own_words(text: str, question: str) -> None:
+    assert strip_decorations(text) == question
