@@ -20,8 +20,8 @@ class PolicyConfig:
     """Thresholds on the matcher's scores; the defaults were chosen on the development data
     (README, "How the thresholds were chosen")."""
 
-    answer_threshold: float = 0.62  # below this the best entry is not trusted on its own
-    answer_margin: float = 0.06  # the best entry must lead the next one by this much
+    answer_threshold: float = 0.55  # below this the best entry is not trusted on its own
+    answer_margin: float = 0.15  # the best entry must lead the next one by this much
     clarify_threshold: float = 0.5  # candidates worth offering in "did you mean"
     clarify_band: float = 0.08  # offered candidates lie within this of the best one
     clarify_max: int = 3
@@ -110,11 +110,13 @@ def decide(
     if best.score >= config.answer_threshold and margin >= config.answer_margin - _TOLERANCE:
         why = f"best match '{best.entry_id}' scored {best.score:.2f}, {margin:.2f} ahead"
         return serve_entry(best_entry, best.score, context, why)
+    # A strong match that merely lacks a lead is a choice between the entries sharing the lead:
+    # ask. A weaker one is offered only with entries that score almost the same.
+    band = config.answer_margin if best.score >= config.answer_threshold else config.clarify_band
     close = [
         entry
         for c, entry in servable[: config.clarify_max]
-        if c.score >= config.clarify_threshold
-        and best.score - c.score <= config.clarify_band + _TOLERANCE
+        if c.score >= config.clarify_threshold and best.score - c.score <= band + _TOLERANCE
     ]
     if len(close) >= 2:
         ids = ", ".join(e.id for e in close)

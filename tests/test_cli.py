@@ -17,6 +17,7 @@ import pytest
 from bot.cli import main
 from bot.config import SETTINGS
 from bot.lengths import weibo_length
+from bot.policy import PolicyConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 KNOWLEDGE = ROOT / "knowledge"
@@ -302,7 +303,7 @@ def test_eval_json_reports_perfect_top1_on_an_easy_set(clean_environment: Path) 
 
     assert status == 0
     result = json.loads(output)
-    assert result["policy"]["answer_threshold"] == pytest.approx(0.62)
+    assert result["policy"]["answer_threshold"] == pytest.approx(PolicyConfig().answer_threshold)
     [report] = result["files"]
     assert report["file"] == "tiny-court"
     assert report["queries"] == 4
