@@ -1,13 +1,16 @@
 """The adapter contract: what the core needs to know about a platform, and nothing else.
 
-For now it holds `TextRules`: a channel's length limit and how that platform counts length.
-The `Adapter` protocol and its request/reply types join it here.
+Adapters never see aiohttp's server types: the web layer hands them a `RawRequest` that keeps the
+raw body (signatures are computed over bytes), and they answer handshakes with an `HttpReply`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from bot.messages import InboundMessage, OutboundMessage, SendResult
 
 from bot.lengths import (
     mastodon_length,
@@ -61,3 +64,62 @@ def rules_for(channel: str) -> TextRules:
         return TEXT_RULES[key]
     platform = key.replace("_", "-").split("-", 1)[0]
     return TEXT_RULES.get(platform, DEFAULT_TEXT_RULES)
+
+
+class Unauthorized(Exception):
+    """The request's signature or token is wrong or stale: 401, and nothing of it is stored."""
+
+
+class BadRequest(Exception):
+    """The request is malformed for this platform: 400 with the message, nothing stored."""
+
+
+@dataclass(frozen=True)
+class RawRequest:
+    method: str
+    path: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]  # case-insensitive lookups: use `header()`
+    body: bytes
+    remote: str | None = None
+
+    def header(self, name: str) -> str | None:
+        lowered = name.lower()
+        for key, value in self.headers.items():
+            if key.lower() == lowered:
+                return value
+        return None
+
+
+@dataclass(frozen=True)
+class HttpReply:
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "text/plain"
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class Adapter(Protocol):
+    """One configured channel of one platform."""
+
+    name: str  # the configured channel name
+    text_rules: TextRules
+
+    def verify(self, raw: RawRequest) -> None:
+        """Raise Unauthorized unless the request really comes from the platform."""
+
+    def handshake(self, raw: RawRequest) -> HttpReply | None:
+        """Answer a GET challenge or URL verification; None when this is no handshake."""
+
+    def parse(self, raw: RawRequest) -> list[InboundMessage]:
+        """The messages in a verified request; events this channel does not serve are skipped.
+        Raise BadRequest for a malformed body."""
+
+    def acknowledge(self, raw: RawRequest) -> HttpReply:
+        """What the platform expects once the messages are stored (often an empty 200)."""
+
+    async def send(self, msg: OutboundMessage) -> SendResult:
+        """Deliver one reply; the only network call an adapter makes."""
+
+    async def close(self) -> None:
+        """Release what the adapter holds (HTTP sessions)."""

@@ -1,0 +1,64 @@
+"""Platform-neutral messages: what adapters produce and consume. No I/O here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """One thing a citizen (or a staff member) said to the account."""
+
+    channel: str  # configured channel name, e.g. "weibo" or "telegram-staff"
+    platform_id: str  # the platform's own id of this event: the dedup key (always a string)
+    conversation: str  # where a reply goes (chat id, thread, status id, e-mail thread)
+    sender: str  # platform user id
+    text: str
+    public: bool  # a public mention or comment (True) or a private message (False)
+    sender_name: str | None = None  # for display only
+    lang_hint: str | None = None  # from the platform, if it says
+    reply_to: str | None = None  # the platform id this message answers (threads, staff replies)
+    received_at: datetime = field(default_factory=utcnow)
+    raw: Mapping[str, Any] = field(default_factory=dict)  # what the platform sent, for the log
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """One reply to deliver through a channel's adapter."""
+
+    id: int  # the outbox row id: also the idempotency key a receiver may deduplicate on
+    channel: str
+    conversation: str
+    text: str
+    public: bool
+    recipient: str | None = None  # platform user id, where the platform addresses users
+    reply_to: str | None = None  # platform id of the message being answered
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What a delivery attempt came to; adapters classify errors, the worker acts on them."""
+
+    ok: bool
+    platform_id: str | None = None  # the platform's id of the sent message
+    retryable: bool = True  # False: retrying cannot help (bad recipient, window closed, ...)
+    retry_after: float | None = None  # seconds, when the platform said so
+    error: str | None = None
+
+    @classmethod
+    def sent(cls, platform_id: str | None = None) -> SendResult:
+        return cls(ok=True, platform_id=platform_id)
+
+    @classmethod
+    def failed(
+        cls, error: str, *, retryable: bool = True, retry_after: float | None = None
+    ) -> SendResult:
+        return cls(ok=False, retryable=retryable, retry_after=retry_after, error=error)

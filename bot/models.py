@@ -1,0 +1,116 @@
+"""The tables civicdesk keeps. All SQL that reads or writes them lives in `bot.store`.
+
+Statuses are plain strings (constants below) so that operators can read them in any SQL client.
+Times are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+# inbox.status
+INBOX_NEW, INBOX_CLAIMED, INBOX_DONE = "new", "claimed", "done"
+# outbox.status
+OUTBOX_PENDING, OUTBOX_SENDING, OUTBOX_SENT, OUTBOX_DEAD = "pending", "sending", "sent", "dead"
+# escalation.status
+ESCALATION_OPEN, ESCALATION_ANSWERED, ESCALATION_CLOSED = "open", "answered", "closed"
+
+
+def _when(**kwargs: Any) -> Any:
+    return Field(sa_column=Column(DateTime(timezone=True), **kwargs))
+
+
+class InboxMessage(SQLModel, table=True):
+    """A message as received: stored before the platform gets its 200."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (
+        UniqueConstraint("channel", "platform_id", name="uq_inbox_channel_platform_id"),
+        Index("ix_inbox_claimable", "status", "lease_until"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=64)
+    platform_id: str = Field(max_length=255)
+    conversation: str = Field(max_length=255)
+    sender: str = Field(max_length=255)
+    sender_name: str | None = Field(default=None, max_length=255)
+    text: str
+    public: bool = False
+    lang_hint: str | None = Field(default=None, max_length=16)
+    reply_to: str | None = Field(default=None, max_length=255)
+    received_at: datetime = _when(nullable=False)
+    status: str = Field(default=INBOX_NEW, max_length=16)
+    claimed_by: str | None = Field(default=None, max_length=64)
+    lease_until: datetime | None = _when(nullable=True)
+    attempts: int = 0
+    decision: str | None = Field(default=None, max_length=16)  # answer, clarify, escalate, ...
+    entry_id: str | None = Field(default=None, max_length=128)
+    processed_at: datetime | None = _when(nullable=True)
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A reply waiting to leave, leaving, sent, or dead-lettered."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    inbox_id: int | None = Field(default=None, foreign_key="inbox.id", index=True)
+    escalation_id: int | None = Field(default=None, foreign_key="escalation.id")
+    channel: str = Field(max_length=64)
+    conversation: str = Field(max_length=255)
+    recipient: str | None = Field(default=None, max_length=255)
+    reply_to: str | None = Field(default=None, max_length=255)
+    public: bool = False
+    text: str
+    kind: str = Field(default="reply", max_length=16)  # reply, ack, answer (a human's), ticket
+    status: str = Field(default=OUTBOX_PENDING, max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime = _when(nullable=False)
+    claimed_by: str | None = Field(default=None, max_length=64)
+    lease_until: datetime | None = _when(nullable=True)
+    last_error: str | None = None
+    platform_message_id: str | None = Field(default=None, max_length=255)
+    created_at: datetime = _when(nullable=False)
+    sent_at: datetime | None = _when(nullable=True)
+
+
+class Escalation(SQLModel, table=True):
+    """A question handed to a human, with the reference code the citizen was given."""
+
+    __tablename__ = "escalation"
+
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str = Field(max_length=16, unique=True, index=True)
+    status: str = Field(default=ESCALATION_OPEN, max_length=16, index=True)
+    inbox_id: int | None = Field(default=None, foreign_key="inbox.id")
+    channel: str = Field(max_length=64)
+    conversation: str = Field(max_length=255)
+    sender: str = Field(max_length=255)
+    sender_name: str | None = Field(default=None, max_length=255)
+    public: bool = False
+    question: str
+    reason: str
+    candidates: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    answer: str | None = None
+    answered_by: str | None = Field(default=None, max_length=128)
+    created_at: datetime = _when(nullable=False)
+    answered_at: datetime | None = _when(nullable=True)
+    closed_at: datetime | None = _when(nullable=True)
+
+
+class ConversationState(SQLModel, table=True):
+    """Per-conversation state: the options a clarifying question offered."""
+
+    __tablename__ = "conversation_state"
+
+    channel: str = Field(primary_key=True, max_length=64)
+    conversation: str = Field(primary_key=True, max_length=255)
+    pending_options: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    pending_lang: str | None = Field(default=None, max_length=8)
+    expires_at: datetime | None = _when(nullable=True)
