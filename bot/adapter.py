@@ -10,8 +10,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from bot.messages import InboundMessage, OutboundMessage, SendResult
-
 from bot.lengths import (
     mastodon_length,
     plain_length,
@@ -19,6 +17,7 @@ from bot.lengths import (
     weibo_length,
     x_length,
 )
+from bot.messages import InboundMessage, OutboundMessage, SendResult
 
 
 @dataclass(frozen=True)
