@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 
 import numpy as np
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 from scipy import sparse
 
 from bot.text import (
@@ -70,6 +70,9 @@ class MatcherWeights:
     coverage: float = 0.7  # share of a phrasing's score from how much of the question it covers
     fuzzy: float = 0.25  # share of the final score taken by the rapidfuzz re-score
     rerank_depth: int = 20
+    # A feature in more phrasings than both of these is left out of the phrasing pass.
+    common_postings_floor: int = 5000
+    common_postings_share: float = 0.05
     fuzzy_phrasings: int = 10  # an entry's closest phrasings that rapidfuzz compares
 
 
@@ -112,16 +115,6 @@ def features(folded: str, weights: MatcherWeights) -> dict[str, float]:
     return {key: group[key] * (1.0 + math.log(n)) for key, n in counts.items()}
 
 
-class _Vocabulary:
-    def __init__(self) -> None:
-        self.index: dict[str, int] = {}
-
-    def add(self, keys: Sequence[str]) -> None:
-        for key in keys:
-            if key not in self.index:
-                self.index[key] = len(self.index)
-
-
 def _tfidf_rows(
     rows: Sequence[dict[str, float]], vocab: dict[str, int], idf: np.ndarray
 ) -> sparse.csr_matrix:
@@ -153,25 +146,53 @@ class _Postings:
     """A feature-major sparse matrix used as an inverted index: a query reads only the
     postings of its own features."""
 
-    def __init__(self, matrix: sparse.csr_matrix, *, presence: bool = False) -> None:
+    def __init__(self, matrix: sparse.csr_matrix) -> None:
         by_feature = sparse.csr_matrix(matrix.T)
         by_feature.sort_indices()
         self.indptr = by_feature.indptr.astype(np.int64)
         self.indices = by_feature.indices.astype(np.int64)
-        self.data = np.ones_like(by_feature.data) if presence else by_feature.data
+        self.data = by_feature.data.astype(np.float32)
         self.size = matrix.shape[0]
+
+    def gather(self, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Positions of the query features' postings, and how many each feature has."""
+        starts = self.indptr[cols]
+        lengths = self.indptr[cols + 1] - starts
+        shift = starts - (np.cumsum(lengths) - lengths)
+        return np.arange(int(lengths.sum())) + np.repeat(shift, lengths), lengths
 
     def dot(self, cols: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """matrix @ query for a sparse query given as (cols, weights)."""
-        starts, ends = self.indptr[cols], self.indptr[cols + 1]
-        lengths = ends - starts
-        if not lengths.sum():
-            return np.zeros(self.size, dtype=np.float32)
-        picks = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends, strict=True)])
+        picks, lengths = self.gather(cols)
         contributions = self.data[picks] * np.repeat(weights, lengths)
-        return np.bincount(self.indices[picks], contributions, minlength=self.size).astype(
-            np.float32
+        return np.bincount(self.indices[picks], contributions, minlength=self.size)
+
+
+def _centroids_by_query_lang(
+    phrasings: sparse.csr_matrix, entry_of: np.ndarray, langs: Sequence[str], n_entries: int
+) -> dict[str, _Postings]:
+    """For each query language, one matrix of entry centroids: the centroid of an entry's
+    phrasings in that language, or in another language where the entry has none."""
+    per_lang: dict[str, sparse.csr_matrix] = {}
+    has: dict[str, np.ndarray] = {}
+    for lang in sorted(set(langs)):
+        mask = np.array([pl == lang for pl in langs])
+        member = sparse.csr_matrix(
+            (np.ones(int(mask.sum()), dtype=np.float32), (entry_of[mask], np.nonzero(mask)[0])),
+            shape=(n_entries, phrasings.shape[0]),
         )
+        per_lang[lang] = _normalise_rows(member @ phrasings)
+        has[lang] = np.asarray(member.sum(axis=1)).ravel() > 0
+    fused: dict[str, _Postings] = {}
+    for lang in per_lang:
+        filled = np.zeros(n_entries, dtype=bool)
+        total = sparse.csr_matrix((n_entries, phrasings.shape[1]), dtype=np.float32)
+        for other in [lang, *(o for o in per_lang if o != lang)]:
+            take = has[other] & ~filled
+            total = total + sparse.diags(take.astype(np.float32)) @ per_lang[other]
+            filled |= take
+        fused[lang] = _Postings(sparse.csr_matrix(total))
+    return fused
 
 
 class Matcher:
@@ -188,21 +209,23 @@ class Matcher:
         self.entry_ids = [doc.entry_id for doc in docs]
         self._texts: list[str] = []  # folded phrasing, for the fuzzy re-score
         self._originals: list[str] = []
-        self._phrasing_entry: list[int] = []
         self._phrasing_lang: list[str] = []
+        phrasing_entry: list[int] = []
         rows: list[dict[str, float]] = []
         answer_rows: list[dict[str, float]] = []
         for entry_index, doc in enumerate(docs):
             for lang, phrasings in doc.phrasings.items():
                 for phrasing in phrasings:
-                    folded = self._prepare(phrasing, lang)
+                    folded = self._with_synonyms(fold(phrasing), lang)
                     self._texts.append(folded)
                     self._originals.append(phrasing)
-                    self._phrasing_entry.append(entry_index)
+                    phrasing_entry.append(entry_index)
                     self._phrasing_lang.append(lang)
                     rows.append(features(folded, self.weights))
-            answer = " ".join(doc.answers.values())
-            answer_rows.append(features(self._prepare(answer, detect_lang(answer)), self.weights))
+            answer = fold(" ".join(doc.answers.values()))
+            answer_rows.append(
+                features(self._with_synonyms(answer, detect_lang(answer)), self.weights)
+            )
 
         # Document frequencies over answers too: a word in every answer is no evidence even if
         # only one phrasing happens to use it.
@@ -214,42 +237,34 @@ class Matcher:
         self._idf = np.array(
             [math.log((n + 1) / (df[k] + 1)) + 1.0 for k in vocab], dtype=np.float32
         )
+        self._idf_unknown = float(self._idf.max()) if len(self._idf) else 1.0
         self._vocab = vocab
-        self._entry_of = np.array(self._phrasing_entry, dtype=np.int32)
-        sizes = np.bincount(self._entry_of, minlength=len(docs))
+        entry_of = np.array(phrasing_entry, dtype=np.int32)
+        sizes = np.bincount(entry_of, minlength=len(docs))
         self._entry_sizes = sizes
         self._entry_starts = np.concatenate(([0], np.cumsum(sizes)[:-1])).clip(
             max=max(len(rows) - 1, 0)
         )
         self._entry_nonempty = (sizes > 0).astype(np.float32)
         phrasings = _tfidf_rows(rows, vocab, self._idf)
+        del rows  # the feature dicts are the bulk of the build's memory
         self._phrasings = _Postings(phrasings)
-        # The same postings as 0/1: how much of a question's weight a phrasing covers at all.
-        self._presence = _Postings(phrasings, presence=True)
-        # Centroids per (entry, language): the mean of an entry's phrasing vectors.
-        self._lang_centroids: dict[str, _Postings] = {}
-        self._lang_has: dict[str, np.ndarray] = {}
-        n_entries = len(docs)
-        for lang in {*self._phrasing_lang}:
-            mask = np.array([pl == lang for pl in self._phrasing_lang])
-            member = sparse.csr_matrix(
-                (
-                    np.ones(int(mask.sum()), dtype=np.float32),
-                    (self._entry_of[mask], np.nonzero(mask)[0]),
-                ),
-                shape=(n_entries, len(rows)),
-            )
-            self._lang_centroids[lang] = _Postings(_normalise_rows(member @ phrasings))
-            self._lang_has[lang] = np.asarray(member.sum(axis=1)).ravel() > 0
+        self._postings_count = np.diff(self._phrasings.indptr)
+        self._max_postings = max(
+            self.weights.common_postings_floor,
+            int(self.weights.common_postings_share * len(self._texts)),
+        )
+        self._centroids = _centroids_by_query_lang(
+            phrasings, entry_of, self._phrasing_lang, len(docs)
+        )
         self._answers = _Postings(_tfidf_rows(answer_rows, vocab, self._idf))
 
     @property
     def phrasing_count(self) -> int:
         return len(self._texts)
 
-    def _prepare(self, text: str, lang: str) -> str:
-        folded = fold(text)
-        for syn_lang in (lang, *LANGS):
+    def _with_synonyms(self, folded: str, lang: str) -> str:
+        for syn_lang in (lang, *(other for other in LANGS if other != lang)):
             if syn_lang in self.synonyms:
                 folded = apply_synonyms(folded, self.synonyms[syn_lang])
         return folded
@@ -258,66 +273,72 @@ class Matcher:
         """The query's known feature columns, their TF-IDF weights, and the total weight of
         all its features (unknown words count against every entry alike)."""
         feats = features(folded, self.weights)
-        idf_unknown = float(self._idf.max()) if len(self._idf) else 1.0
-        cols = np.array([self._vocab[k] for k in feats if k in self._vocab], dtype=np.int64)
-        vals = np.array([feats[k] for k in feats if k in self._vocab], dtype=np.float32)
-        vals = vals * self._idf[cols] if len(cols) else vals
-        unknown = sum(v for k, v in feats.items() if k not in self._vocab) * idf_unknown
+        known = [k for k in feats if k in self._vocab]
+        cols = np.array([self._vocab[k] for k in known], dtype=np.int64)
+        vals = np.array([feats[k] for k in known], dtype=np.float32) * self._idf[cols]
+        unknown = sum(v for k, v in feats.items() if k not in self._vocab) * self._idf_unknown
         return cols, vals, float(vals.sum()) + unknown
 
     def rank(self, text: str, limit: int = 5) -> list[Candidate]:
         """The best `limit` entries for `text`, best first; empty when nothing overlaps."""
-        lang = detect_lang(fold(text))
-        query = self._prepare(text, lang if lang in LANGS else "en")
+        folded = fold(text)
+        lang = detect_lang(folded)
+        query = self._with_synonyms(folded, lang if lang in LANGS else "en")
         cols, vals, total = self._query_weights(query)
         if not len(cols) or not self.entry_ids:
             return []
         w = self.weights
         unit = vals / (float(np.linalg.norm(vals)) or 1.0)
-        cosines = self._phrasings.dot(cols, unit)
-        covered = self._presence.dot(cols, vals / total)
-        phrasing_scores = (1 - w.coverage) * cosines + w.coverage * covered
-        best = np.maximum.reduceat(phrasing_scores, self._entry_starts) * self._entry_nonempty
-        lexical = w.best_phrasing * best + (1 - w.best_phrasing) * self._centroid_scores(
-            cols, unit, lang
+        # One pass over the postings gives each phrasing its cosine and its coverage of the
+        # question at once (both read the same postings). Features found in a large share of
+        # all phrasings ("my", "的") would cost most of the reading for little evidence, so
+        # they speak only through the centroids, the answers and the rapidfuzz re-score.
+        selective = self._postings_count[cols] <= self._max_postings
+        s_cols, s_vals, s_unit = cols[selective], vals[selective], unit[selective]
+        s_total = total - float(vals[~selective].sum())
+        picks, lengths = self._phrasings.gather(s_cols)
+        per_posting = self._phrasings.data[picks] * np.repeat((1 - w.coverage) * s_unit, lengths)
+        per_posting += np.repeat((w.coverage / (s_total or 1.0)) * s_vals, lengths)
+        phrasing_scores = np.bincount(
+            self._phrasings.indices[picks], per_posting, minlength=self._phrasings.size
         )
+        best = np.maximum.reduceat(phrasing_scores, self._entry_starts) * self._entry_nonempty
+        centroids = self._centroids.get(lang) or next(iter(self._centroids.values()))
+        lexical = w.best_phrasing * best + (1 - w.best_phrasing) * centroids.dot(cols, unit)
         lexical = (1 - w.answer) * lexical + w.answer * self._answers.dot(cols, unit)
         depth = min(w.rerank_depth, len(self.entry_ids))
         top = np.argpartition(-lexical, depth - 1)[:depth]
-        rescored = (self._rescore(query, int(e), lexical, phrasing_scores) for e in top)
-        candidates = sorted((c for c in rescored if c is not None), key=lambda c: -c.score)
-        return candidates[:limit]
+        top = top[lexical[top] > 0]
+        return self._rescore(query, top, lexical, phrasing_scores)[:limit]
 
     def _rescore(
-        self, query: str, entry_index: int, lexical: np.ndarray, phrasing_scores: np.ndarray
-    ) -> Candidate | None:
-        """Blend the lexical score with rapidfuzz against the entry's closest phrasings."""
-        if lexical[entry_index] <= 0:
-            return None
-        start = int(self._entry_starts[entry_index])
-        end = start + int(self._entry_sizes[entry_index])
-        local = phrasing_scores[start:end]
-        closest = start + np.argsort(-local)[: self.weights.fuzzy_phrasings]
-        fuzzy = max(fuzz.token_sort_ratio(query, self._texts[i]) for i in closest) / 100.0
-        score = (1 - self.weights.fuzzy) * float(lexical[entry_index]) + self.weights.fuzzy * fuzzy
-        best_i = int(closest[0])
-        return Candidate(
-            entry_id=self.entry_ids[entry_index],
-            score=round(min(score, 1.0), 4),
-            phrasing=self._originals[best_i],
-            lang=self._phrasing_lang[best_i],
-        )
-
-    def _centroid_scores(self, cols: np.ndarray, unit: np.ndarray, lang: str) -> np.ndarray:
-        """Centroid similarity in the query's language, other languages where it has none."""
-        n_entries = len(self.entry_ids)
-        scores = np.zeros(n_entries, dtype=np.float32)
-        filled = np.zeros(n_entries, dtype=bool)
-        order = [lang] if lang in self._lang_centroids else []
-        order += [other for other in self._lang_centroids if other not in order]
-        for other in order:
-            these = self._lang_centroids[other].dot(cols, unit)
-            take = self._lang_has[other] & ~filled
-            scores[take] = these[take]
-            filled |= take
-        return scores
+        self, query: str, top: np.ndarray, lexical: np.ndarray, phrasing_scores: np.ndarray
+    ) -> list[Candidate]:
+        """Blend the lexical score with rapidfuzz against each entry's closest phrasings."""
+        if not len(top):
+            return []
+        w = self.weights
+        closest = []
+        for entry_index in top.tolist():
+            start = int(self._entry_starts[entry_index])
+            local = phrasing_scores[start : start + int(self._entry_sizes[entry_index])]
+            closest.append(start + np.argsort(-local)[: w.fuzzy_phrasings])
+        flat = np.concatenate(closest)
+        ratios = process.cdist(
+            [query], [self._texts[i] for i in flat], scorer=fuzz.token_sort_ratio, workers=1
+        )[0]
+        owner = np.repeat(np.arange(len(top)), [len(c) for c in closest])
+        fuzzy = np.zeros(len(top))
+        np.maximum.at(fuzzy, owner, ratios / 100.0)
+        scores = (1 - w.fuzzy) * lexical[top] + w.fuzzy * fuzzy
+        candidates = [
+            Candidate(
+                entry_id=self.entry_ids[int(entry_index)],
+                score=round(min(float(score), 1.0), 4),
+                phrasing=self._originals[int(c[0])],
+                lang=self._phrasing_lang[int(c[0])],
+            )
+            for entry_index, score, c in zip(top, scores, closest, strict=True)
+        ]
+        candidates.sort(key=lambda c: -c.score)
+        return candidates
