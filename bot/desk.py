@@ -3,6 +3,10 @@
 It ties the pure pieces together (small talk, matcher, policy, composer) and keeps the one bit of
 conversation state the core needs: which options a clarifying question offered, so that the
 citizen's "1" or "the second one" picks an entry.
+
+That state lives in a `ClarifyMemory` (one process: the CLI, tests) unless the caller keeps it
+itself: `respond(..., pending=...)` takes the question pending in the conversation and the reply
+says what to keep next (`Reply.pending_clarify`), which the service stores in its database.
 """
 
 from __future__ import annotations
@@ -11,8 +15,10 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
+from enum import Enum
+from typing import Literal
 
 from bot.adapter import TextRules, rules_for
 from bot.composer import compose, compose_clarify
@@ -62,7 +68,17 @@ _PICK_NOISE = re.compile(
 class PendingClarify:
     options: tuple[str, ...]  # entry ids, in the order offered
     lang: str
+    # Seconds on the keeper's clock: time.monotonic() in a ClarifyMemory; Unix time (the desk's
+    # `wall_clock`) when the caller keeps the state, as the database does.
     expires_at: float
+
+
+class _Keeper(Enum):
+    MEMORY = "memory"
+
+
+USE_MEMORY: Literal[_Keeper.MEMORY] = _Keeper.MEMORY
+"""`respond(pending=USE_MEMORY)` (the default): the desk's own ClarifyMemory keeps the state."""
 
 
 class ClarifyMemory:
@@ -113,6 +129,9 @@ class Reply:
     text: str
     lang: str
     candidates: tuple[Candidate, ...]
+    # What the conversation should remember after this reply: the options just offered, or None
+    # (forget any pending question: whatever the citizen said, it was their answer to it).
+    pending_clarify: PendingClarify | None = None
 
     @property
     def entry_id(self) -> str | None:
@@ -149,6 +168,7 @@ class Desk:
         default_lang: str = "zh",
         memory: ClarifyMemory | None = None,
         today: Callable[[], date] = date.today,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.knowledge = knowledge
         self.matcher = Matcher(match_docs(knowledge), knowledge.synonyms)
@@ -156,6 +176,7 @@ class Desk:
         self.default_lang = default_lang
         self.memory = memory if memory is not None else ClarifyMemory()
         self._today = today
+        self._wall_clock = wall_clock
 
     def respond(
         self,
@@ -166,13 +187,24 @@ class Desk:
         conversation: str | None = None,
         mention: str | None = None,
         rules: TextRules | None = None,
+        pending: PendingClarify | Literal[_Keeper.MEMORY] | None = USE_MEMORY,
     ) -> Reply:
+        """The reply to `text`.
+
+        `pending`: the clarifying question this conversation is waiting on, when the caller keeps
+        that state (expiry in Unix time); the desk then neither reads nor writes its memory, and
+        the caller stores `Reply.pending_clarify`. By default the desk's memory keeps it.
+        """
         rules = rules or rules_for(channel)
         context = Context(public=public, today=self._today())
         lang = self._reply_lang(text)
         mention = mention if public else None
 
-        pending = self.memory.take(channel, conversation) if conversation else None
+        keep_in_memory = pending is USE_MEMORY
+        if pending is USE_MEMORY:
+            pending = self.memory.take(channel, conversation) if conversation else None
+        elif pending is not None and pending.expires_at < self._wall_clock():
+            pending = None
         if pending is not None:
             picked = self._picked(text, pending)
             if picked is not None:
@@ -187,10 +219,14 @@ class Desk:
         if lang not in ("zh", "en"):
             lang = candidates[0].lang if candidates else self.default_lang
         decision = decide(candidates, self.knowledge, context, self.config)
+        reply = self._render(decision, lang, candidates, rules, mention)
         if isinstance(decision, Clarify) and conversation:
             options = tuple(e.id for e in decision.options)
-            self.memory.remember(channel, conversation, options, lang)
-        return self._render(decision, lang, candidates, rules, mention)
+            if keep_in_memory:
+                self.memory.remember(channel, conversation, options, lang)
+            expires = self._wall_clock() + CLARIFY_TTL_SECONDS
+            reply = replace(reply, pending_clarify=PendingClarify(options, lang, expires))
+        return reply
 
     def _reply_lang(self, text: str) -> str:
         lang = detect_lang(fold(text))

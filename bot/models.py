@@ -6,22 +6,46 @@ Times are timezone-aware UTC.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Dialect, Index, UniqueConstraint
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
-# inbox.status
-INBOX_NEW, INBOX_CLAIMED, INBOX_DONE = "new", "claimed", "done"
+# inbox.status ("failed": the pipeline raised on every attempt; kept for an operator to look at)
+INBOX_NEW, INBOX_CLAIMED, INBOX_DONE, INBOX_FAILED = "new", "claimed", "done", "failed"
 # outbox.status
 OUTBOX_PENDING, OUTBOX_SENDING, OUTBOX_SENT, OUTBOX_DEAD = "pending", "sending", "sent", "dead"
 # escalation.status
 ESCALATION_OPEN, ESCALATION_ANSWERED, ESCALATION_CLOSED = "open", "answered", "closed"
 
 
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp that goes in and comes out as timezone-aware UTC on every database.
+
+    PostgreSQL keeps `timestamptz`; SQLite has no time zones and would hand back naive values
+    (and compare text), so values are stored there as naive UTC and made aware again on reading.
+    Naive values passed in are taken to be UTC already.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def _when(**kwargs: Any) -> Any:
-    return Field(sa_column=Column(DateTime(timezone=True), **kwargs))
+    return Field(sa_column=Column(UtcDateTime(), **kwargs))
 
 
 class InboxMessage(SQLModel, table=True):
@@ -108,9 +132,18 @@ class ConversationState(SQLModel, table=True):
     """Per-conversation state: the options a clarifying question offered."""
 
     __tablename__ = "conversation_state"
+    # Questions nobody answered are pruned by expiry (bot.store), so that lookup is indexed.
+    __table_args__ = (Index("ix_conversation_state_expires", "expires_at"),)
 
     channel: str = Field(primary_key=True, max_length=64)
     conversation: str = Field(primary_key=True, max_length=255)
     pending_options: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     pending_lang: str | None = Field(default=None, max_length=8)
     expires_at: datetime | None = _when(nullable=True)
+
+
+# Core handles on the tables, for the statements in bot.store*: typed, and no ORM session needed.
+INBOX = SQLModel.metadata.tables["inbox"]
+OUTBOX = SQLModel.metadata.tables["outbox"]
+ESCALATION = SQLModel.metadata.tables["escalation"]
+CONVERSATION_STATE = SQLModel.metadata.tables["conversation_state"]

@@ -1,0 +1,1 @@
+"""Alembic migrations of the civicdesk schema (run with `civicdesk db upgrade`)."""

@@ -1,0 +1,126 @@
+"""Group commit: every caller returns only once its rows are committed, and callers arriving
+together share one transaction."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func, select
+
+from bot.db import StoreUnavailable, create_engine
+from bot.db_runner import make_runner
+from bot.ingest import GroupCommitter
+from bot.messages import InboundMessage
+from bot.models import INBOX
+from bot.store import Store
+
+
+def message(n: int) -> InboundMessage:
+    return InboundMessage("webhook", f"evt-{n}", f"conv-{n % 7}", f"user-{n}", f"q {n}", False)
+
+
+def count_commits(store: Store) -> list[int]:
+    commits = [0]
+
+    def on_commit(_connection: Any) -> None:
+        commits[0] += 1
+
+    event.listen(store.write_engine, "commit", on_commit)
+    return commits
+
+
+async def stored_rows(store: Store) -> int:
+    async with store.engine.connect() as connection:
+        return int((await connection.execute(select(func.count()).select_from(INBOX))).scalar_one())
+
+
+async def test_a_hundred_concurrent_requests_share_a_few_commits(store: Store) -> None:
+    commits = count_commits(store)
+    results = await asyncio.gather(*(store.accept([message(n)]) for n in range(100)))
+    assert results == [[True]] * 100
+    assert await stored_rows(store) == 100  # every caller returned after its row was committed
+    assert commits[0] <= 10, f"{commits[0]} commits for 100 rows"
+    assert store.commits == commits[0]
+
+
+async def test_redelivered_events_are_acknowledged_and_stored_once(store: Store) -> None:
+    first = await asyncio.gather(*(store.accept([message(n % 10)]) for n in range(40)))
+    flags = [f for result in first for f in result]
+    assert flags.count(True) == 10  # the first of each event, wherever it fell in the batch
+    assert flags.count(False) == 30
+    again = await asyncio.gather(*(store.accept([message(n)]) for n in range(10)))
+    assert again == [[False]] * 10
+    assert await stored_rows(store) == 10
+
+
+async def test_one_request_with_several_messages_gets_a_flag_for_each(store: Store) -> None:
+    assert await store.accept([message(1), message(2), message(1)]) == [True, True, False]
+    assert await store.accept([]) == []
+
+
+async def test_workers_are_woken_after_a_commit_with_new_rows_only(store: Store) -> None:
+    wakes: list[str] = []
+    store.on_new_work(lambda: wakes.append("wake"))
+    await store.accept([message(1)])
+    assert wakes == ["wake"]
+    await store.accept([message(1)])  # a duplicate is no new work
+    assert wakes == ["wake"]
+
+
+async def test_a_failing_wake_up_does_not_fail_the_request(store: Store) -> None:
+    def broken() -> None:
+        raise RuntimeError("listener bug")
+
+    store.on_new_work(broken)
+    assert await store.accept([message(1)]) == [True]
+
+
+async def test_a_database_error_reaches_every_caller_of_the_batch(sqlite_url: str) -> None:
+    engine = create_engine(sqlite_url)  # no migration: the inbox table does not exist
+    runner = make_runner(sqlite_url, engine)
+    committer = GroupCommitter(runner)
+    try:
+        results = await asyncio.gather(
+            *(committer.accept([message(n)]) for n in range(20)), return_exceptions=True
+        )
+        assert all(isinstance(r, StoreUnavailable) for r in results)
+        assert committer.commits == 0
+    finally:
+        await committer.close()
+        await runner.close()
+        await engine.dispose()
+
+
+async def test_close_commits_what_is_queued_and_then_refuses(store: Store) -> None:
+    pending = [asyncio.ensure_future(store.accept([message(n)])) for n in range(30)]
+    await asyncio.sleep(0)  # queued, not yet committed
+    await store.close()
+    assert [await p for p in pending] == [[True]] * 30
+    with pytest.raises(StoreUnavailable):
+        await store.accept([message(99)])
+    reopened = await Store.open(str(store.engine.url.render_as_string(hide_password=False)))
+    try:
+        assert await stored_rows(reopened) == 30
+    finally:
+        await reopened.close()
+
+
+async def test_batches_are_bounded(sqlite_url: str) -> None:
+    store = await Store.open(sqlite_url, max_batch=10)
+    try:
+        commits = count_commits(store)
+        await asyncio.gather(*(store.accept([message(n)]) for n in range(100)))
+        assert commits[0] >= 10
+        assert await stored_rows(store) == 100
+    finally:
+        await store.close()
+
+
+async def test_a_caller_that_goes_away_still_gets_its_rows_stored(store: Store) -> None:
+    leaving = asyncio.ensure_future(store.accept([message(1)]))
+    await asyncio.sleep(0)
+    leaving.cancel()
+    await store.accept([message(2)])  # committed after the first batch
+    assert await stored_rows(store) == 2
