@@ -88,11 +88,15 @@ def test_the_error_says_what_the_setting_should_hold() -> None:
         Settings.from_env({"CIVICDESK_DEFAULT_LANGUAGE": "de"})
 
 
+# Names that hosting platforms and tools already agree on keep their usual spelling.
+CONVENTIONAL_NAMES = {"DATABASE_URL", "PORT"}
+
+
 def test_every_setting_has_a_name_in_the_project_namespace_and_help() -> None:
     names = [setting.name for setting in SETTINGS]
     assert len(names) == len(set(names))
     for setting in SETTINGS:
-        assert setting.name.startswith("CIVICDESK_")
+        assert setting.name.startswith("CIVICDESK_") or setting.name in CONVENTIONAL_NAMES
         assert setting.help.strip()
 
 

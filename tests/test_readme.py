@@ -3,6 +3,8 @@
 - The configuration table lists exactly the settings of `bot.config.SETTINGS`, with their defaults.
 - The test command in "Test it" is the one `.ci/run` runs.
 - `.env.example` lists every setting with its default.
+- Every key every channel has, every adapter of `adapters.ADAPTERS` and every key of each adapter
+  are in the tables under "Channels", with their defaults and whether they are required.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import SETTINGS
+from adapters import ADAPTERS
+from bot.config import CHANNEL_SETTINGS, SETTINGS
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -57,8 +60,12 @@ def _cells(row: str) -> list[str]:
     return [cell.strip() for cell in row.strip().strip("|").split("|")]
 
 
+NONE = "(none)"  # how the README writes an empty default
+
+
 def _unquote(cell: str) -> str:
-    return cell.strip().strip("`").strip()
+    text = cell.strip().strip("`").strip()
+    return "" if text == NONE else text
 
 
 def readme_settings() -> dict[str, str]:
@@ -132,3 +139,41 @@ def test_env_example_lists_every_setting_with_its_default() -> None:
         if line.strip() and not line.lstrip().startswith("#")
     )
     assert values == {setting.name: setting.default for setting in SETTINGS}
+
+
+def test_every_channel_key_is_documented() -> None:
+    rows = table_rows(
+        section(README.read_text(encoding="utf-8"), "Configuration"), ["Key", "Default", "Meaning"]
+    )
+    documented = [_unquote(row[0]) for row in rows]
+    assert documented == [setting.key for setting in CHANNEL_SETTINGS]
+
+
+def test_every_adapter_and_its_keys_are_documented() -> None:
+    rows = table_rows(
+        section(README.read_text(encoding="utf-8"), "Configuration"),
+        ["Adapter", "Key", "Required", "Default", "Meaning"],
+    )
+    documented_adapters = {_unquote(row[0]) for row in rows}
+    missing = set(ADAPTERS) - documented_adapters
+    assert not missing, f"adapters missing from README.md's adapter table: {sorted(missing)}"
+    unknown = documented_adapters - set(ADAPTERS)
+    assert not unknown, f"README.md documents adapters that adapters.ADAPTERS lacks: {unknown}"
+
+    documented = {
+        (_unquote(row[0]), _unquote(row[1])): (row[2].strip(), _unquote(row[3]), row[4])
+        for row in rows
+        if _unquote(row[1])
+    }
+    expected = {(name, s.key): s for name, spec in ADAPTERS.items() for s in spec.settings}
+    assert set(documented) == set(expected), (
+        f"README.md's adapter table and the adapters' settings differ: "
+        f"undocumented {sorted(set(expected) - set(documented))}, "
+        f"unknown {sorted(set(documented) - set(expected))}"
+    )
+    for key, setting in expected.items():
+        required, default, meaning = documented[key]
+        assert required == ("yes" if setting.required else "no"), f"{key}: Required column"
+        assert default == setting.default, f"{key}: README default {default!r}"
+        if setting.secret:
+            assert meaning.strip().startswith("Secret"), f"{key} is secret: say so in README.md"

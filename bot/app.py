@@ -1,0 +1,119 @@
+"""`create_app`: the one factory of the aiohttp application, and its start-up and clean-up.
+
+Resources are opened and closed in `cleanup_ctx`, in this order, and closed in the reverse one:
+the store, the shared HTTP client session (handed to the adapters), the knowledge watcher, the
+workers. So at shutdown the workers stop first (finishing or releasing what they claimed) while
+the adapters and the database they use are still there.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Protocol, runtime_checkable
+
+import aiohttp
+from aiohttp import web
+
+from bot.adapter import Adapter
+from bot.config import Settings
+from bot.metrics import Metrics
+from bot.reload import KnowledgeHolder
+from bot.web import GATEWAY, Gateway, InboxStore, LiveChat, Runnable, add_routes
+
+log = logging.getLogger("civicdesk.app")
+
+HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)
+OUTBOUND_CONNECTIONS = 100  # across every adapter; per host aiohttp's default applies
+
+
+@runtime_checkable
+class UsesHttp(Protocol):
+    """An adapter that calls out over HTTP takes the app's shared session."""
+
+    def attach_session(self, session: aiohttp.ClientSession) -> None: ...
+
+
+def create_app(
+    settings: Settings,
+    adapters: Mapping[str, Adapter],
+    *,
+    store: InboxStore,
+    desk_holder: KnowledgeHolder,
+    workers: Runnable | None = None,
+    metrics: Metrics | None = None,
+) -> web.Application:
+    """The application. It takes over `store` (closed at clean-up) and runs `workers`, if any,
+    between start-up and clean-up; `adapters` maps each channel name to its adapter."""
+    chats = [a for a in adapters.values() if isinstance(a, LiveChat)]
+    app = web.Application(client_max_size=settings.max_body_bytes)
+    app[GATEWAY] = Gateway(
+        settings=settings,
+        adapters=dict(adapters),
+        store=store,
+        knowledge=desk_holder,
+        metrics=metrics or Metrics(),
+        workers=workers,
+        chat=chats[0] if chats else None,
+    )
+    add_routes(app)
+    app.cleanup_ctx.append(_store)
+    app.cleanup_ctx.append(_http_session)
+    app.cleanup_ctx.append(_knowledge)
+    app.cleanup_ctx.append(_workers)
+    app.on_shutdown.append(_release_long_polls)
+    return app
+
+
+async def _store(app: web.Application) -> AsyncIterator[None]:
+    yield
+    await app[GATEWAY].store.close()
+
+
+async def _http_session(app: web.Application) -> AsyncIterator[None]:
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=OUTBOUND_CONNECTIONS),
+        headers={"User-Agent": "civicdesk"},
+    )
+    app[HTTP_SESSION] = session
+    adapters = app[GATEWAY].adapters
+    for adapter in adapters.values():
+        if isinstance(adapter, UsesHttp):
+            adapter.attach_session(session)
+    try:
+        yield
+    finally:
+        for adapter in adapters.values():
+            try:
+                await adapter.close()
+            except Exception:  # one adapter failing to close must not keep the others open
+                log.exception("closing the adapter of channel %s failed", adapter.name)
+        await session.close()
+
+
+async def _knowledge(app: web.Application) -> AsyncIterator[None]:
+    holder = app[GATEWAY].knowledge
+    holder.start()
+    try:
+        yield
+    finally:
+        await holder.stop()
+
+
+async def _workers(app: web.Application) -> AsyncIterator[None]:
+    workers = app[GATEWAY].workers
+    if workers is None:
+        yield
+        return
+    await workers.start()
+    try:
+        yield
+    finally:
+        await workers.stop()
+
+
+async def _release_long_polls(app: web.Application) -> None:
+    """Shutdown waits for running requests: answer the web chat's long polls at once."""
+    chat = app[GATEWAY].chat
+    if chat is not None:
+        chat.stop_waiting()
