@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from dotenv import load_dotenv
 
+from bot import cli_escalations, cli_serve
 from bot.adapter import TEXT_RULES
 from bot.config import ConfigError, Settings
 from bot.desk import Desk, Reply
@@ -47,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("files", nargs="+", type=Path, help="files in the shared/eval format")
     ev.add_argument("--baselines", action="store_true", help="also run rapidfuzz brute force")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
+
+    cli_serve.add_parser(commands)
+    cli_escalations.add_parsers(commands)
     return parser
 
 
@@ -75,6 +79,10 @@ def _run(argv: Sequence[str] | None, out: TextIO) -> int:
             return _ask(args, settings, out)
         if args.command == "kb":
             return run_kb_check(args.path or settings.knowledge_path, out)
+        if args.command == "serve":
+            return cli_serve.run(args, settings)
+        if args.command in cli_escalations.COMMANDS:
+            return cli_escalations.run(args, settings, out)
         return _eval(args, settings, out)
     except ConfigError as exc:
         print(f"civicdesk: configuration error: {exc}", file=sys.stderr)
