@@ -1,0 +1,194 @@
+"""The SQL of finishing inbox rows (used by `bot.store.Store`): many rows in one transaction.
+
+Per row: the message marked done, its replies queued, its ticket opened, its conversation's
+pending question kept or forgotten. A row whose claim was lost writes nothing (False); a row
+whose ticket code is in use writes nothing (ReferenceTaken); the others are written together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, delete, insert, select, tuple_, update
+
+from bot import store_claims as claims
+from bot.db import insert_ignoring_duplicates
+from bot.desk import PendingClarify
+from bot.drafts import KIND_ACK, Finish, OutboxDraft
+from bot.escalation import ReferenceTaken
+from bot.models import (
+    CONVERSATION_STATE,
+    ESCALATION,
+    ESCALATION_OPEN,
+    INBOX,
+    INBOX_DONE,
+    OUTBOX,
+    OUTBOX_PENDING,
+)
+
+_MARK_DONE = (
+    update(INBOX)
+    .where(INBOX.c.id == bindparam("b_id"))
+    .values(
+        status=INBOX_DONE,
+        decision=bindparam("b_decision"),
+        entry_id=bindparam("b_entry_id"),
+        processed_at=bindparam("b_now", type_=INBOX.c.processed_at.type),
+        lease_until=None,
+    )
+)
+_REFERENCES_IN_USE = select(ESCALATION.c.reference).where(
+    ESCALATION.c.reference.in_(bindparam("b_references", expanding=True))
+)
+_STATE_KEY = tuple_(CONVERSATION_STATE.c.channel, CONVERSATION_STATE.c.conversation)
+_FORGET = delete(CONVERSATION_STATE).where(_STATE_KEY.in_(bindparam("b_keys", expanding=True)))
+_PRUNE = delete(CONVERSATION_STATE).where(
+    CONVERSATION_STATE.c.expires_at < bindparam("b_now", type_=CONVERSATION_STATE.c.expires_at.type)
+)
+
+
+def finish_batch(
+    items: Sequence[tuple[Finish, claims.Token]], now: datetime, connection: Connection
+) -> list[bool | Exception]:
+    held = claims.still_held(
+        connection, claims.HELD_INBOX, [(f.inbox_id, token) for f, token in items]
+    )
+    results = _check_references(connection, [f for f, _ in items], held)
+    done = [f for (f, _), result in zip(items, results, strict=True) if result is True]
+    if not done:
+        return results
+    connection.execute(
+        _MARK_DONE,
+        [
+            {"b_id": f.inbox_id, "b_decision": f.decision, "b_entry_id": f.entry_id, "b_now": now}
+            for f in done
+        ],
+    )
+    tickets = {f.inbox_id: _open_ticket(connection, f, now) for f in done}
+    outbox = [
+        _outbox_row(draft, f.inbox_id, tickets.get(f.inbox_id), now)
+        for f in done
+        for draft in f.replies
+    ]
+    if outbox:
+        connection.execute(insert(OUTBOX), outbox)
+    _keep_pending(connection, done, held, now)
+    return results
+
+
+def _check_references(
+    connection: Connection, finishes: Sequence[Finish], held: dict[int, Any]
+) -> list[bool | Exception]:
+    wanted = [f.escalation.reference for f in finishes if f.escalation and f.inbox_id in held]
+    in_use: set[str] = set()
+    if wanted:
+        found = connection.execute(_REFERENCES_IN_USE, {"b_references": wanted})
+        in_use = {row.reference for row in found}
+    results: list[bool | Exception] = []
+    for f in finishes:
+        if f.inbox_id not in held:
+            results.append(False)
+        elif f.escalation is not None and f.escalation.reference in in_use:
+            results.append(ReferenceTaken(f.escalation.reference))
+        else:
+            if f.escalation is not None:
+                in_use.add(f.escalation.reference)  # two new tickets drew the same code
+            results.append(True)
+    return results
+
+
+def _open_ticket(connection: Connection, finish: Finish, now: datetime) -> int | None:
+    draft = finish.escalation
+    if draft is None:
+        return None
+    # ON CONFLICT DO NOTHING: a code taken since the check (another process) must not abort the
+    # transaction of every other row in it; this row's ticket then goes without its own code.
+    statement = (
+        insert_ignoring_duplicates(connection.dialect.name, ESCALATION)
+        .on_conflict_do_nothing(index_elements=["reference"])
+        .values(
+            reference=draft.reference,
+            status=ESCALATION_OPEN,
+            inbox_id=finish.inbox_id,
+            channel=draft.channel,
+            conversation=draft.conversation,
+            sender=draft.sender,
+            sender_name=draft.sender_name,
+            public=draft.public,
+            question=draft.question,
+            reason=draft.reason,
+            candidates=[dict(c) for c in draft.candidates],
+            created_at=now,
+        )
+        .returning(ESCALATION.c.id)
+    )
+    ticket_id = connection.execute(statement).scalar()
+    if ticket_id is None:
+        raise ReferenceTaken(draft.reference)
+    return int(ticket_id)
+
+
+def _keep_pending(
+    connection: Connection,
+    done: Sequence[Finish],
+    held: dict[int, Any],
+    now: datetime,
+) -> None:
+    forget: list[tuple[str, str]] = []
+    remember: list[dict[str, Any]] = []
+    for f in done:
+        key = (held[f.inbox_id].channel, held[f.inbox_id].conversation)
+        if f.pending_clarify == "clear":
+            forget.append(key)
+        elif isinstance(f.pending_clarify, PendingClarify):
+            remember.append(
+                {
+                    "channel": key[0],
+                    "conversation": key[1],
+                    "pending_options": list(f.pending_clarify.options),
+                    "pending_lang": f.pending_clarify.lang,
+                    "expires_at": datetime.fromtimestamp(f.pending_clarify.expires_at, UTC),
+                }
+            )
+    if forget:
+        connection.execute(_FORGET, {"b_keys": forget})
+    if remember:
+        # Questions nobody answered would stay forever: prune them whenever new ones are kept.
+        connection.execute(_PRUNE, {"b_now": now})
+        upsert = insert_ignoring_duplicates(connection.dialect.name, CONVERSATION_STATE)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=["channel", "conversation"],
+            set_={
+                "pending_options": upsert.excluded.pending_options,
+                "pending_lang": upsert.excluded.pending_lang,
+                "expires_at": upsert.excluded.expires_at,
+            },
+        )
+        connection.execute(upsert, remember)
+
+
+def _outbox_row(
+    draft: OutboxDraft, inbox_id: int | None, escalation_id: int | None, now: datetime
+) -> dict[str, Any]:
+    return {
+        "inbox_id": inbox_id,
+        "escalation_id": escalation_id if draft.kind == KIND_ACK else None,
+        "channel": draft.channel,
+        "conversation": draft.conversation,
+        "recipient": draft.recipient,
+        "reply_to": draft.reply_to,
+        "public": draft.public,
+        "text": draft.text,
+        "kind": draft.kind,
+        "status": OUTBOX_PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+        "claimed_by": None,
+        "lease_until": None,
+        "last_error": None,
+        "platform_message_id": None,
+        "sent_at": None,
+    }
