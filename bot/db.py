@@ -21,10 +21,6 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000  # another process holding the write lock: wait, do not fail
-WRITE = {"sqlite_begin": "IMMEDIATE"}
-"""Execution options of a connection that will write: on SQLite its transaction takes the write
-lock at BEGIN (waiting up to busy_timeout for another process), so it can never fail half-way
-when a read turns into a write. Other databases ignore the option."""
 
 
 class StoreUnavailable(Exception):
@@ -53,14 +49,13 @@ def create_engine(url: str) -> AsyncEngine:
 
 
 def _sqlite_begin(connection: Connection) -> None:
-    mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
-    connection.exec_driver_sql(f"BEGIN {mode}")
+    connection.exec_driver_sql("BEGIN")
 
 
 def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # The driver would start transactions itself, late (at the first INSERT or UPDATE, so a read
     # before it runs outside the transaction) and never for DDL. SQLAlchemy's documented recipe:
-    # the driver does nothing, and the "begin" listener above emits BEGIN.
+    # the driver does nothing, and a "begin" listener emits BEGIN (here, and in bot.db_runner).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:

@@ -1,20 +1,26 @@
-"""Handle one claimed inbox row: ask the desk, then record the outcome in one transaction.
+"""Answer claimed inbox rows: ask the desk, then record the outcomes in one transaction.
 
 Orchestration only: what to say is decided by `bot.desk` (and `bot.policy`); where it is kept is
 `bot.store`'s business. The one thing added here is the escalation ticket: its reference code and
 the acknowledgement that carries it, which the desk cannot know.
+
+`handle` takes one row; `handle_batch` takes the rows of one claim, reads their conversations'
+state in one query and records them in one transaction, which is what keeps a busy desk's
+database work per message small.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from bot.adapter import TextRules
 from bot.desk import Desk, PendingClarify, Reply
-from bot.drafts import KIND_ACK, KIND_REPLY, EscalationDraft, OutboxDraft
+from bot.drafts import KIND_ACK, KIND_REPLY, EscalationDraft, Finish, OutboxDraft
 from bot.escalation import (
     DEFAULT_ETA,
     ReferenceTaken,
@@ -39,6 +45,73 @@ class Handled:
     decision: str
     replies: int
     reference: str | None = None
+    seconds: float = 0.0  # the desk's time for this message
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A row's answer, ready to record; `redrawn()` when its ticket code turned out taken."""
+
+    row: InboxMessage
+    reply: Reply
+    rules: TextRules
+    eta: Mapping[str, str]
+    pending_clarify: PendingClarify | Literal["clear"] | None
+    reference: str | None  # set when the decision is to escalate
+    seconds: float = 0.0
+
+    @property
+    def mention(self) -> str | None:
+        return (self.row.sender_name or self.row.sender) if self.row.public else None
+
+    def finish(self) -> Finish:
+        row, reply = self.row, self.reply
+        escalation = None
+        text = reply.text
+        if self.reference is not None and isinstance(reply.decision, Escalate):
+            escalation = _ticket(row, reply, reply.decision, self.reference)
+            text = acknowledgement(
+                self.reference, reply.lang, self.rules, eta=self.eta, mention=self.mention
+            )
+        replies = [_reply(row, text, KIND_ACK if escalation else KIND_REPLY)] if text else []
+        return Finish(
+            inbox_id=_id(row),
+            decision=reply.decision.decision,
+            entry_id=reply.entry_id,
+            replies=replies,
+            escalation=escalation,
+            pending_clarify=self.pending_clarify,
+        )
+
+    def redrawn(self) -> Prepared:
+        return replace(self, reference=new_reference())
+
+
+def prepare(
+    row: InboxMessage,
+    desk: Desk,
+    rules: TextRules,
+    pending: PendingClarify | None,
+    *,
+    eta: Mapping[str, str] = DEFAULT_ETA,
+) -> Prepared:
+    """Ask the desk about one row (CPU only: no I/O)."""
+    mention = (row.sender_name or row.sender) if row.public else None
+    started = time.perf_counter()
+    reply = desk.respond(
+        row.text,
+        channel=row.channel,
+        public=row.public,
+        conversation=row.conversation,
+        mention=mention,
+        rules=rules,
+        pending=pending,
+    )
+    keep: PendingClarify | Literal["clear"] | None = reply.pending_clarify
+    if keep is None and pending is not None:
+        keep = "clear"  # whatever the citizen said next was their answer to the question
+    reference = new_reference() if isinstance(reply.decision, Escalate) else None
+    return Prepared(row, reply, rules, eta, keep, reference, time.perf_counter() - started)
 
 
 async def handle(
@@ -49,59 +122,85 @@ async def handle(
     *,
     eta: Mapping[str, str] = DEFAULT_ETA,
 ) -> Handled:
-    """Answer `row` (claimed by this store) and record the result with `store.finish_inbox`."""
-    if row.id is None:
-        raise ValueError("handle() needs a stored inbox row (with an id)")
-    pending = await store.load_pending(row.channel, row.conversation)
-    mention = (row.sender_name or row.sender) if row.public else None
-    reply = desk.respond(
-        row.text,
-        channel=row.channel,
-        public=row.public,
-        conversation=row.conversation,
-        mention=mention,
-        rules=adapter_rules,
-        pending=pending,
-    )
-    keep: PendingClarify | Literal["clear"] | None = reply.pending_clarify
-    if keep is None and pending is not None:
-        keep = "clear"  # whatever the citizen said next was their answer to the question
+    """Answer one row (claimed by this store) and record the result."""
+    [handled] = await handle_batch([row], desk, lambda _: adapter_rules, store, eta=eta)
+    if isinstance(handled, Exception):
+        raise handled
+    return handled
 
-    for _ in range(REFERENCE_TRIES):
-        escalation: EscalationDraft | None = None
-        text = reply.text
-        if isinstance(reply.decision, Escalate):
-            escalation = _ticket(row, reply, reply.decision, new_reference())
-            text = acknowledgement(
-                escalation.reference, reply.lang, adapter_rules, eta=eta, mention=mention
-            )
-        replies = [_reply(row, text, KIND_ACK if escalation else KIND_REPLY)] if text else []
+
+async def handle_batch(
+    rows: Sequence[InboxMessage],
+    desk: Desk,
+    rules_for: Callable[[str], TextRules],
+    store: Store,
+    *,
+    eta: Mapping[str, str] = DEFAULT_ETA,
+) -> list[Handled | Exception]:
+    """Answer rows claimed together: one read of their state, one transaction for the results.
+
+    A row the desk fails on gets its exception in the result (the others go on). A database
+    failure raises StoreUnavailable for the whole batch: nothing of it was written.
+    """
+    pending = await store.load_pending_many([(r.channel, r.conversation) for r in rows])
+    failed: dict[int, Exception] = {}
+    prepared: dict[int, Prepared] = {}
+    for index, row in enumerate(rows):
+        if index:
+            await asyncio.sleep(0)  # let the web handlers in between two answers
         try:
-            finished = await store.finish_inbox(
-                row.id,
-                decision=reply.decision.decision,
-                entry_id=reply.entry_id,
-                replies=replies,
-                escalation=escalation,
-                pending_clarify=keep,
-            )
-        except ReferenceTaken as taken:
-            log.warning("inbox %d: reference %s already in use, drawing another", row.id, taken)
-            continue
-        reference = escalation.reference if escalation else None
-        if finished:
-            log.info(
-                "inbox %d (%s): %s%s%s",
-                row.id,
-                row.channel,
-                reply.decision.decision,
-                f" entry={reply.entry_id}" if reply.entry_id else "",
-                f" ref={reference}" if reference else "",
-            )
-        return Handled(
-            finished, reply.decision.decision, len(replies) if finished else 0, reference
-        )
-    raise ReferenceTaken(f"no free reference code after {REFERENCE_TRIES} tries")
+            state = pending.get((row.channel, row.conversation))
+            prepared[index] = prepare(row, desk, rules_for(row.channel), state, eta=eta)
+        except Exception as exc:  # a bug or bad data in one row must not sink the others
+            failed[index] = exc
+    recorded = await _record(store, prepared)
+    return [failed[i] if i in failed else recorded[i] for i in range(len(rows))]
+
+
+async def _record(store: Store, prepared: dict[int, Prepared]) -> dict[int, Handled | Exception]:
+    """Finish the prepared rows in one transaction; rows whose ticket code was taken are
+    finished again with a new one."""
+    recorded: dict[int, Handled | Exception] = {}
+    for _ in range(REFERENCE_TRIES):
+        if not prepared:
+            break
+        finishes = {index: p.finish() for index, p in prepared.items()}
+        outcomes = await store.finish_many(list(finishes.values()))
+        again: dict[int, Prepared] = {}
+        for (index, finish), outcome in zip(finishes.items(), outcomes, strict=True):
+            p = prepared[index]
+            if isinstance(outcome, ReferenceTaken):
+                log.warning("inbox %d: reference %s in use, drawing another", _id(p.row), outcome)
+                again[index] = p.redrawn()
+            elif isinstance(outcome, Exception):
+                recorded[index] = outcome
+            else:
+                recorded[index] = _done(p, finish, finished=outcome)
+        prepared = again
+    for index in prepared:
+        recorded[index] = ReferenceTaken(f"no free reference code after {REFERENCE_TRIES} tries")
+    return recorded
+
+
+def _done(p: Prepared, finish: Finish, *, finished: bool) -> Handled:
+    decision = p.reply.decision.decision
+    if not finished:
+        return Handled(False, decision, 0, seconds=p.seconds)
+    log.info(
+        "inbox %d (%s): %s%s%s",
+        finish.inbox_id,
+        p.row.channel,
+        decision,
+        f" entry={finish.entry_id}" if finish.entry_id else "",
+        f" ref={p.reference}" if p.reference else "",
+    )
+    return Handled(True, decision, len(finish.replies), p.reference, p.seconds)
+
+
+def _id(row: InboxMessage) -> int:
+    if row.id is None:
+        raise ValueError("a stored inbox row (with an id) is needed")
+    return row.id
 
 
 def _reply(row: InboxMessage, text: str, kind: str) -> OutboxDraft:

@@ -1,25 +1,26 @@
 """The store: every read and write of civicdesk's tables goes through `Store`.
 
 The SQL itself is here and in `bot.store_claims` (claims, settling), `bot.store_finish`
-(finishing inbox rows) and `bot.store_escalations` (tickets); `bot.ingest` holds the group
-commit of inbound messages.
+(finishing inbox rows), `bot.store_outbox` (the outbox half of this class) and
+`bot.store_escalations` (tickets); `bot.ingest` holds the group commit of inbound messages.
 
-Callers work one row at a time (`finish_inbox`, `mark_sent`, `load_pending`, ...), but calls
-that arrive together are grouped (`bot.batching`) into one transaction or query, as inbound
-messages are: a transaction costs about a millisecond here, and a busy desk makes several per
-message. Writes that belong together (a row finished with its replies, ticket and conversation
-state) are one transaction. Each transaction is a plain function of a Connection, run by
-`bot.db_runner` (on SQLite: one writer thread for this process; other processes on the same file
-are kept apart by SQLite's own lock, BEGIN IMMEDIATE with busy_timeout).
+A transaction costs the better part of a millisecond of CPU here, so the hot paths go in
+batches: inbound messages by group commit, inbox rows claimed together are finished together
+(`finish_many`, `load_pending_many`), and delivery results recorded close together share one
+transaction (`bot.batching`). The one-row calls (`finish_inbox`, `load_pending`) remain for
+everything else. Writes that belong together (a row finished with its replies, ticket and
+conversation state) are one transaction. Each transaction is a plain function of a Connection,
+run by `bot.db_runner` (on SQLite: one writer thread for this process; other processes on the
+same file are kept apart by SQLite's own lock, BEGIN IMMEDIATE with busy_timeout).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, bindparam, func, select, text, tuple_
 from sqlalchemy.engine import make_url
@@ -29,12 +30,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot import store_claims as claims
 from bot import store_escalations as tickets
 from bot.adapter import TextRules, rules_for
-from bot.batching import Batcher, BatcherClosed
+from bot.batching import Batcher
 from bot.db import StoreUnavailable, create_engine, has_schema, is_sqlite
 from bot.db import upgrade as upgrade_schema
 from bot.db_runner import Runner, make_runner
 from bot.desk import PendingClarify
 from bot.drafts import EscalationDraft, Finish, OutboxDraft
+from bot.escalation import ReferenceTaken
 from bot.ingest import DEFAULT_MAX_BATCH, DEFAULT_QUEUE_SIZE, GroupCommitter
 from bot.messages import InboundMessage
 from bot.models import (
@@ -49,19 +51,16 @@ from bot.models import (
     OUTBOX_DEAD,
     OUTBOX_PENDING,
     OUTBOX_SENDING,
-    OUTBOX_SENT,
     Escalation,
     InboxMessage,
-    OutboxMessage,
 )
-from bot.store_finish import finish_batch
+from bot.store_finish import finish_batch, prune_expired_state
+from bot.store_outbox import OutboxMethods
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 ConversationKey = tuple[str, str]  # (channel, conversation)
-T = TypeVar("T")
-R = TypeVar("R")
 
 _PENDING = select(CONVERSATION_STATE).where(
     tuple_(CONVERSATION_STATE.c.channel, CONVERSATION_STATE.c.conversation).in_(
@@ -76,7 +75,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Store:
+class Store(OutboxMethods):
     """Open with `await Store.open(url)`; close with `await store.close()`."""
 
     def __init__(
@@ -92,14 +91,8 @@ class Store:
         self._db = runner or make_runner(engine.url.render_as_string(hide_password=False), engine)
         self._clock = clock
         self._committer = GroupCommitter(self._db, max_batch=max_batch, queue_size=queue_size)
-        self._finishes: Batcher[tuple[Finish, claims.Token], bool] = Batcher(
-            self._finish_batch, name="finish-inbox"
-        )
         self._outbox_settles: Batcher[claims.Settlement, bool] = Batcher(
             self._settle_outbox_batch, name="settle-outbox"
-        )
-        self._pending_reads: Batcher[ConversationKey, PendingClarify | None] = Batcher(
-            self._load_pending_batch, name="load-pending"
         )
         # Claims this Store made and still holds: row id -> fencing token (bot.store_claims).
         self._inbox_tokens: dict[int, claims.Token] = {}
@@ -141,17 +134,9 @@ class Store:
     async def close(self) -> None:
         """Write what is still queued, then release the connections."""
         await self._committer.close()
-        await self._finishes.close()
         await self._outbox_settles.close()
-        await self._pending_reads.close()
         await self._db.close()
         await self.engine.dispose()
-
-    async def _batched(self, batcher: Batcher[T, R], item: T) -> R:
-        try:
-            return await batcher.submit(item)
-        except BatcherClosed as exc:
-            raise StoreUnavailable("the store is closed") from exc
 
     async def ping(self) -> None:
         """Raise StoreUnavailable unless the database answers."""
@@ -245,21 +230,40 @@ class Store:
         another worker took it): that worker answers instead, so the citizen hears once.
         Raises ReferenceTaken, writing nothing, when the ticket's code is in use: retry with
         another code."""
-        token = self._inbox_tokens.get(inbox_id)
-        if token is None:
-            log.warning("inbox %d: finish without a claim held by this store", inbox_id)
-            return False
         finish = Finish(inbox_id, decision, entry_id, replies, escalation, pending_clarify)
-        finished = await self._batched(self._finishes, (finish, token))
-        self._inbox_tokens.pop(inbox_id, None)
-        if not finished:
-            log.warning("inbox %d: lease lost before finishing; left to its new worker", inbox_id)
-        return finished
+        [outcome] = await self.finish_many([finish])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
-    async def _finish_batch(
-        self, items: Sequence[tuple[Finish, claims.Token]]
-    ) -> list[bool | Exception]:
-        return await self._db.write(partial(finish_batch, items, self._clock()))
+    async def finish_many(self, finishes: Sequence[Finish]) -> list[bool | Exception]:
+        """`finish_inbox` for many rows in one transaction; per row True, False (claim lost) or
+        ReferenceTaken (that row was not written; the others were)."""
+        results: list[bool | Exception] = [False] * len(finishes)
+        ours = [
+            (index, (f, self._inbox_tokens[f.inbox_id]))
+            for index, f in enumerate(finishes)
+            if f.inbox_id in self._inbox_tokens
+        ]
+        if ours:
+            items = [item for _, item in ours]
+            try:
+                written = await self._db.write(partial(finish_batch, items, self._clock()))
+            except ReferenceTaken as taken:
+                # A code was taken by another process after it was checked (the whole
+                # transaction rolled back): every row is retried, the tickets with new codes.
+                written = [taken] * len(items)
+            for (index, (finish, _)), outcome in zip(ours, written, strict=True):
+                results[index] = outcome
+                if not isinstance(outcome, ReferenceTaken):
+                    self._inbox_tokens.pop(finish.inbox_id, None)
+        for finish, outcome in zip(finishes, results, strict=True):
+            if outcome is False:
+                log.warning(
+                    "inbox %d: claim lost before finishing; left to its new worker",
+                    finish.inbox_id,
+                )
+        return results
 
     async def release_inbox(self, inbox_id: int, *, give_up: bool = False) -> bool:
         """Hand a claimed message back unhandled: to be claimed again, or with `give_up` marked
@@ -280,114 +284,32 @@ class Store:
         )
         return released
 
+    async def prune_expired_state(self) -> int:
+        """Delete clarifying questions that expired unanswered (they are ignored already; this
+        keeps the table small). Returns how many were deleted."""
+        return await self._db.write(partial(prune_expired_state, self._clock()))
+
     async def load_pending(self, channel: str, conversation: str) -> PendingClarify | None:
         """The clarifying question this conversation still owes an answer to, if any."""
-        return await self._batched(self._pending_reads, (channel, conversation))
+        return (await self.load_pending_many([(channel, conversation)])).get(
+            (channel, conversation)
+        )
 
-    async def _load_pending_batch(
+    async def load_pending_many(
         self, keys: Sequence[ConversationKey]
-    ) -> list[PendingClarify | Exception | None]:
+    ) -> dict[ConversationKey, PendingClarify]:
+        """`load_pending` for many (channel, conversation) keys in one query."""
+        if not keys:
+            return {}
         params = {"b_keys": list(set(keys)), "b_now": self._clock()}
         rows = await self._db.read(lambda connection: list(connection.execute(_PENDING, params)))
-        found = {
+        return {
             (row.channel, row.conversation): PendingClarify(
-                tuple(row.pending_options),
-                row.pending_lang or "zh",
-                row.expires_at.timestamp(),
+                tuple(row.pending_options), row.pending_lang or "zh", row.expires_at.timestamp()
             )
             for row in rows
             if row.pending_options
         }
-        return [found.get(key) for key in keys]
-
-    # --- outbox work -----------------------------------------------------------------------------
-
-    async def claim_outbox(
-        self,
-        worker_id: str,
-        limit: int,
-        lease_seconds: float,
-        channel_filter: Collection[str] | None = None,
-    ) -> list[OutboxMessage]:
-        """Up to `limit` replies due now (oldest due first), held for `lease_seconds`;
-        `channel_filter` restricts the claim to those channels."""
-        now = self._clock()
-        statement = (
-            claims.CLAIM_OUTBOX if channel_filter is None else claims.CLAIM_OUTBOX_OF_CHANNELS
-        )
-        claiming = partial(
-            claims.claim,
-            statement=statement,
-            worker_id=worker_id,
-            limit=limit,
-            now=now,
-            lease_until=now + timedelta(seconds=lease_seconds),
-            channels=channel_filter,
-        )
-        rows = await self._db.write(claiming)
-        for row in rows:
-            self._outbox_tokens[row.id] = (worker_id, row.attempts)
-        return [OutboxMessage(**row._asdict()) for row in rows]
-
-    async def _settle_outbox(self, outbox_id: int, values: dict[str, Any]) -> bool:
-        token = self._outbox_tokens.pop(outbox_id, None)
-        if token is None:
-            return False
-        settlement = claims.Settlement(outbox_id, token, values)
-        settled = await self._batched(self._outbox_settles, settlement)
-        if not settled:
-            log.warning("outbox %d: lease lost before the result was recorded", outbox_id)
-        return settled
-
-    async def _settle_outbox_batch(
-        self, items: Sequence[claims.Settlement]
-    ) -> list[bool | Exception]:
-        settled = await self._db.write(
-            partial(claims.settle, table=OUTBOX, claimed_status=OUTBOX_SENDING, items=items)
-        )
-        return [*settled]
-
-    async def mark_sent(self, outbox_id: int, platform_id: str | None) -> bool:
-        values = {
-            "status": OUTBOX_SENT,
-            "sent_at": self._clock(),
-            "platform_message_id": platform_id,
-            "lease_until": None,
-            "last_error": None,
-        }
-        return await self._settle_outbox(outbox_id, values)
-
-    async def mark_retry(self, outbox_id: int, error: str, next_attempt_at: datetime) -> bool:
-        values = {
-            "status": OUTBOX_PENDING,
-            "next_attempt_at": next_attempt_at,
-            "last_error": error,
-            "lease_until": None,
-        }
-        return await self._settle_outbox(outbox_id, values)
-
-    async def mark_dead(self, outbox_id: int, error: str) -> bool:
-        values = {"status": OUTBOX_DEAD, "last_error": error, "lease_until": None}
-        return await self._settle_outbox(outbox_id, values)
-
-    async def release_outbox(self, outbox_id: int) -> bool:
-        """Hand a claimed reply back unsent (shutting down): the claim used no attempt."""
-        token = self._outbox_tokens.get(outbox_id)
-        values: dict[str, Any] = {"status": OUTBOX_PENDING, "lease_until": None}
-        if token is not None:
-            values["attempts"] = token[1] - 1
-        return await self._settle_outbox(outbox_id, values)
-
-    async def retry_dead(self, outbox_id: int) -> bool:
-        """Queue a dead letter again with a full set of attempts; False if it is not dead."""
-        revived = await self._db.write(partial(claims.revive_dead, self._clock(), outbox_id))
-        if revived:
-            log.info("outbox %d: dead letter queued again", outbox_id)
-        return revived
-
-    async def list_dead(self) -> list[OutboxMessage]:
-        rows = await self._db.read(claims.dead_letters)
-        return [OutboxMessage(**row._asdict()) for row in rows]
 
     # --- escalations -----------------------------------------------------------------------------
 

@@ -44,7 +44,7 @@ _REFERENCES_IN_USE = select(ESCALATION.c.reference).where(
 )
 _STATE_KEY = tuple_(CONVERSATION_STATE.c.channel, CONVERSATION_STATE.c.conversation)
 _FORGET = delete(CONVERSATION_STATE).where(_STATE_KEY.in_(bindparam("b_keys", expanding=True)))
-_PRUNE = delete(CONVERSATION_STATE).where(
+PRUNE_EXPIRED_STATE = delete(CONVERSATION_STATE).where(
     CONVERSATION_STATE.c.expires_at < bindparam("b_now", type_=CONVERSATION_STATE.c.expires_at.type)
 )
 
@@ -74,8 +74,13 @@ def finish_batch(
     ]
     if outbox:
         connection.execute(insert(OUTBOX), outbox)
-    _keep_pending(connection, done, held, now)
+    _keep_pending(connection, done, held)
     return results
+
+
+def prune_expired_state(now: datetime, connection: Connection) -> int:
+    """Forget clarifying questions nobody answered in time."""
+    return connection.execute(PRUNE_EXPIRED_STATE, {"b_now": now}).rowcount
 
 
 def _check_references(
@@ -130,12 +135,7 @@ def _open_ticket(connection: Connection, finish: Finish, now: datetime) -> int |
     return int(ticket_id)
 
 
-def _keep_pending(
-    connection: Connection,
-    done: Sequence[Finish],
-    held: dict[int, Any],
-    now: datetime,
-) -> None:
+def _keep_pending(connection: Connection, done: Sequence[Finish], held: dict[int, Any]) -> None:
     forget: list[tuple[str, str]] = []
     remember: list[dict[str, Any]] = []
     for f in done:
@@ -152,11 +152,13 @@ def _keep_pending(
                     "expires_at": datetime.fromtimestamp(f.pending_clarify.expires_at, UTC),
                 }
             )
+    # In key order: two processes writing the same conversations lock them in the same order,
+    # so they wait for each other instead of deadlocking (PostgreSQL).
+    forget.sort()
+    remember.sort(key=lambda row: (row["channel"], row["conversation"]))
     if forget:
         connection.execute(_FORGET, {"b_keys": forget})
     if remember:
-        # Questions nobody answered would stay forever: prune them whenever new ones are kept.
-        connection.execute(_PRUNE, {"b_now": now})
         upsert = insert_ignoring_duplicates(connection.dialect.name, CONVERSATION_STATE)
         upsert = upsert.on_conflict_do_update(
             index_elements=["channel", "conversation"],

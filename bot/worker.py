@@ -1,11 +1,13 @@
-"""The workers of one process: they claim inbox rows and answer them, and claim outbox rows and
-deliver them through the channel's adapter.
+"""The workers of one process: inbox loops that answer messages, and the delivery of replies
+(`bot.delivery`).
 
-Each kind has one loop that claims only as many rows as it has free slots, and runs each row as
-its own task: rows are never held while waiting for a slot, so a lease means "being worked on".
-A loop wakes at once when work is committed in this process (`notify()`, the store's
-`on_new_work`, and the inbox side after queuing replies), when a retry falls due, and otherwise
-every `poll_interval` for work left by other processes or by crashed ones (expired leases).
+An inbox loop claims a batch of messages, answers them (`bot.pipeline.handle_batch`: one read
+of their conversations' state, one transaction for all the results) and goes again. Loops wake
+at once when work is committed in this process (`notify()` is the store's `on_new_work`; the
+delivery is woken when replies are queued), when a retry falls due, and otherwise every
+`poll_interval`, for work left by other processes or by crashed ones (expired leases). After a
+wake-up a loop waits `batch_window` for more work to arrive: a few milliseconds that let one
+transaction serve several messages when they come quickly.
 """
 
 from __future__ import annotations
@@ -14,34 +16,32 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Protocol, TypeVar
+from typing import Protocol
 
-from bot.adapter import Adapter, rules_for
+from bot.adapter import Adapter, TextRules, rules_for
 from bot.db import StoreUnavailable
+from bot.delivery import Delivery, DeliveryConfig
 from bot.desk import Desk
 from bot.escalation import DEFAULT_ETA
-from bot.messages import OutboundMessage, SendResult
-from bot.models import InboxMessage, OutboxMessage
-from bot.pacing import TokenBucket, backoff_delay
-from bot.pipeline import handle
+from bot.models import InboxMessage
+from bot.pipeline import handle_batch
 from bot.store import Store
 
 log = logging.getLogger(__name__)
 
-Row = TypeVar("Row", InboxMessage, OutboxMessage)
+PRUNE_EVERY = 600.0  # seconds between clean-ups of expired conversation state
 
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    # Rows in hand at once. Generous on purpose: the store groups the calls of rows in hand into
-    # shared transactions, so more rows in hand means fewer transactions per message.
-    inbox_concurrency: int = 32  # messages being answered (the desk itself is ~1 ms of CPU)
-    outbox_concurrency: int = 64  # replies in flight, over all channels
+    inbox_concurrency: int = 2  # inbox loops: one answers while the other waits on the database
+    inbox_batch: int = 32  # messages claimed at once by a loop (~1 ms of desk work each)
+    outbox_concurrency: int = 64  # replies in flight at once, over all channels
     lease_seconds: float = 30.0  # a claim not settled by then is taken again (crash recovery)
     poll_interval: float = 1.0  # fallback for work committed by other processes
+    batch_window: float = 0.005  # after a wake-up, wait this long so work is claimed together
     max_attempts: int = 8  # delivery attempts before a reply is dead-lettered
     backoff_base: float = 1.0  # seconds; doubled per attempt, full jitter
     backoff_cap: float = 300.0
@@ -52,31 +52,29 @@ class WorkerConfig:
     inbox_max_attempts: int = 3  # a message the pipeline fails on this often is marked failed
     escalation_eta: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_ETA))
 
+    def delivery(self) -> DeliveryConfig:
+        return DeliveryConfig(
+            concurrency=self.outbox_concurrency,
+            lease_seconds=self.lease_seconds,
+            poll_interval=self.poll_interval,
+            batch_window=self.batch_window,
+            max_attempts=self.max_attempts,
+            backoff_base=self.backoff_base,
+            backoff_cap=self.backoff_cap,
+            rate_per_second=self.rate_per_second,
+            channel_rates=self.channel_rates,
+            send_timeout=self.send_timeout,
+        )
+
 
 class WorkerEvents(Protocol):
     """Optional observer, for metrics."""
 
-    def handled(self, channel: str, decision: str, seconds: float) -> None: ...
+    def handled(self, channel: str, decision: str, seconds: float) -> None:
+        """One message answered; `seconds`: the desk's time for it."""
 
     def delivered(self, channel: str, outcome: str, seconds: float) -> None:
-        """outcome: "sent", "retry" or "dead"."""
-
-
-Job = Callable[[], Awaitable[None]]
-
-
-class _Loop:
-    """One claiming loop: its slots, the tasks in flight, and what wakes it."""
-
-    def __init__(self, name: str, slots: int) -> None:
-        self.name = name
-        self.slots = max(1, slots)
-        self.wake = asyncio.Event()  # work was committed, or a retry fell due
-        self.slot_freed = asyncio.Event()
-        self.running: set[asyncio.Task[None]] = set()
-
-    def free(self) -> int:
-        return self.slots - len(self.running)
+        """One delivery attempt; outcome "sent", "retry" or "dead"."""
 
 
 class Workers:
@@ -92,17 +90,17 @@ class Workers:
         rng: random.Random | None = None,
     ) -> None:
         self._store = store
-        self._desk = desk  # called per message, so a reloaded knowledge base is used at once
+        self._desk = desk  # asked per batch, so a reloaded knowledge base is used at once
         self._adapters = adapters
         self._config = config
         self._worker_id = worker_id[:64]  # inbox.claimed_by
         self._events = events
-        self._rng = rng or random.Random()  # noqa: S311 (jitter)
-        self._inbox = _Loop("inbox", config.inbox_concurrency)
-        self._outbox = _Loop("outbox", config.outbox_concurrency)
-        self._buckets: dict[str, TokenBucket] = {}
-        self._timers: set[asyncio.TimerHandle] = set()
+        self._delivery = Delivery(
+            store, adapters, config.delivery(), self._worker_id, events=events, rng=rng
+        )
+        self._wake = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
+        self._pruned_at: float | None = None
         self._stopping = False
         self._listening = False
 
@@ -114,259 +112,127 @@ class Workers:
             self._store.on_new_work(self.notify)
             self._listening = True
         self._loops = [
-            asyncio.create_task(self._run(self._inbox, self._claim_inbox), name="inbox-loop"),
-            asyncio.create_task(self._run(self._outbox, self._claim_outbox), name="outbox-loop"),
+            asyncio.create_task(self._inbox_loop(), name=f"inbox-loop-{n}")
+            for n in range(max(1, self._config.inbox_concurrency))
         ]
+        self._loops.append(asyncio.create_task(self._delivery.run(), name="outbox-loop"))
         log.info(
-            "workers %s started: %d inbox, %d outbox slots",
+            "workers %s started: %d inbox loops of %d, %d delivery slots",
             self._worker_id,
-            self._inbox.slots,
-            self._outbox.slots,
+            self._config.inbox_concurrency,
+            self._config.inbox_batch,
+            self._config.outbox_concurrency,
         )
 
     def notify(self) -> None:
         """New inbox rows were committed: claim them now."""
-        self._inbox.wake.set()
+        self._wake.set()
 
     def notify_outbox(self) -> None:
         """New or revived outbox rows were committed: deliver them now."""
-        self._outbox.wake.set()
+        self._delivery.notify()
 
     async def stop(self) -> None:
-        """Stop claiming; give in-flight work `stop_timeout` to finish, then cancel it (its
-        claims are released, so another process takes them at once)."""
+        """Stop claiming; give work in hand `stop_timeout` to finish, then cancel it (its claims
+        are released, so another process takes them at once)."""
         if not self._loops:
             return
         self._stopping = True
-        for loop in (self._inbox, self._outbox):
-            loop.wake.set()
-            loop.slot_freed.set()
-        await asyncio.gather(*self._loops, return_exceptions=True)
+        self._wake.set()
+        timeout = self._config.stop_timeout
+        inbox, delivery = self._loops[:-1], self._loops[-1]
+        stopping_delivery = asyncio.create_task(self._delivery.stop(timeout))
+        _, late = await asyncio.wait(inbox, timeout=timeout)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*inbox, stopping_delivery, return_exceptions=True)
+        await asyncio.gather(delivery, return_exceptions=True)
         self._loops = []
-        running = self._inbox.running | self._outbox.running
-        if running:
-            _, late = await asyncio.wait(running, timeout=self._config.stop_timeout)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
-        for timer in self._timers:
-            timer.cancel()
-        self._timers.clear()
         log.info("workers %s stopped", self._worker_id)
 
-    # --- the claiming loops ----------------------------------------------------------------------
+    # --- inbox -----------------------------------------------------------------------------------
 
-    async def _run(self, loop: _Loop, claim: Callable[[int], Awaitable[list[Job]]]) -> None:
+    async def _inbox_loop(self) -> None:
+        batch = max(1, self._config.inbox_batch)
         while not self._stopping:
-            free = loop.free()
-            if free <= 0:
-                # Every slot busy: wait for one (a pending wake-up stays set meanwhile).
-                loop.slot_freed.clear()
-                await loop.slot_freed.wait()
-                continue
-            loop.wake.clear()  # before claiming: a wake-up during the claim is not lost
-            jobs: list[Job] = []
+            self._wake.clear()  # before claiming: a wake-up during the claim is not lost
+            rows: list[InboxMessage] = []
             try:
-                jobs = await claim(free)
+                rows = await self._store.claim_inbox(
+                    self._worker_id, batch, self._config.lease_seconds
+                )
+                if rows:
+                    await self._answer(rows)
             except StoreUnavailable as exc:
-                log.warning("%s claim failed, will retry: %s", loop.name, exc)
+                # Claims already made stay; their leases run out and they are taken again.
+                log.warning("inbox: store unavailable, will retry: %s", exc)
             except Exception:  # the loop must outlive any bug; it logs and polls again
-                log.exception("%s claim failed unexpectedly", loop.name)
-            for job in jobs:
-                self._spawn(loop, job)
-            if len(jobs) == free:
-                continue  # every slot got work: more may be waiting
+                log.exception("inbox loop failed on a batch of %d", len(rows))
+            if len(rows) == batch:
+                continue  # a full batch: more may be waiting
+            await self._prune_now_and_then()
+            woken = False
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(loop.wake.wait(), self._config.poll_interval)
+                woken = await asyncio.wait_for(self._wake.wait(), self._config.poll_interval)
+            if woken and self._config.batch_window > 0 and not self._stopping:
+                await asyncio.sleep(self._config.batch_window)
 
-    def _spawn(self, loop: _Loop, job: Job) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(job())
-        loop.running.add(task)
-
-        def done(finished: asyncio.Task[None]) -> None:
-            loop.running.discard(finished)
-            loop.slot_freed.set()
-
-        task.add_done_callback(done)
-
-    # --- inbox: answer ---------------------------------------------------------------------------
-
-    async def _claim_inbox(self, free: int) -> list[Job]:
-        rows = await self._store.claim_inbox(self._worker_id, free, self._config.lease_seconds)
-        return [_bind(self._answer, row) for row in rows]
-
-    async def _answer(self, row: InboxMessage) -> None:
-        row_id = _row_id(row)
-        adapter = self._adapters.get(row.channel)
-        rules = adapter.text_rules if adapter is not None else rules_for(row.channel)
-        started = asyncio.get_running_loop().time()
+    async def _prune_now_and_then(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
+            return
+        self._pruned_at = now
         try:
-            handled = await handle(
-                row, self._desk(), rules, self._store, eta=self._config.escalation_eta
+            pruned = await self._store.prune_expired_state()
+        except StoreUnavailable as exc:
+            log.warning("could not prune expired conversation state: %s", exc)
+            return
+        if pruned:
+            log.info("pruned %d expired clarifying questions", pruned)
+
+    def _rules(self, channel: str) -> TextRules:
+        adapter = self._adapters.get(channel)
+        return adapter.text_rules if adapter is not None else rules_for(channel)
+
+    async def _answer(self, rows: list[InboxMessage]) -> None:
+        try:
+            results = await handle_batch(
+                rows, self._desk(), self._rules, self._store, eta=self._config.escalation_eta
             )
         except asyncio.CancelledError:
-            await _quietly(self._store.release_inbox(row_id))
+            for row in rows:
+                await self._release(row, None)
             raise
-        except StoreUnavailable as exc:
-            # The claim stays; its lease runs out and the row is taken again once the
-            # database is back.
-            log.warning("inbox %d (%s): store unavailable: %s", row_id, row.channel, exc)
+        except StoreUnavailable:
+            raise
+        except Exception as exc:  # e.g. the desk could not be had: every row is handed back
+            results = [exc] * len(rows)
+        replies = 0
+        for row, result in zip(rows, results, strict=True):
+            if isinstance(result, Exception):
+                await self._release(row, result)
+                continue
+            replies += result.replies
+            if self._events is not None and result.finished:
+                self._events.handled(row.channel, result.decision, result.seconds)
+        if replies:
+            self._delivery.notify()
+
+    async def _release(self, row: InboxMessage, error: Exception | None) -> None:
+        """Hand a row back: to be tried again, or marked failed after too many tries."""
+        if row.id is None:
             return
-        except Exception:
-            give_up = row.attempts >= self._config.inbox_max_attempts
-            log.exception(
+        give_up = error is not None and row.attempts >= self._config.inbox_max_attempts
+        if error is not None:
+            log.error(
                 "inbox %d (%s): handling failed (attempt %d)%s",
-                row_id,
+                row.id,
                 row.channel,
                 row.attempts,
                 "; marked failed" if give_up else "",
+                exc_info=error,
             )
-            await _quietly(self._store.release_inbox(row_id, give_up=give_up))
-            return
-        if handled.replies:
-            self.notify_outbox()
-        if self._events is not None and handled.finished:
-            elapsed = asyncio.get_running_loop().time() - started
-            self._events.handled(row.channel, handled.decision, elapsed)
-
-    # --- outbox: deliver -------------------------------------------------------------------------
-
-    async def _claim_outbox(self, free: int) -> list[Job]:
-        rows = await self._store.claim_outbox(self._worker_id, free, self._config.lease_seconds)
-        return [_bind(self._deliver, row) for row in rows]
-
-    def _bucket(self, channel: str) -> TokenBucket:
-        bucket = self._buckets.get(channel)
-        if bucket is None:
-            rate = self._config.channel_rates.get(channel, self._config.rate_per_second)
-            bucket = self._buckets[channel] = TokenBucket(rate)
-        return bucket
-
-    async def _deliver(self, row: OutboxMessage) -> None:
-        row_id = _row_id(row)
-        adapter = self._adapters.get(row.channel)
-        if adapter is None:
-            error = f"no adapter for channel {row.channel!r} in this process (CIVICDESK_CHANNELS)"
-            log.error("outbox %d: %s: dead-lettered", row_id, error)
-            await _quietly(self._store.mark_dead(row_id, error))
-            self._report(row.channel, "dead", 0.0)
-            return
         try:
-            if not await self._wait_for_turn(row):
-                return
-            started = asyncio.get_running_loop().time()
-            result = await self._send(adapter, row)
-            elapsed = asyncio.get_running_loop().time() - started
-            await self._record(row, result, elapsed)
-        except asyncio.CancelledError:
-            await _quietly(self._store.release_outbox(row_id))
-            raise
-
-    async def _wait_for_turn(self, row: OutboxMessage) -> bool:
-        """Wait for the channel's rate limit; give the row back rather than outlive its lease
-        (another worker would send it a second time)."""
-        row_id = _row_id(row)
-        try:
-            async with asyncio.timeout(self._config.lease_seconds / 2):
-                await self._bucket(row.channel).acquire()
-        except TimeoutError:
-            log.info("outbox %d (%s): rate limit backlog, claim released", row_id, row.channel)
-            await _quietly(self._store.release_outbox(row_id))
-            return False
-        return True
-
-    async def _send(self, adapter: Adapter, row: OutboxMessage) -> SendResult:
-        row_id = _row_id(row)
-        message = OutboundMessage(
-            id=row_id,
-            channel=row.channel,
-            conversation=row.conversation,
-            text=row.text,
-            public=row.public,
-            recipient=row.recipient,
-            reply_to=row.reply_to,
-            attempt=row.attempts,
-        )
-        budget = asyncio.timeout(self._config.send_timeout)
-        try:
-            async with budget:
-                return await adapter.send(message)
-        except TimeoutError as exc:
-            if budget.expired():
-                return SendResult.failed(f"no answer within {self._config.send_timeout:g} s")
-            return SendResult.failed(f"TimeoutError: {exc}")  # the adapter's own time-out
-        except Exception as exc:  # an adapter bug or a network error: worth another try
-            log.warning("outbox %d (%s): send raised %s", row_id, row.channel, type(exc).__name__)
-            return SendResult.failed(f"{type(exc).__name__}: {exc}")
-
-    async def _record(self, row: OutboxMessage, result: SendResult, elapsed: float) -> None:
-        row_id = _row_id(row)
-        if result.ok:
-            await _quietly(self._store.mark_sent(row_id, result.platform_id))
-            log.info("outbox %d (%s): sent, attempt %d", row_id, row.channel, row.attempts)
-            self._report(row.channel, "sent", elapsed)
-            return
-        error = result.error or "failed without a reason"
-        if not result.retryable or row.attempts >= self._config.max_attempts:
-            why = "not retryable" if not result.retryable else f"{row.attempts} attempts"
-            await _quietly(self._store.mark_dead(row_id, error))
-            log.error("outbox %d (%s): dead-lettered (%s): %s", row_id, row.channel, why, error)
-            self._report(row.channel, "dead", elapsed)
-            return
-        delay = backoff_delay(
-            row.attempts,
-            base=self._config.backoff_base,
-            cap=self._config.backoff_cap,
-            retry_after=result.retry_after,
-            rng=self._rng,
-        )
-        due = self._store.now() + timedelta(seconds=delay)
-        await _quietly(self._store.mark_retry(row_id, error, due))
-        log.warning(
-            "outbox %d (%s): attempt %d failed, retry in %.2f s: %s",
-            row_id,
-            row.channel,
-            row.attempts,
-            delay,
-            error,
-        )
-        self._wake_outbox_in(delay)
-        self._report(row.channel, "retry", elapsed)
-
-    def _wake_outbox_in(self, delay: float) -> None:
-        """Wake the outbox loop when a retry falls due, rather than at the next poll."""
-        if self._stopping:
-            return
-        timers = self._timers
-
-        def fire() -> None:
-            timers.discard(timer)
-            self.notify_outbox()
-
-        timer = asyncio.get_running_loop().call_later(delay, fire)
-        timers.add(timer)
-
-    def _report(self, channel: str, outcome: str, seconds: float) -> None:
-        if self._events is not None:
-            self._events.delivered(channel, outcome, seconds)
-
-
-def _row_id(row: InboxMessage | OutboxMessage) -> int:
-    if row.id is None:  # claimed rows come from the database: they always have one
-        raise ValueError("a claimed row without an id")
-    return row.id
-
-
-def _bind(work: Callable[[Row], Awaitable[None]], row: Row) -> Job:
-    def job() -> Awaitable[None]:
-        return work(row)
-
-    return job
-
-
-async def _quietly(settling: Awaitable[bool]) -> None:
-    """Record a result; when the database is down the lease runs out and the row is retried."""
-    try:
-        await settling
-    except StoreUnavailable as exc:
-        log.warning("could not record a result (lease will expire and retry): %s", exc)
+            await self._store.release_inbox(row.id, give_up=give_up)
+        except StoreUnavailable as exc:
+            log.warning("inbox %d: could not release (the lease will expire): %s", row.id, exc)

@@ -23,6 +23,7 @@ from bot.pipeline import handle
 from bot.store import Store
 
 KNOWLEDGE = load_knowledge(Path(__file__).parents[1] / "knowledge")
+DESK = Desk(KNOWLEDGE)  # built once (~0.4 s); the pipeline keeps no state in it
 CASE_QUESTION = "我的案子现在到哪一步了？"
 
 
@@ -44,7 +45,7 @@ async def _escalate(url: str, messages: list[InboundMessage]) -> list[str]:
         references = []
         for row in await store.claim_inbox("seed", len(messages), 30):
             rules = TEXT_RULES.get(row.channel, TEXT_RULES["webhook"])
-            handled = await handle(row, Desk(KNOWLEDGE), rules, store)
+            handled = await handle(row, DESK, rules, store)
             assert handled.reference is not None
             references.append(handled.reference)
         # The acknowledgements are delivered: what follows starts from a quiet outbox.
@@ -202,7 +203,7 @@ async def _dead_letter(url: str) -> int:
     try:
         await store.accept([private(1, "诉讼费怎么交")])
         [row] = await store.claim_inbox("w", 1, 30)
-        await handle(row, Desk(KNOWLEDGE), TEXT_RULES["webhook"], store)
+        await handle(row, DESK, TEXT_RULES["webhook"], store)
         [out] = await store.claim_outbox("w", 1, 30)
         assert out.id is not None
         await store.mark_dead(out.id, "HTTP 404: no such chat")

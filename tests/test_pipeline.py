@@ -4,6 +4,7 @@ conversation state, in a real database."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -32,8 +33,9 @@ def knowledge() -> KnowledgeBase:
     return load_knowledge(KNOWLEDGE)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def desk(knowledge: KnowledgeBase) -> Desk:
+    """One desk for the module (indexing takes ~0.4 s): the pipeline keeps no state in it."""
     return Desk(knowledge, today=lambda: TODAY)
 
 
@@ -223,3 +225,34 @@ async def test_a_pick_in_another_conversation_is_not_a_pick(store: Store) -> Non
     other = await handle(await arrive(store, "2", conversation="c2"), fees_desk(), rules, store)
     assert other.decision != "answer"
     assert await store.load_pending("webhook", "c1") is not None
+
+
+# --- the desk with its clarify state kept by the caller -------------------------------------------
+
+
+def test_a_desk_given_the_pending_question_neither_reads_nor_writes_its_memory() -> None:
+    desk = fees_desk()
+    asked = desk.respond("how do I pay the fee", conversation="c1", pending=None)
+    assert asked.decision.decision == "clarify"
+    assert asked.pending_clarify is not None and len(asked.pending_clarify.options) == 2
+    assert len(desk.memory) == 0  # the caller keeps it
+
+    picked = desk.respond("1", conversation="c1", pending=asked.pending_clarify)
+    assert picked.decision.decision == "answer"
+    assert picked.entry_id == asked.pending_clarify.options[0]
+    assert picked.pending_clarify is None  # nothing left to remember
+
+
+def test_an_expired_pending_question_given_to_the_desk_is_not_an_answer() -> None:
+    desk = fees_desk()
+    asked = desk.respond("how do I pay the fee", conversation="c1", pending=None)
+    assert asked.pending_clarify is not None
+    stale = replace(asked.pending_clarify, expires_at=0.0)
+    assert desk.respond("1", conversation="c1", pending=stale).decision.decision != "answer"
+
+
+def test_the_desk_still_remembers_by_itself_when_not_given_the_state() -> None:
+    desk = fees_desk()
+    desk.respond("how do I pay the fee", conversation="c1")
+    assert len(desk.memory) == 1
+    assert desk.respond("2", conversation="c1").decision.decision == "answer"

@@ -284,6 +284,17 @@ async def test_pending_clarify_is_cleared_and_expires(store: Store) -> None:
     assert await store.load_pending("webhook", "c1") is None
 
 
+async def test_expired_clarifying_questions_are_pruned(store: Store) -> None:
+    await store.accept([message(1), message(2, conversation="c2")])
+    one, two = await store.claim_inbox("w", 2, 30)
+    assert one.id and two.id
+    await finish(store, one.id, pending_clarify=PendingClarify(("a",), "en", time.time() + 600))
+    await finish(store, two.id, pending_clarify=PendingClarify(("b",), "en", time.time() - 1))
+    assert await store.prune_expired_state() == 1
+    assert await store.prune_expired_state() == 0
+    assert await store.load_pending("webhook", "c1") is not None
+
+
 async def test_a_released_row_is_claimed_again_and_a_failed_one_is_not(store: Store) -> None:
     await store.accept([message(1), message(2)])
     first, second = await store.claim_inbox("w", 2, 30)
