@@ -17,6 +17,7 @@ import pytest
 
 from bot.db import create_engine, upgrade
 from bot.store import Store
+from tests.kb_support import copy_base
 
 _PG_SERVER = os.environ.get("CIVICDESK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 _PG_TABLES = "conversation_state, outbox, escalation, inbox"
@@ -121,3 +122,12 @@ def empty_postgres_url() -> Iterator[str]:
 
 
 # === end of process fixtures ======================================================================
+
+
+# --- Knowledge files (tests/test_knowledge.py, tests/test_kb_check.py) ---------------------------
+
+
+@pytest.fixture
+def kb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A valid knowledge folder at ./knowledge that a test breaks one mistake at a time."""
+    return copy_base(tmp_path, monkeypatch)

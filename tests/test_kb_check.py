@@ -3,30 +3,10 @@
 from __future__ import annotations
 
 import io
-import shutil
-from datetime import date
 from pathlib import Path
 
-import pytest
-
 from bot.kb_check import run_kb_check
-
-BASE = Path(__file__).parent / "fixtures" / "kb" / "base"
-TODAY = date(2026, 1, 15)
-
-
-@pytest.fixture
-def kb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    shutil.copytree(BASE, tmp_path / "knowledge")
-    return Path("knowledge")
-
-
-def edit(kb: Path, name: str, old: str, new: str) -> None:
-    path = kb / name
-    text = path.read_text(encoding="utf-8")
-    assert text.count(old) == 1, f"{old!r} must occur exactly once in {name}"
-    path.write_text(text.replace(old, new), encoding="utf-8")
+from tests.kb_support import TODAY, edit
 
 
 def kb_check(kb: Path) -> tuple[int, list[str]]:

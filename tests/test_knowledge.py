@@ -7,7 +7,6 @@ person could make, and checks the file, the line and the hint they would be show
 from __future__ import annotations
 
 import random
-import shutil
 from datetime import date
 from pathlib import Path
 
@@ -22,24 +21,7 @@ from bot.knowledge import (
     check_knowledge,
     load_knowledge,
 )
-
-BASE = Path(__file__).parent / "fixtures" / "kb" / "base"
-TODAY = date(2026, 1, 15)
-
-
-@pytest.fixture
-def kb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A valid knowledge folder at ./knowledge, so messages read 'knowledge/fees.yaml:…'."""
-    monkeypatch.chdir(tmp_path)
-    shutil.copytree(BASE, tmp_path / "knowledge")
-    return Path("knowledge")
-
-
-def edit(kb: Path, name: str, old: str, new: str) -> None:
-    path = kb / name
-    text = path.read_text(encoding="utf-8")
-    assert text.count(old) == 1, f"{old!r} must occur exactly once in {name}"
-    path.write_text(text.replace(old, new), encoding="utf-8")
+from tests.kb_support import TODAY, edit
 
 
 def check(kb: Path) -> CheckReport:
