@@ -42,7 +42,6 @@ class Batcher(Generic[T, R]):
         self._queue: asyncio.Queue[_Item[T, R] | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
-        self.flushes = 0
 
     async def submit(self, value: T) -> R:
         if self._closed:
@@ -84,7 +83,6 @@ class Batcher(Generic[T, R]):
             for item in batch:
                 _settle(item.done, exc)
             return
-        self.flushes += 1
         if len(results) != len(batch):  # a bug in the flush: fail loudly, never hang callers
             error = RuntimeError(f"{self._name}: {len(results)} results for {len(batch)} items")
             log.error("%s", error)

@@ -56,7 +56,6 @@ class GroupCommitter:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self.commits = 0  # transactions committed (for metrics and tests)
-        self.rows_stored = 0
 
     def on_commit(self, callback: Callable[[], None]) -> None:
         """Call `callback()` after every commit that stored at least one new row."""
@@ -121,7 +120,6 @@ class GroupCommitter:
                 _settle(waiting.done, error=exc)
             return
         self.commits += 1
-        self.rows_stored += len(stored)
         claimed: set[tuple[str, str]] = set()  # the same event twice in one batch: first one wins
         for waiting in batch:
             flags = []

@@ -259,10 +259,6 @@ class Matcher:
         )
         self._answers = _Postings(_tfidf_rows(answer_rows, vocab, self._idf))
 
-    @property
-    def phrasing_count(self) -> int:
-        return len(self._texts)
-
     def _with_synonyms(self, folded: str, lang: str) -> str:
         for syn_lang in (lang, *(other for other in LANGS if other != lang)):
             if syn_lang in self.synonyms:

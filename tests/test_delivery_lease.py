@@ -12,19 +12,20 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bot.adapter import HttpReply, RawRequest, TextRules
+from bot.adapter import TextRules
 from bot.desk import Desk
 from bot.knowledge import load_knowledge
 from bot.messages import InboundMessage, OutboundMessage, SendResult
 from bot.store import Store
 from bot.worker import WorkerConfig, Workers
+from tests.adapter_support import SendOnlyAdapter
 
 DESK = Desk(load_knowledge(Path(__file__).parents[1] / "knowledge"))
 SEND_SECONDS = 0.4  # every send takes this long
 MESSAGES = 6
 
 
-class SlowAdapter:
+class SlowAdapter(SendOnlyAdapter):
     """Each send takes SEND_SECONDS; every attempt is recorded."""
 
     name = "webhook"
@@ -33,25 +34,10 @@ class SlowAdapter:
     def __init__(self) -> None:
         self.sent: list[OutboundMessage] = []
 
-    def verify(self, raw: RawRequest) -> None:
-        return None
-
-    def handshake(self, raw: RawRequest) -> HttpReply | None:
-        return None
-
-    def parse(self, raw: RawRequest) -> list[InboundMessage]:
-        return []
-
-    def acknowledge(self, raw: RawRequest) -> HttpReply:
-        return HttpReply()
-
     async def send(self, msg: OutboundMessage) -> SendResult:
         await asyncio.sleep(SEND_SECONDS)
         self.sent.append(msg)
         return SendResult.sent(f"p-{msg.id}")
-
-    async def close(self) -> None:
-        return None
 
 
 async def test_a_reply_is_not_sent_when_its_lease_could_run_out_during_the_send(

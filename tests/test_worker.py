@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from bot.adapter import HttpReply, RawRequest, TextRules
+from bot.adapter import TextRules
 from bot.desk import Desk, Reply
 from bot.knowledge import load_knowledge
 from bot.messages import InboundMessage, OutboundMessage, SendResult
@@ -24,6 +24,7 @@ from bot.models import INBOX, OUTBOX, OutboxMessage
 from bot.pacing import TokenBucket, backoff_delay
 from bot.store import Store
 from bot.worker import WorkerConfig, Workers
+from tests.adapter_support import SendOnlyAdapter
 
 KNOWLEDGE = load_knowledge(Path(__file__).parents[1] / "knowledge")
 # Built once: a desk takes ~0.4 s to index the knowledge base, and the workers keep the clarify
@@ -37,7 +38,7 @@ FAST = WorkerConfig(poll_interval=30.0, backoff_base=0.01, backoff_cap=0.05, sto
 Outcome = SendResult | Exception
 
 
-class ScriptedAdapter:
+class ScriptedAdapter(SendOnlyAdapter):
     """Answers each send with the next scripted outcome (then success) and records the attempt."""
 
     text_rules = TextRules(4000)
@@ -49,18 +50,6 @@ class ScriptedAdapter:
         self.delivered: list[OutboundMessage] = []
         self.block: asyncio.Event | None = None  # set: every send waits for it
 
-    def verify(self, raw: RawRequest) -> None:
-        return None
-
-    def handshake(self, raw: RawRequest) -> HttpReply | None:
-        return None
-
-    def parse(self, raw: RawRequest) -> list[InboundMessage]:
-        return []
-
-    def acknowledge(self, raw: RawRequest) -> HttpReply:
-        return HttpReply()
-
     async def send(self, msg: OutboundMessage) -> SendResult:
         self.attempts.append((time.monotonic(), msg))
         if self.block is not None:
@@ -71,9 +60,6 @@ class ScriptedAdapter:
         if outcome.ok:
             self.delivered.append(msg)
         return outcome
-
-    async def close(self) -> None:
-        return None
 
 
 async def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
