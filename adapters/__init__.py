@@ -1,16 +1,53 @@
 """Platform adapters: each turns one platform into InboundMessage and back.
 
 `ADAPTERS` is the explicit registry read by the composition root (`civicdesk serve`): an adapter
-exists for the configuration when it is listed here, and nowhere else.
+exists for the configuration when it is listed here, and nowhere else. Its module is imported
+only when a configured channel (or the README check) asks for it, so adapters a deployer has not
+configured cost nothing at start-up: not their imports (AES, SMTP, ...), not a session, not a task.
 """
 
-from adapters import webchat, webhook
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from importlib import import_module
+
 from bot.config import AdapterSpec
 
-ADAPTERS: dict[str, AdapterSpec] = {
-    spec.name: spec
-    for spec in (
-        webchat.SPEC,
-        webhook.SPEC,
-    )
+ADAPTER_MODULES: dict[str, str] = {
+    "webchat": "adapters.webchat",
+    "webhook": "adapters.webhook",
 }
+"""Adapter name → the module whose `SPEC` describes it."""
+
+
+class AdapterRegistry(Mapping[str, AdapterSpec]):
+    """The adapters by name; a module is imported on first lookup of its name."""
+
+    def __init__(self, modules: Mapping[str, str]) -> None:
+        self._modules = dict(modules)
+        self._loaded: dict[str, AdapterSpec] = {}
+
+    def __getitem__(self, name: str) -> AdapterSpec:
+        spec = self._loaded.get(name)
+        if spec is None:
+            spec = import_module(self._modules[name]).SPEC
+            if not isinstance(spec, AdapterSpec) or spec.name != name:
+                raise TypeError(f"{self._modules[name]}.SPEC is not the AdapterSpec of {name!r}")
+            self._loaded[name] = spec
+        return spec
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._modules)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._modules
+
+    def loaded(self) -> frozenset[str]:
+        """The adapters imported so far (start-up imports only the configured ones)."""
+        return frozenset(self._loaded)
+
+
+ADAPTERS = AdapterRegistry(ADAPTER_MODULES)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from bot.lengths import (
     mastodon_length,
@@ -122,3 +122,41 @@ class Adapter(Protocol):
 
     async def close(self) -> None:
         """Release what the adapter holds (HTTP sessions)."""
+
+
+@dataclass(frozen=True)
+class PollResult:
+    """What one poll brought: new messages, and the cursor to start from next time.
+
+    The poll runner stores `messages` first and only then saves `cursor`; a crash in between
+    fetches the same messages again and the inbox's dedup key drops them, so a restart neither
+    skips nor repeats. `cursor=None` keeps the previous cursor."""
+
+    messages: list[InboundMessage]
+    cursor: str | None = None
+    # Seconds until the next poll when the platform asked for it (rate limit); None: the interval.
+    retry_after: float | None = None
+
+
+class PollFailed(Exception):
+    """A poll could not be made (network, 5xx, auth): logged with this message, tried again at
+    the next interval (or after `retry_after`); the cursor does not move."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@runtime_checkable
+class Poller(Protocol):
+    """An adapter that fetches messages, for platforms without push for this account type
+    (Weibo mentions, Mastodon notifications, Matrix /sync, IMAP). It is an Adapter too: its
+    replies leave through `send`. The runner in `bot.polling` calls `poll` every
+    `poll_interval` seconds, one call at a time per channel."""
+
+    name: str
+    poll_interval: float
+
+    async def poll(self, cursor: str | None) -> PollResult:
+        """Messages after `cursor` (None: first run; start from now rather than replaying the
+        account's whole history). Raise PollFailed for a poll that could not be made."""

@@ -2,8 +2,9 @@
 
 Resources are opened and closed in `cleanup_ctx`, in this order, and closed in the reverse one:
 the store, the shared HTTP client session (handed to the adapters), the knowledge watcher, the
-workers. So at shutdown the workers stop first (finishing or releasing what they claimed) while
-the adapters and the database they use are still there.
+workers, the pollers of channels without push. So at shutdown polling stops first, then the
+workers (finishing or releasing what they claimed) while the adapters and the database they use
+are still there.
 """
 
 from __future__ import annotations
@@ -15,15 +16,17 @@ from typing import Protocol, runtime_checkable
 import aiohttp
 from aiohttp import web
 
-from bot.adapter import Adapter
+from bot.adapter import Adapter, Poller
 from bot.config import Settings
 from bot.metrics import Metrics
+from bot.polling import PollRunner
 from bot.reload import KnowledgeHolder
 from bot.web import GATEWAY, Gateway, InboxStore, LiveChat, Runnable, add_routes
 
 log = logging.getLogger("civicdesk.app")
 
 HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)
+POLLING = web.AppKey("polling", PollRunner)
 OUTBOUND_CONNECTIONS = 100  # across every adapter; per host aiohttp's default applies
 
 
@@ -42,12 +45,14 @@ def create_app(
     desk_holder: KnowledgeHolder,
     workers: Runnable | None = None,
     metrics: Metrics | None = None,
+    polling: bool = True,
 ) -> web.Application:
     """The application. It takes over `store` (closed at clean-up) and runs `workers`, if any,
-    between start-up and clean-up; `adapters` maps each channel name to its adapter."""
+    between start-up and clean-up; `adapters` maps each channel name to its adapter. Adapters
+    that poll their platform (`bot.adapter.Poller`) are polled then too, unless `polling` is off."""
     chats = [a for a in adapters.values() if isinstance(a, LiveChat)]
     app = web.Application(client_max_size=settings.max_body_bytes)
-    app[GATEWAY] = Gateway(
+    gateway = Gateway(
         settings=settings,
         adapters=dict(adapters),
         store=store,
@@ -56,11 +61,16 @@ def create_app(
         workers=workers,
         chat=chats[0] if chats else None,
     )
+    app[GATEWAY] = gateway
+    pollers = [a for a in adapters.values() if isinstance(a, Poller)]
+    if polling and pollers:
+        app[POLLING] = PollRunner(store, pollers, events=gateway.metrics)
     add_routes(app)
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_http_session)
     app.cleanup_ctx.append(_knowledge)
     app.cleanup_ctx.append(_workers)
+    app.cleanup_ctx.append(_polling)
     app.on_shutdown.append(_release_long_polls)
     return app
 
@@ -110,6 +120,18 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await workers.stop()
+
+
+async def _polling(app: web.Application) -> AsyncIterator[None]:
+    runner = app.get(POLLING)
+    if runner is None:
+        yield
+        return
+    await runner.start()
+    try:
+        yield
+    finally:
+        await runner.stop()
 
 
 async def _release_long_polls(app: web.Application) -> None:

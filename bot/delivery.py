@@ -180,6 +180,7 @@ class Delivery:
             public=row.public,
             recipient=row.recipient,
             reply_to=row.reply_to,
+            reply_context=row.reply_context,
             attempt=row.attempts,
         )
         budget = asyncio.timeout(self._config.send_timeout)

@@ -22,6 +22,7 @@ class OutboxDraft:
     public: bool = False
     recipient: str | None = None
     reply_to: str | None = None
+    reply_context: str | None = None
     kind: str = KIND_REPLY
 
 

@@ -31,6 +31,7 @@ DEFAULT_MAX_BATCH = 500  # rows per transaction: bounds the statement and the ti
 # Requests waiting for a commit; beyond it `accept` waits, which slows the senders (back-pressure).
 DEFAULT_QUEUE_SIZE = 10_000
 _KEY_LENGTH = 255  # inbox.platform_id
+MAX_REPLY_CONTEXT = 4000  # adapters keep tokens and ids there, never message bodies
 
 
 @dataclass
@@ -193,6 +194,7 @@ def _row(message: InboundMessage) -> dict[str, Any]:
         "public": message.public,
         "lang_hint": _fit(message.lang_hint, 16),
         "reply_to": _fit(message.reply_to, 255),
+        "reply_context": _fit(message.reply_context, MAX_REPLY_CONTEXT),
         "received_at": message.received_at,
         "status": INBOX_NEW,
         "attempts": 0,

@@ -25,6 +25,10 @@ class InboundMessage:
     sender_name: str | None = None  # for display only
     lang_hint: str | None = None  # from the platform, if it says
     reply_to: str | None = None  # the platform id this message answers (threads, staff replies)
+    # Adapter-defined text (usually compact JSON) that the reply needs and the platform gave only
+    # here: LINE's reply token, a Weibo comment's status id, an e-mail's Message-ID and subject.
+    # Stored with the message and handed back, untouched, on every OutboundMessage answering it.
+    reply_context: str | None = None
     received_at: datetime = field(default_factory=utcnow)
     raw: Mapping[str, Any] = field(default_factory=dict)  # what the platform sent, for the log
 
@@ -40,6 +44,7 @@ class OutboundMessage:
     public: bool
     recipient: str | None = None  # platform user id, where the platform addresses users
     reply_to: str | None = None  # platform id of the message being answered
+    reply_context: str | None = None  # the answered InboundMessage's reply_context
     attempt: int = 1
 
 

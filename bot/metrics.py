@@ -138,6 +138,11 @@ class Metrics:
             ("channel",),
             DELIVERY_BUCKETS,
         )
+        self.polls = Counter(
+            "civicdesk_polls_total",
+            "Polls of platforms without push, by channel; result ok or failed.",
+            ("channel", "result"),
+        )
         self.knowledge_reloads = Counter(
             "civicdesk_knowledge_reloads_total",
             "Reloads of the knowledge base; result ok or failed (the last good one kept).",
@@ -145,6 +150,14 @@ class Metrics:
         )
 
     # The workers' observer (bot.worker.WorkerEvents): they report, these methods count.
+
+    def received(self, channel: str, fresh: Sequence[bool]) -> None:
+        """Inbound messages accepted by the store: True per new one, False per redelivery."""
+        for new in fresh:
+            self.messages_in.inc(channel, "new" if new else "duplicate")
+
+    def polled(self, channel: str, ok: bool) -> None:
+        self.polls.inc(channel, "ok" if ok else "failed")
 
     def handled(self, channel: str, decision: str, seconds: float) -> None:
         self.decisions.inc(channel, decision)
@@ -159,6 +172,7 @@ class Metrics:
         lines: list[str] = []
         for metric in (
             self.messages_in,
+            self.polls,
             self.rejected,
             self.decisions,
             self.messages_out,

@@ -67,6 +67,7 @@ class InboxMessage(SQLModel, table=True):
     public: bool = False
     lang_hint: str | None = Field(default=None, max_length=16)
     reply_to: str | None = Field(default=None, max_length=255)
+    reply_context: str | None = None  # adapter-defined, handed back with every reply
     received_at: datetime = _when(nullable=False)
     status: str = Field(default=INBOX_NEW, max_length=16)
     claimed_by: str | None = Field(default=None, max_length=64)
@@ -90,6 +91,7 @@ class OutboxMessage(SQLModel, table=True):
     conversation: str = Field(max_length=255)
     recipient: str | None = Field(default=None, max_length=255)
     reply_to: str | None = Field(default=None, max_length=255)
+    reply_context: str | None = None  # the question's, for the adapter (reply tokens, threads)
     public: bool = False
     text: str
     kind: str = Field(default="reply", max_length=16)  # reply, ack, answer (a human's), ticket
@@ -142,8 +144,19 @@ class ConversationState(SQLModel, table=True):
     expires_at: datetime | None = _when(nullable=True)
 
 
+class PollCursor(SQLModel, table=True):
+    """Where a polling channel's next poll starts (platforms without push)."""
+
+    __tablename__ = "poll_cursor"
+
+    channel: str = Field(primary_key=True, max_length=64)
+    cursor: str
+    updated_at: datetime = _when(nullable=False)
+
+
 # Core handles on the tables, for the statements in bot.store*: typed, and no ORM session needed.
 INBOX = SQLModel.metadata.tables["inbox"]
 OUTBOX = SQLModel.metadata.tables["outbox"]
 ESCALATION = SQLModel.metadata.tables["escalation"]
 CONVERSATION_STATE = SQLModel.metadata.tables["conversation_state"]
+POLL_CURSOR = SQLModel.metadata.tables["poll_cursor"]

@@ -211,6 +211,7 @@ def _reply(row: InboxMessage, text: str, kind: str) -> OutboxDraft:
         public=row.public,
         recipient=row.sender,
         reply_to=row.platform_id,
+        reply_context=row.reply_context,
         kind=kind,
     )
 

@@ -31,7 +31,13 @@ from bot import store_claims as claims
 from bot import store_escalations as tickets
 from bot.adapter import TextRules, rules_for
 from bot.batching import Batcher
-from bot.db import StoreUnavailable, create_engine, has_schema, is_sqlite
+from bot.db import (
+    StoreUnavailable,
+    create_engine,
+    has_schema,
+    insert_ignoring_duplicates,
+    is_sqlite,
+)
 from bot.db import upgrade as upgrade_schema
 from bot.db_runner import Runner, make_runner
 from bot.desk import PendingClarify
@@ -51,6 +57,7 @@ from bot.models import (
     OUTBOX_DEAD,
     OUTBOX_PENDING,
     OUTBOX_SENDING,
+    POLL_CURSOR,
     Escalation,
     InboxMessage,
 )
@@ -148,6 +155,34 @@ class Store(OutboxMethods):
         """Store inbound messages durably (group commit); True per new message, False per
         duplicate. Raises StoreUnavailable when nothing could be stored (answer 503)."""
         return await self._committer.accept(messages)
+
+    async def load_cursor(self, channel: str) -> str | None:
+        """A polling channel's saved cursor (None: it never polled)."""
+        statement = select(POLL_CURSOR.c.cursor).where(POLL_CURSOR.c.channel == channel)
+        cursor: str | None = await self._db.read(
+            lambda connection: connection.execute(statement).scalar()
+        )
+        return cursor
+
+    async def save_cursor(self, channel: str, cursor: str) -> None:
+        """Record where `channel`'s next poll starts. Call only after the messages the poll
+        brought are accepted, so that a crash in between repeats them (the inbox drops the
+        duplicates) instead of skipping them."""
+        row = {"channel": channel, "cursor": cursor, "updated_at": self._clock()}
+
+        def save(connection: Connection) -> None:
+            upsert = insert_ignoring_duplicates(connection.dialect.name, POLL_CURSOR).values(row)
+            connection.execute(
+                upsert.on_conflict_do_update(
+                    index_elements=["channel"],
+                    set_={
+                        "cursor": upsert.excluded.cursor,
+                        "updated_at": upsert.excluded.updated_at,
+                    },
+                )
+            )
+
+        await self._db.write(save)
 
     def on_new_work(self, callback: Callable[[], None]) -> None:
         """Call `callback()` (synchronously, keep it quick) after new inbound rows are committed."""

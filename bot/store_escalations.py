@@ -88,6 +88,9 @@ def answer_escalation(
             reply_to=select(INBOX.c.platform_id)
             .where(INBOX.c.id == escalation.inbox_id)
             .scalar_subquery(),
+            reply_context=select(INBOX.c.reply_context)
+            .where(INBOX.c.id == escalation.inbox_id)
+            .scalar_subquery(),
             public=escalation.public,
             text=compose(text, rules_for(escalation.channel), mention=mention),
             kind=KIND_ANSWER,

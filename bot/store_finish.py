@@ -181,6 +181,7 @@ def _outbox_row(
         "conversation": draft.conversation,
         "recipient": draft.recipient,
         "reply_to": draft.reply_to,
+        "reply_context": draft.reply_context,
         "public": draft.public,
         "text": draft.text,
         "kind": draft.kind,

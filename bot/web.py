@@ -30,6 +30,8 @@ log = logging.getLogger("civicdesk.web")
 
 LONG_POLL_SECONDS = 25.0  # below the idle timeout of common proxies (60 s)
 PING_TIMEOUT = 3.0
+# Platforms deliver with POST; Matrix application services receive transactions with PUT.
+DELIVERY_METHODS = ("POST", "PUT")
 UNKNOWN = "-"  # the metrics label of a channel that does not exist: URLs must not make labels
 
 
@@ -39,6 +41,8 @@ class InboxStore(Protocol):
     async def accept(self, messages: Sequence[InboundMessage]) -> list[bool]: ...
     async def ping(self) -> None: ...
     async def queue_depths(self) -> dict[str, int]: ...
+    async def load_cursor(self, channel: str) -> str | None: ...
+    async def save_cursor(self, channel: str, cursor: str) -> None: ...
     async def close(self) -> None: ...
 
 
@@ -147,7 +151,7 @@ async def webhook(request: web.Request) -> web.StreamResponse:
     handshake = adapter.handshake(raw)
     if handshake is not None:
         return _reply(handshake)
-    if request.method != "POST":
+    if request.method not in DELIVERY_METHODS:
         return error(405, "this channel takes POST requests", Allow="POST")
     try:
         adapter.verify(raw)
@@ -175,14 +179,15 @@ async def webhook(request: web.Request) -> web.StreamResponse:
 def _count_accepted(
     metrics: Metrics, channel: str, messages: Sequence[InboundMessage], fresh: Sequence[bool]
 ) -> None:
+    metrics.received(channel, fresh)
+    # A line per message at INFO cost a sixth of ingest CPU; the access log has each request.
     for message, new in zip(messages, fresh, strict=True):
-        metrics.messages_in.inc(channel, "new" if new else "duplicate")
-        log.info(
-            "channel=%s platform_id=%s %s",
-            channel,
-            message.platform_id,
-            "stored" if new else "duplicate, already stored",
-        )
+        if not new:
+            log.info(
+                "channel=%s platform_id=%s duplicate, already stored", channel, message.platform_id
+            )
+        elif log.isEnabledFor(logging.DEBUG):
+            log.debug("channel=%s platform_id=%s stored", channel, message.platform_id)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -272,8 +277,11 @@ async def chat_replies(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_route("POST", "/webhooks/{channel}", webhook)
-    app.router.add_route("GET", "/webhooks/{channel}", webhook)
+    # The tail serves platforms that append their own paths to the configured URL (a Matrix
+    # application service at /webhooks/matrix gets /webhooks/matrix/_matrix/app/v1/...).
+    for path in ("/webhooks/{channel}", "/webhooks/{channel}/{tail:.+}"):
+        for method in ("GET", *DELIVERY_METHODS):
+            app.router.add_route(method, path, webhook)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
