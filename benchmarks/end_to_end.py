@@ -77,7 +77,6 @@ from ingest import (
     PATH,
     QUESTIONS,
     Server,
-    civicdesk_command,
     clean_environment,
     code_version,
     free_port,
@@ -85,6 +84,7 @@ from ingest import (
     machine_cpu_seconds,
     percentile,
     sign,
+    start_civicdesk,
     start_server,
 )
 
@@ -460,15 +460,7 @@ async def benchmark(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             CIVICDESK_PORT=str(port),
         )
         server = await loop.run_in_executor(
-            None,
-            lambda: start_server(
-                "civicdesk",
-                civicdesk_command(),
-                port=port,
-                workdir=workdir,
-                env=env,
-                ready_path="/readyz",
-            ),
+            None, lambda: start_civicdesk(workdir, env, port, split=args.split)
         )
         try:
             phases["civicdesk"] = await run_phase(
@@ -611,6 +603,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--grace", type=float, default=DEFAULT_GRACE, help="seconds to wait for the last replies"
     )
     parser.add_argument("--quick", action="store_true", help="50 messages/s for 5 s (CI smoke)")
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="civicdesk as the Procfile's two processes: serve --no-workers and work",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--role", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)

@@ -129,10 +129,51 @@ def clean_environment(**settings: str) -> dict[str, str]:
     return env
 
 
-def civicdesk_command() -> list[str]:
-    """`civicdesk serve` of this virtualenv (the console script beside the interpreter)."""
+def civicdesk_command(*arguments: str) -> list[str]:
+    """`civicdesk serve` (or another command) of this virtualenv (the console script beside
+    the interpreter)."""
     script = Path(sys.executable).with_name("civicdesk")
-    return [str(script), "serve"] if script.exists() else [sys.executable, "-m", "bot", "serve"]
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "bot"]
+    return command + list(arguments or ["serve"])
+
+
+def start_civicdesk(workdir: Path, env: Mapping[str, str], port: int, *, split: bool) -> Server:
+    """`civicdesk serve` on `port`; with `split`, the two process types of the Procfile
+    instead: `civicdesk serve --no-workers` on `port` and `civicdesk work` beside it, measured
+    and stopped as one server."""
+    if not split:
+        return start_server(
+            "civicdesk",
+            civicdesk_command(),
+            port=port,
+            workdir=workdir,
+            env=env,
+            ready_path="/readyz",
+        )
+    # The web process first: it creates the SQLite file's tables, which the worker then finds.
+    web = start_server(
+        "civicdesk",
+        civicdesk_command("serve", "--no-workers"),
+        port=port,
+        workdir=workdir,
+        env=env,
+        ready_path="/readyz",
+    )
+    worker_port = free_port()
+    try:
+        worker = start_server(
+            "civicdesk-work",
+            civicdesk_command("work", "--port", str(worker_port)),
+            port=worker_port,
+            workdir=workdir,
+            env=env,
+            ready_path="/readyz",
+        )
+    except BaseException:
+        web.stop()
+        raise
+    web.partners.append(worker)
+    return web
 
 
 @dataclass
@@ -143,16 +184,23 @@ class Server:
     process: subprocess.Popen[bytes]
     log_path: Path
     port: int
+    partners: list[Server] = field(default_factory=list)  # processes measured and stopped with it
 
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def cpu_seconds(self) -> float:
-        return process_cpu_seconds(self.process.pid)
+        own = process_cpu_seconds(self.process.pid)
+        return own + sum(partner.cpu_seconds() for partner in self.partners)
 
     def stop(self) -> int | None:
-        """SIGTERM (a graceful stop), then SIGKILL if it does not end in time."""
+        """SIGTERM (a graceful stop), then SIGKILL if it does not end in time; partners after.
+        The first non-zero exit code, else this process's."""
+        codes = [self._stop_own()] + [partner.stop() for partner in self.partners]
+        return next((code for code in codes if code not in (0, None)), codes[0])
+
+    def _stop_own(self) -> int | None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -166,8 +214,9 @@ class Server:
         try:
             text = self.log_path.read_text(errors="replace")
         except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+            text = ""
+        tail = "\n".join(text.splitlines()[-lines:])
+        return "\n".join([tail, *(partner.log_tail(lines) for partner in self.partners)])
 
 
 def start_server(
@@ -705,6 +754,7 @@ class Options:
     connections: int
     threads: int
     generator: str  # "wrk" or "python"
+    split: bool = False  # civicdesk as two processes: serve --no-workers + work
 
 
 def _load(options: Options, workdir: Path, **kwargs: Any) -> LoadResult:
@@ -778,14 +828,7 @@ def civicdesk_phase(options: Options, workdir: Path, secret: str) -> dict[str, A
         CIVICDESK_PORT=str(port),
     )
     try:
-        server = start_server(
-            "civicdesk",
-            civicdesk_command(),
-            port=port,
-            workdir=workdir,
-            env=env,
-            ready_path="/readyz",
-        )
+        server = start_civicdesk(workdir, env, port, split=options.split)
         try:
             result = measured(server, options, workdir, secret, "m", helpers=[sink])
             # What the workers got through while ingest ran (read before the graceful stop).
@@ -955,6 +998,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (1 leaves a core)")
     parser.add_argument("--generator", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--quick", action="store_true", help="3 s phases, 1 s warm-up (CI smoke)")
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="civicdesk as the Procfile's two processes: serve --no-workers and work",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--role", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -983,7 +1031,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif generator == "wrk" and not shutil.which("wrk"):
         print("wrk is not on PATH: apt-get install -y wrk (or --generator python)", file=sys.stderr)
         return 2
-    options = Options(args.duration, args.warmup, args.connections, args.threads, generator)
+    options = Options(
+        args.duration, args.warmup, args.connections, args.threads, generator, args.split
+    )
     secret = secrets.token_hex(32)
 
     def progress(message: str) -> None:

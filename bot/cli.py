@@ -81,6 +81,8 @@ def _run(argv: Sequence[str] | None, out: TextIO) -> int:
             return run_kb_check(args.path or settings.knowledge_path, out)
         if args.command == "serve":
             return cli_serve.run(args, settings)
+        if args.command == "work":
+            return cli_serve.run_worker(args, settings)
         if args.command in cli_escalations.COMMANDS:
             return cli_escalations.run(args, settings, out)
         return _eval(args, settings, out)

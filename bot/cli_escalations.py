@@ -39,7 +39,7 @@ from bot.models import (
     ESCALATION_CLOSED,
     ESCALATION_OPEN,
     Escalation,
-    OutboxMessage,
+    OutboxRow,
 )
 from bot.store import Store
 
@@ -203,7 +203,7 @@ def _print_one(e: Escalation, out: TextIO) -> None:
     print("\n".join(lines), file=out)
 
 
-def _dead_record(m: OutboxMessage) -> dict[str, Any]:
+def _dead_record(m: OutboxRow) -> dict[str, Any]:
     return {
         "id": m.id,
         "channel": m.channel,
@@ -216,7 +216,7 @@ def _dead_record(m: OutboxMessage) -> dict[str, Any]:
     }
 
 
-def _print_dead(dead: Sequence[OutboxMessage], out: TextIO) -> None:
+def _print_dead(dead: Sequence[OutboxRow], out: TextIO) -> None:
     if not dead:
         print("no dead letters", file=out)
         return

@@ -5,6 +5,12 @@ created and upgraded by itself) → knowledge → workers → `create_app` → a
 turns SIGINT and SIGTERM into a graceful stop: stop accepting, let running requests finish,
 then stop the workers (they finish or release what they claimed) and close the store.
 SIGHUP reloads the knowledge base.
+
+`civicdesk serve --no-workers` and `civicdesk work` split the same thing in two process types
+(Procfile `web` and `worker`): the web process only stores what arrives and answers the
+platforms, the worker process answers the messages, delivers the replies and polls the
+platforms without push. On one machine that puts the two halves on two cores; a worker
+process on SQLite notices the web process's commits within milliseconds (`bot.commit_watch`).
 """
 
 from __future__ import annotations
@@ -17,19 +23,23 @@ import signal
 import socket
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.engine import make_url
 
 from adapters import ADAPTERS
 from bot.adapter import Adapter
 from bot.app import create_app
+from bot.commit_watch import SqliteCommitWatch
 from bot.config import ChannelConfig, ConfigError, Settings, read_channels, redacted_url
 from bot.db import StoreUnavailable
 from bot.metrics import Metrics
 from bot.reload import KnowledgeHolder
 from bot.store import Store
-from bot.web import GATEWAY, AccessLogger
+from bot.web import GATEWAY, AccessLogger, LiveChat
 from bot.worker import WorkerConfig, Workers
 
 log = logging.getLogger("civicdesk.serve")
@@ -44,6 +54,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", help="address to listen on (default: CIVICDESK_HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (default: CIVICDESK_PORT)")
+    serve.add_argument(
+        "--no-workers",
+        dest="workers",
+        action="store_false",
+        help="only receive and store: run `civicdesk work` for the answering and delivery",
+    )
+    work: argparse.ArgumentParser = subparsers.add_parser(
+        "work", help="answer stored messages, deliver replies and poll platforms (no web server)"
+    )
+    work.add_argument(
+        "--port", type=int, help="also serve /healthz, /readyz and /metrics on this port"
+    )
+    work.add_argument("--host", help="address for --port (default: CIVICDESK_HOST)")
     return serve
 
 
@@ -76,36 +99,78 @@ def worker_config(settings: Settings, channels: Sequence[ChannelConfig]) -> Work
     )
 
 
+@dataclass
+class Parts:
+    """What both process types are made of."""
+
+    settings: Settings
+    adapters: dict[str, Adapter]
+    config: WorkerConfig
+    metrics: Metrics
+    holder: KnowledgeHolder
+
+    @classmethod
+    def assemble(cls, settings: Settings) -> Parts:
+        channels = read_channels(os.environ, settings.channels, ADAPTERS)
+        adapters = build_adapters(channels)
+        config = worker_config(settings, channels)
+        metrics = Metrics()
+        holder = KnowledgeHolder.from_settings(settings, metrics=metrics)
+        log.info("knowledge: %d entries from %s", len(holder.desk.knowledge.entries), holder.folder)
+        return cls(settings, adapters, config, metrics, holder)
+
+    async def app(self, *, workers: bool) -> tuple[web.Application, Workers | None]:
+        # A SQLite file belongs to this machine: bring it up to date here. A shared
+        # PostgreSQL is upgraded once per release with `civicdesk db upgrade`.
+        url = self.settings.database_url
+        store = await Store.open(url, upgrade=url.startswith("sqlite"))
+        runner = None
+        if workers:
+            worker_id = f"{socket.gethostname()}-{os.getpid()}"
+            runner = Workers(
+                store,
+                self.holder.get_desk,
+                self.adapters,
+                self.config,
+                worker_id,
+                events=self.metrics,
+            )
+        app = create_app(
+            self.settings,
+            self.adapters,
+            store=store,
+            desk_holder=self.holder,
+            workers=runner,
+            metrics=self.metrics,
+            polling=workers,
+        )
+        app.on_startup.append(_reload_on_sighup)
+        return app, runner
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Serve until SIGINT or SIGTERM; 0 after a clean stop. ConfigError and KnowledgeError
     propagate to the command line, which prints them."""
     _configure_logging()
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
-    channels = read_channels(os.environ, settings.channels, ADAPTERS)
-    adapters = build_adapters(channels)
-    config = worker_config(settings, channels)
-    metrics = Metrics()
-    holder = KnowledgeHolder.from_settings(settings, metrics=metrics)
-    log.info("knowledge: %d entries from %s", len(holder.desk.knowledge.entries), holder.folder)
+    parts = Parts.assemble(settings)
+    if not args.workers and any(isinstance(a, LiveChat) for a in parts.adapters.values()):
+        log.warning(
+            "the web chat shows replies delivered in this process: with --no-workers they are "
+            "delivered by `civicdesk work` and the page will not show them; serve the web chat "
+            "from a `civicdesk serve` with workers"
+        )
 
     async def make_app() -> web.Application:
-        # A SQLite file belongs to this one process: bring it up to date here. A shared
-        # PostgreSQL is upgraded once per release with `civicdesk db upgrade`.
-        sqlite = settings.database_url.startswith("sqlite")
-        store = await Store.open(settings.database_url, upgrade=sqlite)
-        worker_id = f"{socket.gethostname()}-{os.getpid()}"
-        workers = Workers(store, holder.get_desk, adapters, config, worker_id, events=metrics)
-        app = create_app(
-            settings, adapters, store=store, desk_holder=holder, workers=workers, metrics=metrics
-        )
-        app.on_startup.append(_reload_on_sighup)
+        app, _ = await parts.app(workers=args.workers)
         log.info(
-            "serving channels %s on http://%s:%d (database %s)",
-            ", ".join(adapters),
+            "serving channels %s on http://%s:%d (database %s)%s",
+            ", ".join(parts.adapters),
             host,
             port,
             redacted_url(settings.database_url),
+            "" if args.workers else ", without workers",
         )
         return app
 
@@ -125,6 +190,65 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"civicdesk: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def run_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """`civicdesk work`: the workers and pollers without the webhook server, until SIGINT or
+    SIGTERM."""
+    _configure_logging()
+    parts = Parts.assemble(settings)
+    try:
+        asyncio.run(_work(parts, args.host or settings.host, args.port))
+    except StoreUnavailable as exc:
+        print(f"civicdesk: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(
+            f"civicdesk: cannot listen on port {args.port}: {exc.strerror or exc}", file=sys.stderr
+        )
+        return 1
+    return 0
+
+
+async def _work(parts: Parts, host: str, port: int | None) -> None:
+    app, workers = await parts.app(workers=True)
+    assert workers is not None
+    runner = web.AppRunner(app, access_log_class=AccessLogger)
+    await runner.setup()  # opens the store and the HTTP session, starts workers and pollers
+    watch = None
+    database = sqlite_path(parts.settings.database_url)
+    if database is not None:
+        watch = SqliteCommitWatch(database, workers.notify, workers.notify_outbox)
+        watch.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        if port is not None:
+            await web.TCPSite(runner, host, port).start()
+        log.info(
+            "working channels %s (database %s)%s",
+            ", ".join(parts.adapters),
+            redacted_url(parts.settings.database_url),
+            f"; health and metrics on http://{host}:{port}" if port is not None else "",
+        )
+        await stop.wait()
+        log.info("stopping: finishing or releasing the work in hand")
+    finally:
+        if watch is not None:
+            await watch.stop()
+        await runner.cleanup()
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite database URL; None for other databases (and in-memory SQLite)."""
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite") or not parsed.database:
+        return None
+    if parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
 
 
 async def _reload_on_sighup(app: web.Application) -> None:

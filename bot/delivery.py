@@ -20,7 +20,7 @@ from typing import Protocol
 from bot.adapter import Adapter
 from bot.db import StoreUnavailable
 from bot.messages import OutboundMessage, SendResult
-from bot.models import OutboxMessage
+from bot.models import OutboxRow
 from bot.pacing import TokenBucket, backoff_delay
 from bot.store import Store
 
@@ -84,7 +84,7 @@ class Delivery:
                 await self._slot_freed.wait()
                 continue
             self._wake.clear()  # before claiming: a wake-up during the claim is not lost
-            rows: list[OutboxMessage] = []
+            rows: list[OutboxRow] = []
             try:
                 rows = await self._store.claim_outbox(
                     self._worker_id, free, self._config.lease_seconds
@@ -118,7 +118,7 @@ class Delivery:
             timer.cancel()
         self._timers.clear()
 
-    def _start(self, row: OutboxMessage) -> None:
+    def _start(self, row: OutboxRow) -> None:
         task = asyncio.create_task(self._deliver(row))
         self._sending.add(task)
 
@@ -135,8 +135,8 @@ class Delivery:
             bucket = self._buckets[channel] = TokenBucket(rate)
         return bucket
 
-    async def _deliver(self, row: OutboxMessage) -> None:
-        row_id = _row_id(row)
+    async def _deliver(self, row: OutboxRow) -> None:
+        row_id = row.id
         adapter = self._adapters.get(row.channel)
         if adapter is None:
             error = f"no adapter for channel {row.channel!r} in this process (CIVICDESK_CHANNELS)"
@@ -155,7 +155,7 @@ class Delivery:
             await _quietly(self._store.release_outbox(row_id))
             raise
 
-    async def _wait_for_turn(self, row: OutboxMessage) -> bool:
+    async def _wait_for_turn(self, row: OutboxRow) -> bool:
         """Wait for the channel's rate limit; give the row back rather than outlive its lease
         (another worker would send it a second time). The send after the wait may take up to
         `send_timeout`, so the wait may only use what the lease has left beyond that."""
@@ -167,13 +167,13 @@ class Delivery:
                 await self._bucket(row.channel).acquire()
         except TimeoutError:
             log.info("outbox %d (%s): rate limit backlog, claim released", row.id, row.channel)
-            await _quietly(self._store.release_outbox(_row_id(row)))
+            await _quietly(self._store.release_outbox(row.id))
             return False
         return True
 
-    async def _send(self, adapter: Adapter, row: OutboxMessage) -> SendResult:
+    async def _send(self, adapter: Adapter, row: OutboxRow) -> SendResult:
         message = OutboundMessage(
-            id=_row_id(row),
+            id=row.id,
             channel=row.channel,
             conversation=row.conversation,
             text=row.text,
@@ -195,8 +195,8 @@ class Delivery:
             log.warning("outbox %d (%s): send raised %s", row.id, row.channel, type(exc).__name__)
             return SendResult.failed(f"{type(exc).__name__}: {exc}")
 
-    async def _record(self, row: OutboxMessage, result: SendResult, elapsed: float) -> None:
-        row_id = _row_id(row)
+    async def _record(self, row: OutboxRow, result: SendResult, elapsed: float) -> None:
+        row_id = row.id
         if result.ok:
             await _quietly(self._store.mark_sent(row_id, result.platform_id))
             log.debug("outbox %d (%s): sent, attempt %d", row_id, row.channel, row.attempts)
@@ -245,12 +245,6 @@ class Delivery:
     def _report(self, channel: str, outcome: str, seconds: float) -> None:
         if self._events is not None:
             self._events.delivered(channel, outcome, seconds)
-
-
-def _row_id(row: OutboxMessage) -> int:
-    if row.id is None:  # claimed rows come from the database: they always have one
-        raise ValueError("a claimed outbox row without an id")
-    return row.id
 
 
 async def _quietly(settling: Awaitable[bool]) -> None:

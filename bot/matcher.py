@@ -23,8 +23,8 @@ from rapidfuzz import fuzz, process
 from scipy import sparse
 
 from bot.text import (
-    apply_synonyms,
     chinese_runs,
+    compile_synonyms,
     detect_lang,
     english_stop_words,
     english_words,
@@ -206,6 +206,7 @@ class Matcher:
     ) -> None:
         self.weights = weights or MatcherWeights()
         self.synonyms = synonyms or {}
+        self._rewrites = {lang: compile_synonyms(table) for lang, table in self.synonyms.items()}
         self.entry_ids = [doc.entry_id for doc in docs]
         self._texts: list[str] = []  # folded phrasing, for the fuzzy re-score
         self._originals: list[str] = []
@@ -261,8 +262,9 @@ class Matcher:
 
     def _with_synonyms(self, folded: str, lang: str) -> str:
         for syn_lang in (lang, *(other for other in LANGS if other != lang)):
-            if syn_lang in self.synonyms:
-                folded = apply_synonyms(folded, self.synonyms[syn_lang])
+            rewrite = self._rewrites.get(syn_lang)
+            if rewrite is not None:
+                folded = rewrite(folded)
         return folded
 
     def _query_weights(self, folded: str) -> tuple[np.ndarray, np.ndarray, float]:
@@ -305,36 +307,58 @@ class Matcher:
         depth = min(w.rerank_depth, len(self.entry_ids))
         top = np.argpartition(-lexical, depth - 1)[:depth]
         top = top[lexical[top] > 0]
-        return self._rescore(query, top, lexical, phrasing_scores)[:limit]
+        return self._rescore(query, top, lexical, phrasing_scores, limit)
 
     def _rescore(
-        self, query: str, top: np.ndarray, lexical: np.ndarray, phrasing_scores: np.ndarray
+        self,
+        query: str,
+        top: np.ndarray,
+        lexical: np.ndarray,
+        phrasing_scores: np.ndarray,
+        limit: int,
     ) -> list[Candidate]:
         """Blend the lexical score with rapidfuzz against each entry's closest phrasings."""
         if not len(top):
             return []
         w = self.weights
-        closest = []
-        for entry_index in top.tolist():
-            start = int(self._entry_starts[entry_index])
-            local = phrasing_scores[start : start + int(self._entry_sizes[entry_index])]
-            closest.append(start + np.argsort(-local)[: w.fuzzy_phrasings])
-        flat = np.concatenate(closest)
+        # Each entry's `fuzzy_phrasings` best phrasings, for all top entries at once: sort the
+        # entries' phrasing positions by (entry, -score) and keep the first few of each entry.
+        starts = self._entry_starts[top]
+        sizes = self._entry_sizes[top]
+        owner_all = np.repeat(np.arange(len(top)), sizes)
+        positions = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        phrasing = np.repeat(starts, sizes) + positions
+        order = np.lexsort((-phrasing_scores[phrasing], owner_all))
+        phrasing, owner_all = phrasing[order], owner_all[order]
+        rank_in_entry = np.arange(len(order)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        keep = rank_in_entry < w.fuzzy_phrasings
+        flat, owner = phrasing[keep], owner_all[keep]
+        first = np.cumsum(np.minimum(sizes, w.fuzzy_phrasings)) - np.minimum(
+            sizes, w.fuzzy_phrasings
+        )
         ratios = process.cdist(
-            [query], [self._texts[i] for i in flat], scorer=fuzz.token_sort_ratio, workers=1
+            [query],
+            [self._texts[i] for i in flat.tolist()],
+            scorer=fuzz.token_sort_ratio,
+            workers=1,
         )[0]
-        owner = np.repeat(np.arange(len(top)), [len(c) for c in closest])
         fuzzy = np.zeros(len(top))
         np.maximum.at(fuzzy, owner, ratios / 100.0)
-        scores = (1 - w.fuzzy) * lexical[top] + w.fuzzy * fuzzy
-        candidates = [
-            Candidate(
-                entry_id=self.entry_ids[int(entry_index)],
-                score=round(min(float(score), 1.0), 4),
-                phrasing=self._originals[int(c[0])],
-                lang=self._phrasing_lang[int(c[0])],
-            )
-            for entry_index, score, c in zip(top, scores, closest, strict=True)
+        scores = [
+            round(min(float(score), 1.0), 4)
+            for score in ((1 - w.fuzzy) * lexical[top] + w.fuzzy * fuzzy).tolist()
         ]
-        candidates.sort(key=lambda c: -c.score)
+        # Candidates only for the best `limit` (a stable sort keeps the order of equal scores).
+        best = sorted(range(len(top)), key=lambda i: -scores[i])[:limit]
+        candidates = []
+        for i in best:
+            closest = int(flat[first[i]])
+            candidates.append(
+                Candidate(
+                    entry_id=self.entry_ids[int(top[i])],
+                    score=scores[i],
+                    phrasing=self._originals[closest],
+                    lang=self._phrasing_lang[closest],
+                )
+            )
         return candidates

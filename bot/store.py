@@ -59,7 +59,7 @@ from bot.models import (
     OUTBOX_SENDING,
     POLL_CURSOR,
     Escalation,
-    InboxMessage,
+    InboxRow,
 )
 from bot.store_finish import finish_batch, prune_expired_state
 from bot.store_outbox import OutboxMethods
@@ -228,9 +228,7 @@ class Store(OutboxMethods):
 
     # --- inbox work ------------------------------------------------------------------------------
 
-    async def claim_inbox(
-        self, worker_id: str, limit: int, lease_seconds: float
-    ) -> list[InboxMessage]:
+    async def claim_inbox(self, worker_id: str, limit: int, lease_seconds: float) -> list[InboxRow]:
         """Up to `limit` of the oldest unhandled messages, held for `lease_seconds`; messages
         whose previous lease ran out are handed out again (the worker crashed)."""
         now = self._clock()
@@ -245,7 +243,7 @@ class Store(OutboxMethods):
         rows = await self._db.write(claiming)
         for row in rows:
             self._inbox_tokens[row.id] = (worker_id, row.attempts)
-        return [InboxMessage(**row._asdict()) for row in rows]
+        return [InboxRow(**row._asdict()) for row in rows]
 
     async def finish_inbox(
         self,

@@ -21,7 +21,7 @@ from bot.models import (
     OUTBOX_PENDING,
     OUTBOX_SENDING,
     OUTBOX_SENT,
-    OutboxMessage,
+    OutboxRow,
 )
 
 log = logging.getLogger("bot.store")
@@ -41,7 +41,7 @@ class OutboxMethods:
         limit: int,
         lease_seconds: float,
         channel_filter: Collection[str] | None = None,
-    ) -> list[OutboxMessage]:
+    ) -> list[OutboxRow]:
         """Up to `limit` replies due now (oldest due first), held for `lease_seconds`;
         `channel_filter` restricts the claim to those channels."""
         now = self.now()
@@ -60,7 +60,7 @@ class OutboxMethods:
         rows = await self._db.write(claiming)
         for row in rows:
             self._outbox_tokens[row.id] = (worker_id, row.attempts)
-        return [OutboxMessage(**row._asdict()) for row in rows]
+        return [OutboxRow(**row._asdict()) for row in rows]
 
     async def _settle_outbox(self, outbox_id: int, values: dict[str, Any]) -> bool:
         token = self._outbox_tokens.pop(outbox_id, None)
@@ -121,6 +121,6 @@ class OutboxMethods:
             log.info("outbox %d: dead letter queued again", outbox_id)
         return revived
 
-    async def list_dead(self) -> list[OutboxMessage]:
+    async def list_dead(self) -> list[OutboxRow]:
         rows = await self._db.read(claims.dead_letters)
-        return [OutboxMessage(**row._asdict()) for row in rows]
+        return [OutboxRow(**row._asdict()) for row in rows]

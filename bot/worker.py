@@ -25,7 +25,7 @@ from bot.db import StoreUnavailable
 from bot.delivery import Delivery, DeliveryConfig
 from bot.desk import Desk
 from bot.escalation import DEFAULT_ETA
-from bot.models import InboxMessage
+from bot.models import InboxRow
 from bot.pipeline import handle_batch
 from bot.store import Store
 
@@ -156,7 +156,7 @@ class Workers:
         batch = max(1, self._config.inbox_batch)
         while not self._stopping:
             self._wake.clear()  # before claiming: a wake-up during the claim is not lost
-            rows: list[InboxMessage] = []
+            rows: list[InboxRow] = []
             try:
                 rows = await self._store.claim_inbox(
                     self._worker_id, batch, self._config.lease_seconds
@@ -194,7 +194,7 @@ class Workers:
         adapter = self._adapters.get(channel)
         return adapter.text_rules if adapter is not None else rules_for(channel)
 
-    async def _answer(self, rows: list[InboxMessage]) -> None:
+    async def _answer(self, rows: list[InboxRow]) -> None:
         try:
             results = await handle_batch(
                 rows, self._desk(), self._rules, self._store, eta=self._config.escalation_eta
@@ -218,7 +218,7 @@ class Workers:
         if replies:
             self._delivery.notify()
 
-    async def _release(self, row: InboxMessage, error: Exception | None) -> None:
+    async def _release(self, row: InboxRow, error: Exception | None) -> None:
         """Hand a row back: to be tried again, or marked failed after too many tries."""
         if row.id is None:
             return

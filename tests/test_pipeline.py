@@ -17,7 +17,7 @@ from bot.escalation import REFERENCE_ALPHABET
 from bot.knowledge import Entry, KnowledgeBase, load_knowledge
 from bot.lengths import weibo_length
 from bot.messages import InboundMessage
-from bot.models import InboxMessage, OutboxMessage
+from bot.models import InboxRow, OutboxRow
 from bot.pipeline import handle
 from bot.policy import PolicyConfig
 from bot.store import Store
@@ -50,7 +50,7 @@ async def arrive(
     conversation: str = "c1",
     public: bool = False,
     sender_name: str | None = None,
-) -> InboxMessage:
+) -> InboxRow:
     """A citizen's message, stored and claimed as a worker would."""
     n = next(_counter)
     msg = InboundMessage(
@@ -61,7 +61,7 @@ async def arrive(
     return row
 
 
-async def outbox(store: Store) -> list[OutboxMessage]:
+async def outbox(store: Store) -> list[OutboxRow]:
     return await store.claim_outbox("reader", 100, 30)
 
 

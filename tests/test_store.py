@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Table, text
 from sqlmodel import SQLModel
 
 from bot.db import StoreUnavailable, create_engine, has_schema
@@ -21,6 +23,7 @@ from bot.desk import PendingClarify
 from bot.drafts import KIND_ACK, EscalationDraft, OutboxDraft
 from bot.escalation import ReferenceTaken
 from bot.messages import InboundMessage
+from bot.models import INBOX, OUTBOX, InboxRow, OutboxRow
 from bot.store import Store
 
 
@@ -75,6 +78,14 @@ async def test_the_migrations_create_exactly_the_tables_of_the_models(store: Sto
     async with store.engine.connect() as connection:
         differences = await connection.run_sync(_differences)
     assert differences == []
+
+
+@pytest.mark.parametrize(("row", "table"), [(InboxRow, INBOX), (OutboxRow, OUTBOX)])
+def test_the_rows_workers_read_have_exactly_the_columns_of_their_table(
+    row: type[Any], table: Table
+) -> None:
+    """A column added to a table and not to its row class would fail every claim at run time."""
+    assert [f.name for f in fields(row)] == [column.name for column in table.columns]
 
 
 async def test_an_empty_sqlite_file_is_migrated_on_open_even_without_upgrade(

@@ -20,7 +20,7 @@ from bot.adapter import TextRules
 from bot.desk import Desk, Reply
 from bot.knowledge import load_knowledge
 from bot.messages import InboundMessage, OutboundMessage, SendResult
-from bot.models import INBOX, OUTBOX, OutboxMessage
+from bot.models import INBOX, OUTBOX, OutboxRow
 from bot.pacing import TokenBucket, backoff_delay
 from bot.store import Store
 from bot.worker import WorkerConfig, Workers
@@ -155,7 +155,7 @@ async def test_a_permanent_failure_is_dead_lettered_and_can_be_retried(store: St
     assert await store.list_dead() == []
 
 
-async def _wait_for_dead(store: Store, count: int) -> list[OutboxMessage]:
+async def _wait_for_dead(store: Store, count: int) -> list[OutboxRow]:
     deadline = time.monotonic() + 10
     while len(dead := await store.list_dead()) < count:
         assert time.monotonic() < deadline, "no dead letter in time"
