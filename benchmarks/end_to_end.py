@@ -460,7 +460,7 @@ async def benchmark(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             CIVICDESK_PORT=str(port),
         )
         server = await loop.run_in_executor(
-            None, lambda: start_civicdesk(workdir, env, port, split=args.split)
+            None, lambda: start_civicdesk(workdir, env, port, workers=args.workers)
         )
         try:
             phases["civicdesk"] = await run_phase(
@@ -604,9 +604,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="50 messages/s for 5 s (CI smoke)")
     parser.add_argument(
-        "--split",
-        action="store_true",
-        help="civicdesk as the Procfile's two processes: serve --no-workers and work",
+        "--workers",
+        choices=("in-process", "separate"),
+        default="in-process",
+        help="civicdesk serve with its workers, or the Procfile's serve --no-workers + work",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--role", help=argparse.SUPPRESS)

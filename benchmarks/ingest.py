@@ -137,38 +137,30 @@ def civicdesk_command(*arguments: str) -> list[str]:
     return command + list(arguments or ["serve"])
 
 
-def start_civicdesk(workdir: Path, env: Mapping[str, str], port: int, *, split: bool) -> Server:
-    """`civicdesk serve` on `port`; with `split`, the two process types of the Procfile
-    instead: `civicdesk serve --no-workers` on `port` and `civicdesk work` beside it, measured
-    and stopped as one server."""
-    if not split:
-        return start_server(
-            "civicdesk",
-            civicdesk_command(),
-            port=port,
-            workdir=workdir,
-            env=env,
-            ready_path="/readyz",
-        )
-    # The web process first: it creates the SQLite file's tables, which the worker then finds.
+WORKER_MODES = ("in-process", "separate", "none")
+
+
+def start_civicdesk(workdir: Path, env: Mapping[str, str], port: int, *, workers: str) -> Server:
+    """civicdesk on `port`, its workers by `workers`: "in-process" (`civicdesk serve`, the
+    try-it default), "separate" (the Procfile's two process types: `civicdesk serve
+    --no-workers` and `civicdesk work` beside it, measured and stopped as one server) or
+    "none" (`civicdesk serve --no-workers` alone: the web process's ingest and nothing else)."""
+    if workers not in WORKER_MODES:
+        raise ValueError(f"workers must be one of {WORKER_MODES}")
+    arguments = ("serve",) if workers == "in-process" else ("serve", "--no-workers")
     web = start_server(
-        "civicdesk",
-        civicdesk_command("serve", "--no-workers"),
-        port=port,
-        workdir=workdir,
-        env=env,
+        "civicdesk", civicdesk_command(*arguments), port=port, workdir=workdir, env=env,
         ready_path="/readyz",
-    )
+    )  # fmt: skip
+    if workers != "separate":
+        return web
+    # The web process first: it creates the SQLite file's tables, which the worker then finds.
     worker_port = free_port()
     try:
         worker = start_server(
-            "civicdesk-work",
-            civicdesk_command("work", "--port", str(worker_port)),
-            port=worker_port,
-            workdir=workdir,
-            env=env,
-            ready_path="/readyz",
-        )
+            "civicdesk-work", civicdesk_command("work", "--port", str(worker_port)),
+            port=worker_port, workdir=workdir, env=env, ready_path="/readyz",
+        )  # fmt: skip
     except BaseException:
         web.stop()
         raise
@@ -754,7 +746,7 @@ class Options:
     connections: int
     threads: int
     generator: str  # "wrk" or "python"
-    split: bool = False  # civicdesk as two processes: serve --no-workers + work
+    workers: str = "in-process"  # see start_civicdesk
 
 
 def _load(options: Options, workdir: Path, **kwargs: Any) -> LoadResult:
@@ -828,7 +820,7 @@ def civicdesk_phase(options: Options, workdir: Path, secret: str) -> dict[str, A
         CIVICDESK_PORT=str(port),
     )
     try:
-        server = start_civicdesk(workdir, env, port, split=options.split)
+        server = start_civicdesk(workdir, env, port, workers=options.workers)
         try:
             result = measured(server, options, workdir, secret, "m", helpers=[sink])
             # What the workers got through while ingest ran (read before the graceful stop).
@@ -999,9 +991,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--generator", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--quick", action="store_true", help="3 s phases, 1 s warm-up (CI smoke)")
     parser.add_argument(
-        "--split",
-        action="store_true",
-        help="civicdesk as the Procfile's two processes: serve --no-workers and work",
+        "--workers",
+        choices=WORKER_MODES,
+        default="in-process",
+        help="where civicdesk's workers run while ingest is measured (default in-process)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--role", help=argparse.SUPPRESS)
@@ -1032,7 +1025,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("wrk is not on PATH: apt-get install -y wrk (or --generator python)", file=sys.stderr)
         return 2
     options = Options(
-        args.duration, args.warmup, args.connections, args.threads, generator, args.split
+        args.duration, args.warmup, args.connections, args.threads, generator, args.workers
     )
     secret = secrets.token_hex(32)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol, TypeVar
@@ -93,9 +94,44 @@ class SqliteRunner:
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="civicdesk-sqlite-writer")
         self._readers = ThreadPoolExecutor(SQLITE_READERS, thread_name_prefix="civicdesk-sqlite")
         self._closed = False
+        self._database = sync_url.database or ""
+        self._raw: sqlite3.Connection | None = None  # used only in the writer thread
+        self.raw_commits = 0  # transactions committed by write_raw (tests count commits)
 
     async def write(self, work: Callable[[Connection], T]) -> T:
         return await self._run(self._writer, self.write_engine, work, "write")
+
+    async def write_raw(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work` in a write transaction on a plain sqlite3 connection, in the writer thread
+        (so in turn with every other write of this process). For the hottest path only, the
+        group commit of inbound messages: SQLAlchemy's execution machinery cost several times
+        what SQLite itself spends on a small transaction."""
+
+        def transaction() -> T:
+            connection = self._raw_connection()
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(connection)
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+            self.raw_commits += 1
+            return result
+
+        if self._closed:
+            raise StoreUnavailable("the store is closed")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._writer, transaction)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"database write failed: {exc}") from exc
+
+    def _raw_connection(self) -> sqlite3.Connection:
+        if self._raw is None:
+            connection = sqlite3.connect(self._database, check_same_thread=False)
+            sqlite_pragmas(connection, None)
+            self._raw = connection
+        return self._raw
 
     async def read(self, work: Callable[[Connection], T]) -> T:
         return await self._run(self._readers, self._read_engine, work, "read")
@@ -119,6 +155,8 @@ class SqliteRunner:
 
         def shut() -> None:
             self._writer.shutdown(wait=True)
+            if self._raw is not None:
+                self._raw.close()
             self._readers.shutdown(wait=True)
             self.write_engine.dispose()
             self._read_engine.dispose()

@@ -14,14 +14,16 @@ import asyncio
 import functools
 import hashlib
 import logging
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection
 
 from bot.db import StoreUnavailable, insert_ignoring_duplicates
-from bot.db_runner import Runner
+from bot.db_runner import Runner, SqliteRunner
 from bot.messages import InboundMessage
 from bot.models import INBOX, INBOX_NEW
 
@@ -110,9 +112,12 @@ class GroupCommitter:
     async def _commit(self, batch: list[_Waiting]) -> None:
         rows = [row for waiting in batch for row in waiting.rows]
         try:
-            stored = await self._runner.write(
-                functools.partial(_insert, self._runner.dialect, rows)
-            )
+            if isinstance(self._runner, SqliteRunner):
+                stored = await self._runner.write_raw(functools.partial(_insert_sqlite, rows))
+            else:
+                stored = await self._runner.write(
+                    functools.partial(_insert, self._runner.dialect, rows)
+                )
         except StoreUnavailable as exc:
             log.error(
                 "group commit of %d messages in %d requests failed: %s", len(rows), len(batch), exc
@@ -150,6 +155,39 @@ def _insert(
         .returning(INBOX.c.channel, INBOX.c.platform_id)
     )
     return {(row.channel, row.platform_id) for row in connection.execute(statement, rows)}
+
+
+_SQLITE_COLUMNS = (
+    "channel", "platform_id", "conversation", "sender", "sender_name", "text", "public",
+    "lang_hint", "reply_to", "reply_context", "received_at", "status", "attempts",
+)  # fmt: skip
+_SQLITE_INSERT = (
+    "INSERT INTO inbox (channel, platform_id, conversation, sender, sender_name, text, public, "
+    "lang_hint, reply_to, reply_context, received_at, status, attempts) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (channel, platform_id) DO NOTHING RETURNING 1"
+)
+
+
+def _insert_sqlite(
+    rows: list[dict[str, Any]], connection: sqlite3.Connection
+) -> set[tuple[str, str]]:
+    """`_insert` in plain sqlite3, values stored as SQLAlchemy stores them on SQLite (naive
+    UTC timestamps with microseconds, booleans as 0/1): tests/test_ingest.py reads them back
+    through the models."""
+    stored: set[tuple[str, str]] = set()
+    for row in rows:
+        values = [row[column] for column in _SQLITE_COLUMNS]
+        values[6] = 1 if values[6] else 0
+        values[10] = _sqlite_time(values[10])
+        if connection.execute(_SQLITE_INSERT, values).fetchone() is not None:
+            stored.add((row["channel"], row["platform_id"]))
+    return stored
+
+
+def _sqlite_time(value: datetime) -> str:
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def _settle(

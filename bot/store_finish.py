@@ -104,32 +104,51 @@ def _check_references(
     return results
 
 
+_OPEN_TICKET: dict[str, Any] = {}
+
+
+def _open_ticket_statement(dialect: str) -> Any:
+    """INSERT ... ON CONFLICT (reference) DO NOTHING RETURNING id, built once per dialect:
+    building it per ticket cost more than running it."""
+    statement = _OPEN_TICKET.get(dialect)
+    if statement is None:
+        columns = (
+            "reference", "status", "inbox_id", "channel", "conversation", "sender",
+            "sender_name", "public", "question", "reason", "candidates", "created_at",
+        )  # fmt: skip
+        statement = (
+            insert_ignoring_duplicates(dialect, ESCALATION)
+            .on_conflict_do_nothing(index_elements=["reference"])
+            .values({c: bindparam(f"b_{c}", type_=ESCALATION.c[c].type) for c in columns})
+            .returning(ESCALATION.c.id)
+        )
+        _OPEN_TICKET[dialect] = statement
+    return statement
+
+
 def _open_ticket(connection: Connection, finish: Finish, now: datetime) -> int | None:
     draft = finish.escalation
     if draft is None:
         return None
     # ON CONFLICT DO NOTHING: a code taken since the check (another process) must not abort the
     # transaction of every other row in it; this row's ticket then goes without its own code.
-    statement = (
-        insert_ignoring_duplicates(connection.dialect.name, ESCALATION)
-        .on_conflict_do_nothing(index_elements=["reference"])
-        .values(
-            reference=draft.reference,
-            status=ESCALATION_OPEN,
-            inbox_id=finish.inbox_id,
-            channel=draft.channel,
-            conversation=draft.conversation,
-            sender=draft.sender,
-            sender_name=draft.sender_name,
-            public=draft.public,
-            question=draft.question,
-            reason=draft.reason,
-            candidates=[dict(c) for c in draft.candidates],
-            created_at=now,
-        )
-        .returning(ESCALATION.c.id)
-    )
-    ticket_id = connection.execute(statement).scalar()
+    ticket_id = connection.execute(
+        _open_ticket_statement(connection.dialect.name),
+        {
+            "b_reference": draft.reference,
+            "b_status": ESCALATION_OPEN,
+            "b_inbox_id": finish.inbox_id,
+            "b_channel": draft.channel,
+            "b_conversation": draft.conversation,
+            "b_sender": draft.sender,
+            "b_sender_name": draft.sender_name,
+            "b_public": draft.public,
+            "b_question": draft.question,
+            "b_reason": draft.reason,
+            "b_candidates": [dict(c) for c in draft.candidates],
+            "b_created_at": now,
+        },
+    ).scalar()
     if ticket_id is None:
         raise ReferenceTaken(draft.reference)
     return int(ticket_id)

@@ -62,6 +62,23 @@ def _is_decoration(char: str) -> bool:
     return category in ("So", "Sk", "Cs", "Co", "Cn", "Cf") or 0xFE00 <= ord(char) <= 0xFE0F
 
 
+class _DecorationTable(dict[int, str | int]):
+    """`str.translate` table: decorations become spaces, everything else stays. Filled as
+    characters are first seen, so each character's category is looked up once, not per use
+    (the per-character loop was a fifth of the time to answer a question)."""
+
+    LIMIT = 1 << 16  # distinct characters remembered: hostile text must not grow it forever
+
+    def __missing__(self, codepoint: int) -> str | int:
+        value: str | int = " " if _is_decoration(chr(codepoint)) else codepoint
+        if len(self) < self.LIMIT:
+            self[codepoint] = value
+        return value
+
+
+_DECORATIONS = _DecorationTable()
+
+
 def strip_addressing(text: str) -> str:
     """Remove whom a message is addressed to: repost chains, reply prefixes and @mentions."""
     text = _REPOST_CHAIN.sub(" ", text)
@@ -78,7 +95,7 @@ def strip_decorations(text: str) -> str:
     text = _WEIBO_TOPIC.sub(" ", text)
     text = _HASHTAG.sub(" ", text)
     text = _EMOTICON.sub(" ", text)
-    text = "".join(" " if _is_decoration(c) else c for c in text)
+    text = text.translate(_DECORATIONS)
     return _SPACES.sub(" ", text).strip()
 
 
