@@ -146,13 +146,16 @@ class WebhookAdapter:
         data = _json_object(raw.body)
         received = datetime.fromtimestamp(self._clock(), UTC)
         conversation = _required(data, "conversation", limit=MAX_ID)
+        sender = _optional(data, "sender", limit=MAX_ID) or conversation
+        sender_name = _optional(data, "sender_name", limit=MAX_ID)
         return [
             InboundMessage(
                 channel=self.name,
                 platform_id=_required(data, "id", limit=MAX_ID),
                 conversation=conversation,
-                sender=_optional(data, "sender", limit=MAX_ID) or conversation,
-                sender_name=_optional(data, "sender_name", limit=MAX_ID),
+                sender=sender,
+                sender_name=sender_name,
+                mention=sender_name or sender,  # public replies start "@<name> "
                 text=_required(data, "text", limit=MAX_TEXT, allow_empty=True),
                 public=_flag(data, "public"),
                 lang_hint=_optional(data, "lang", limit=16),

@@ -66,7 +66,12 @@ def rules_for(channel: str) -> TextRules:
 
 
 class Unauthorized(Exception):
-    """The request's signature or token is wrong or stale: 401, and nothing of it is stored."""
+    """The request's signature or token is wrong or stale: 401 (or the `status` the platform's
+    spec asks for, such as Matrix's 403 for a wrong hs_token), and nothing of it is stored."""
+
+    def __init__(self, message: str, *, status: int = 401) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class BadRequest(Exception):

@@ -38,8 +38,12 @@ def fits(text: str, rules: TextRules) -> bool:
 
 
 def _mention_prefix(mention: str | None) -> str:
-    handle = (mention or "").strip().lstrip("@")
-    return f"@{handle} " if handle else ""
+    """A mention as the platform writes it ("@alice", "<@U024BE7LH>") is used as given; a bare
+    handle gets its "@"."""
+    text = (mention or "").strip()
+    if not text.lstrip("@"):
+        return ""
+    return (text if text[0] in "@<" else f"@{text}") + " "
 
 
 def _assemble(prefix: str, body: str, link: str | None) -> str:

@@ -158,13 +158,13 @@ def _insert(
 
 
 _SQLITE_COLUMNS = (
-    "channel", "platform_id", "conversation", "sender", "sender_name", "text", "public",
-    "lang_hint", "reply_to", "reply_context", "received_at", "status", "attempts",
+    "channel", "platform_id", "conversation", "sender", "sender_name", "mention", "text",
+    "public", "lang_hint", "reply_to", "reply_context", "received_at", "status", "attempts",
 )  # fmt: skip
 _SQLITE_INSERT = (
-    "INSERT INTO inbox (channel, platform_id, conversation, sender, sender_name, text, public, "
-    "lang_hint, reply_to, reply_context, received_at, status, attempts) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "INSERT INTO inbox (channel, platform_id, conversation, sender, sender_name, mention, text, "
+    "public, lang_hint, reply_to, reply_context, received_at, status, attempts) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (channel, platform_id) DO NOTHING RETURNING 1"
 )
 
@@ -178,8 +178,8 @@ def _insert_sqlite(
     stored: set[tuple[str, str]] = set()
     for row in rows:
         values = [row[column] for column in _SQLITE_COLUMNS]
-        values[6] = 1 if values[6] else 0
-        values[10] = _sqlite_time(values[10])
+        values[7] = 1 if values[7] else 0
+        values[11] = _sqlite_time(values[11])
         if connection.execute(_SQLITE_INSERT, values).fetchone() is not None:
             stored.add((row["channel"], row["platform_id"]))
     return stored
@@ -228,6 +228,7 @@ def _row(message: InboundMessage) -> dict[str, Any]:
         "conversation": _fit(message.conversation, 255),
         "sender": _fit(message.sender, 255),
         "sender_name": _fit(message.sender_name, 255),
+        "mention": _fit(message.mention, 255),
         "text": message.text.replace("\x00", ""),
         "public": message.public,
         "lang_hint": _fit(message.lang_hint, 16),

@@ -23,6 +23,10 @@ class InboundMessage:
     text: str
     public: bool  # a public mention or comment (True) or a private message (False)
     sender_name: str | None = None  # for display only
+    # How a public reply addresses the asker, written as the platform writes a mention
+    # ("@alice", "@alice@example.social", "<@U024BE7LH>"); None: the reply does not address
+    # anyone (it quotes the question instead, as on Telegram). Private replies never use it.
+    mention: str | None = None
     lang_hint: str | None = None  # from the platform, if it says
     reply_to: str | None = None  # the platform id this message answers (threads, staff replies)
     # Adapter-defined text (usually compact JSON) that the reply needs and the platform gave only

@@ -64,6 +64,7 @@ class InboxMessage(SQLModel, table=True):
     conversation: str = Field(max_length=255)
     sender: str = Field(max_length=255)
     sender_name: str | None = Field(default=None, max_length=255)
+    mention: str | None = Field(default=None, max_length=255)  # see InboundMessage.mention
     text: str
     public: bool = False
     lang_hint: str | None = Field(default=None, max_length=16)
@@ -168,6 +169,7 @@ class InboxRow:
     conversation: str
     sender: str
     sender_name: str | None
+    mention: str | None
     text: str
     public: bool
     lang_hint: str | None

@@ -96,7 +96,7 @@ def prepare(
     eta: Mapping[str, str] = DEFAULT_ETA,
 ) -> Prepared:
     """Ask the desk about one row (CPU only: no I/O)."""
-    mention = (row.sender_name or row.sender) if row.public else None
+    mention = row.mention if row.public else None
     started = time.perf_counter()
     reply = desk.respond(
         row.text,

@@ -76,7 +76,11 @@ def answer_escalation(
             raise EscalationNotFound(reference)
         raise EscalationClosed(reference)
     escalation = as_escalation(row)
-    mention = (escalation.sender_name or escalation.sender) if escalation.public else None
+    mention = None
+    if escalation.public and escalation.inbox_id is not None:
+        mention = connection.execute(
+            select(INBOX.c.mention).where(INBOX.c.id == escalation.inbox_id)
+        ).scalar()
     connection.execute(
         insert(OUTBOX).values(
             inbox_id=escalation.inbox_id,

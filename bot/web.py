@@ -148,17 +148,18 @@ async def webhook(request: web.Request) -> web.StreamResponse:
         body=body,
         remote=request.remote,
     )
-    handshake = adapter.handshake(raw)
-    if handshake is not None:
-        return _reply(handshake)
-    if request.method not in DELIVERY_METHODS:
-        return error(405, "this channel takes POST requests", Allow="POST")
     try:
+        # A handshake that must be signed (Slack's url_verification) verifies itself.
+        handshake = adapter.handshake(raw)
+        if handshake is not None:
+            return _reply(handshake)
+        if request.method not in DELIVERY_METHODS:
+            return error(405, "this channel takes POST requests", Allow="POST")
         adapter.verify(raw)
     except Unauthorized as exc:
-        metrics.rejected.inc(name, "401")
+        metrics.rejected.inc(name, str(exc.status))
         log.warning("channel=%s refused: %s (from %s)", name, exc, request.remote)
-        return error(401, str(exc))
+        return error(exc.status, str(exc))
     try:
         messages = adapter.parse(raw)
     except BadRequest as exc:

@@ -172,7 +172,7 @@ def test_answer_queues_the_reply_to_the_citizen_and_closes_the_ticket(database_u
 
 def test_a_public_weibo_answer_is_fitted_to_140_with_the_mention(database_url: str) -> None:
     mention = InboundMessage(
-        "weibo", "status-9", "status-9", "u9", CASE_QUESTION, True, sender_name="zhang"
+        "weibo", "status-9", "status-9", "u9", CASE_QUESTION, True, mention="@zhang"
     )
     [reference] = escalate(database_url, mention)
 

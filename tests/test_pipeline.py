@@ -50,11 +50,19 @@ async def arrive(
     conversation: str = "c1",
     public: bool = False,
     sender_name: str | None = None,
+    mention: str | None = None,
 ) -> InboxRow:
     """A citizen's message, stored and claimed as a worker would."""
     n = next(_counter)
     msg = InboundMessage(
-        channel, f"evt-{n}", conversation, "u1", text, public, sender_name=sender_name
+        channel,
+        f"evt-{n}",
+        conversation,
+        "u1",
+        text,
+        public,
+        sender_name=sender_name,
+        mention=mention,
     )
     assert await store.accept([msg]) == [True]
     [row] = await store.claim_inbox("w", 1, 30)
@@ -86,7 +94,7 @@ async def test_an_answered_question_queues_one_reply_fitted_to_the_channel(
 async def test_a_public_weibo_answer_mentions_the_asker_within_140(
     store: Store, desk: Desk
 ) -> None:
-    row = await arrive(store, "诉讼费怎么交", channel="weibo", public=True, sender_name="zhang")
+    row = await arrive(store, "诉讼费怎么交", channel="weibo", public=True, mention="@zhang")
 
     await handle(row, desk, TEXT_RULES["weibo"], store)
 
@@ -94,6 +102,28 @@ async def test_a_public_weibo_answer_mentions_the_asker_within_140(
     assert reply.text.startswith("@zhang ")
     assert weibo_length(reply.text) <= 140
     assert reply.public is True
+
+
+@pytest.mark.parametrize(
+    ("mention", "start"),
+    [("<@U024BE7LH>", "<@U024BE7LH> "), ("@alice@example.social", "@alice@example.social ")],
+)
+async def test_a_public_answer_addresses_the_asker_as_the_platform_writes_a_mention(
+    store: Store, desk: Desk, mention: str, start: str
+) -> None:
+    row = await arrive(store, "How do I pay the court fee?", public=True, mention=mention)
+    await handle(row, desk, TEXT_RULES["slack"], store)
+    [reply] = await outbox(store)
+    assert reply.text.startswith(start) and not reply.text.startswith(start + start)
+
+
+async def test_a_public_answer_without_a_mention_addresses_nobody(store: Store, desk: Desk) -> None:
+    """Telegram quotes the question instead: a reply starting "@<display name>" would name
+    someone else, or no one."""
+    row = await arrive(store, "How do I pay the court fee?", public=True, sender_name="Fabio R")
+    await handle(row, desk, TEXT_RULES["telegram"], store)
+    [reply] = await outbox(store)
+    assert not reply.text.startswith("@") and "Fabio" not in reply.text
 
 
 @pytest.mark.parametrize(
@@ -125,7 +155,7 @@ async def test_an_escalated_question_gets_a_ticket_and_an_acknowledgement_with_i
 
 async def test_a_weibo_acknowledgement_keeps_its_code_within_140(store: Store, desk: Desk) -> None:
     row = await arrive(
-        store, "我的案子现在到哪一步了？", channel="weibo", public=True, sender_name="李" * 30
+        store, "我的案子现在到哪一步了？", channel="weibo", public=True, mention="@" + "李" * 30
     )
     handled = await handle(row, desk, TEXT_RULES["weibo"], store)
     [ack] = await outbox(store)

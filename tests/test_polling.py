@@ -33,6 +33,7 @@ def mention(number: int, text: str = "诉讼费在哪里交") -> InboundMessage:
         platform_id=f"status-{number}",
         conversation=f"status-{number}",
         sender="citizen",
+        mention="@citizen",
         text=text,
         public=True,
         reply_context=f'{{"status":"{number}"}}',

@@ -203,15 +203,21 @@ async def test_concurrent_claimers_in_two_stores_never_share_a_row(database_url:
         await two.close()
 
 
-async def test_a_claim_whose_lease_ran_out_is_taken_again(store: Store) -> None:
-    await store.accept([message(1)])
-    [held] = await store.claim_inbox("crashed", 1, lease_seconds=0.05)
-    assert await store.claim_inbox("other", 1, 30) == []  # still leased
-    await asyncio.sleep(0.1)
-    [again] = await store.claim_inbox("other", 1, 30)
-    assert again.id == held.id
-    assert again.claimed_by == "other"
-    assert again.attempts == 2
+async def test_a_claim_whose_lease_ran_out_is_taken_again(database_url: str) -> None:
+    now = [datetime(2026, 11, 26, 4, 0, tzinfo=UTC)]  # the store's clock, moved by the test
+    store = await Store.open(database_url, clock=lambda: now[0])
+    try:
+        await store.accept([message(1)])
+        [held] = await store.claim_inbox("crashed", 1, lease_seconds=30)
+        now[0] += timedelta(seconds=29)
+        assert await store.claim_inbox("other", 1, 30) == []  # still leased
+        now[0] += timedelta(seconds=2)
+        [again] = await store.claim_inbox("other", 1, 30)
+        assert again.id == held.id
+        assert again.claimed_by == "other"
+        assert again.attempts == 2
+    finally:
+        await store.close()
 
 
 async def test_finishing_after_the_lease_was_taken_over_writes_nothing(database_url: str) -> None:

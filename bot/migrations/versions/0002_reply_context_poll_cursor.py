@@ -1,4 +1,5 @@
-"""Platform adapters: the reply context adapters keep with a message, and pollers' cursors.
+"""Platform adapters: how a reply addresses the asker, the reply context adapters keep with a
+message, and pollers' cursors.
 
 Revision ID: 0002
 Revises: 0001
@@ -20,6 +21,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table("inbox") as batch:
+        batch.add_column(sa.Column("mention", sa.String(255), nullable=True))
         batch.add_column(sa.Column("reply_context", sa.String(), nullable=True))
     with op.batch_alter_table("outbox") as batch:
         batch.add_column(sa.Column("reply_context", sa.String(), nullable=True))
@@ -37,3 +39,4 @@ def downgrade() -> None:
         batch.drop_column("reply_context")
     with op.batch_alter_table("inbox") as batch:
         batch.drop_column("reply_context")
+        batch.drop_column("mention")
