@@ -14,6 +14,7 @@ from bot.lengths import (
     mastodon_length,
     plain_length,
     utf8_bytes_length,
+    utf16_length,
     weibo_length,
     x_length,
 )
@@ -35,7 +36,8 @@ TEXT_RULES: dict[str, TextRules] = {
     "mastodon": TextRules(500, mastodon_length, "mastodon"),
     "telegram": TextRules(4096, name="telegram"),
     "slack": TextRules(4000, name="slack"),
-    "line": TextRules(5000, name="line"),
+    # LINE counts a text message's 5000 in UTF-16 code units: an emoji such as 🍎 counts 2.
+    "line": TextRules(5000, utf16_length, "line"),
     # The documented limit of a passive reply is 2048 bytes (PLATFORMS.md ⚠️), not characters:
     # count bytes rather than guess a character limit (2048 bytes ≈ 680 汉字).
     "wechat": TextRules(2048, utf8_bytes_length, "wechat"),
@@ -88,6 +90,9 @@ class RawRequest:
     remote: str | None = None
 
     def header(self, name: str) -> str | None:
+        value = self.headers.get(name)  # aiohttp's headers look up case-insensitively
+        if value is not None:
+            return value
         lowered = name.lower()
         for key, value in self.headers.items():
             if key.lower() == lowered:

@@ -96,6 +96,7 @@ class SqliteRunner:
         self._closed = False
         self._database = sync_url.database or ""
         self._raw: sqlite3.Connection | None = None  # used only in the writer thread
+        self._inline: sqlite3.Connection | None = None  # used only in the event loop
         self.raw_commits = 0  # transactions committed by write_raw (tests count commits)
 
     async def write(self, work: Callable[[Connection], T]) -> T:
@@ -126,6 +127,38 @@ class SqliteRunner:
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"database write failed: {exc}") from exc
 
+    def try_write_inline(self, work: Callable[[sqlite3.Connection], T]) -> T | None:
+        """`write_raw` right here in the calling thread (the event loop), or None at once when
+        another connection holds the write lock (this process's writer thread, another
+        process): the caller then takes `write_raw`, which waits its turn.
+
+        A small commit in WAL mode without fsync costs tens of microseconds: less than the
+        hop to the writer thread and back, which made most of the cost of storing a message."""
+        if self._closed:
+            raise StoreUnavailable("the store is closed")
+        connection = self._inline
+        if connection is None:
+            connection = sqlite3.connect(self._database, check_same_thread=False)
+            sqlite_pragmas(connection, None)
+            connection.execute("PRAGMA busy_timeout=0")  # never wait in the event loop
+            self._inline = connection
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            return None  # busy: let the writer thread wait for the lock
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"database write failed: {exc}") from exc
+        try:
+            result = work(connection)
+            connection.execute("COMMIT")
+        except BaseException as exc:
+            connection.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise StoreUnavailable(f"database write failed: {exc}") from exc
+            raise
+        self.raw_commits += 1
+        return result
+
     def _raw_connection(self) -> sqlite3.Connection:
         if self._raw is None:
             connection = sqlite3.connect(self._database, check_same_thread=False)
@@ -155,8 +188,9 @@ class SqliteRunner:
 
         def shut() -> None:
             self._writer.shutdown(wait=True)
-            if self._raw is not None:
-                self._raw.close()
+            for connection in (self._raw, self._inline):
+                if connection is not None:
+                    connection.close()
             self._readers.shutdown(wait=True)
             self.write_engine.dispose()
             self._read_engine.dispose()

@@ -74,7 +74,10 @@ class GroupCommitter:
         waiting = _Waiting([_row(m) for m in messages])
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="civicdesk-group-commit")
-        await self._queue.put(waiting)
+        try:
+            self._queue.put_nowait(waiting)
+        except asyncio.QueueFull:  # back-pressure: wait for the committer to catch up
+            await self._queue.put(waiting)
         return await waiting.done
 
     async def close(self) -> None:
@@ -113,7 +116,9 @@ class GroupCommitter:
         rows = [row for waiting in batch for row in waiting.rows]
         try:
             if isinstance(self._runner, SqliteRunner):
-                stored = await self._runner.write_raw(functools.partial(_insert_sqlite, rows))
+                work = functools.partial(_insert_sqlite, rows)
+                inline = self._runner.try_write_inline(work)
+                stored = inline if inline is not None else await self._runner.write_raw(work)
             else:
                 stored = await self._runner.write(
                     functools.partial(_insert, self._runner.dialect, rows)

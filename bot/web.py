@@ -143,8 +143,8 @@ async def webhook(request: web.Request) -> web.StreamResponse:
     raw = RawRequest(
         method=request.method,
         path=request.path,
-        query=dict(request.query),
-        headers=dict(request.headers),
+        query=request.query,
+        headers=request.headers,  # read-only and case-insensitive: no copy needed
         body=body,
         remote=request.remote,
     )

@@ -4,6 +4,7 @@ together share one transaction."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -161,3 +162,26 @@ async def test_a_stored_message_reads_back_exactly_as_it_arrived(
     assert row.reply_to == "5012345678901234000"
     assert row.reply_context == '{"status":"5012345678901234000"}'
     assert row.received_at == received and row.received_at.utcoffset() == timedelta(0)
+
+
+async def test_a_write_lock_held_elsewhere_delays_the_commit_without_losing_it(
+    sqlite_url: str,
+) -> None:
+    """The commit runs in the event loop only while nobody else writes; when another process
+    holds SQLite's write lock, it waits for it in the writer thread instead (the event loop
+    keeps serving), and the message is stored once the lock is free."""
+    store = await Store.open(sqlite_url)
+    path = sqlite_url.split("///", 1)[1]
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process writing
+        pending = asyncio.ensure_future(store.accept([message(1)]))
+        for _ in range(5):
+            await asyncio.sleep(0.01)  # the loop keeps running while the commit waits
+        assert not pending.done()
+        other.execute("COMMIT")
+        assert await asyncio.wait_for(pending, 10) == [True]
+        assert await stored_rows(store) == 1
+    finally:
+        other.close()
+        await store.close()
