@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 from bot.desk import PendingClarify
 
 # outbox.kind
 KIND_REPLY, KIND_ACK, KIND_ANSWER = "reply", "ack", "answer"
+# Posts to staff channels: a new ticket, and what happened to it since (in its thread).
+KIND_TICKET, KIND_TICKET_UPDATE = "ticket", "ticket-update"
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,9 @@ class EscalationDraft:
     sender_name: str | None = None
     # Best first: {"entry_id": ..., "score": ..., "phrasing": ...}, for the staff member's context.
     candidates: Sequence[Mapping[str, Any]] = field(default_factory=tuple)
+    due_at: datetime | None = None  # the answer time promised to the citizen
+    reply_deadline: datetime | None = None  # the platform's last moment for a private reply
+    staff_posts: Sequence[OutboxDraft] = ()  # the ticket as posted in each staff channel
 
 
 @dataclass(frozen=True)

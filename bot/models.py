@@ -18,8 +18,10 @@ from sqlmodel import Field, SQLModel
 INBOX_NEW, INBOX_CLAIMED, INBOX_DONE, INBOX_FAILED = "new", "claimed", "done", "failed"
 # outbox.status
 OUTBOX_PENDING, OUTBOX_SENDING, OUTBOX_SENT, OUTBOX_DEAD = "pending", "sending", "sent", "dead"
-# escalation.status
+# escalation.status. "undeliverable": answered, but the platform no longer lets the answer reach
+# the citizen (its reply window closed and it has no fallback); operators must act on it.
 ESCALATION_OPEN, ESCALATION_ANSWERED, ESCALATION_CLOSED = "open", "answered", "closed"
+ESCALATION_UNDELIVERABLE = "undeliverable"
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -84,7 +86,11 @@ class OutboxMessage(SQLModel, table=True):
     """A reply waiting to leave, leaving, sent, or dead-lettered."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        # A staff reply names the ticket post it answers by the platform's id of that post.
+        Index("ix_outbox_posted", "channel", "platform_message_id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     inbox_id: int | None = Field(default=None, foreign_key="inbox.id", index=True)
@@ -127,9 +133,37 @@ class Escalation(SQLModel, table=True):
     candidates: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
     answer: str | None = None
     answered_by: str | None = Field(default=None, max_length=128)
+    assigned_to: str | None = Field(default=None, max_length=128)  # who claimed it
+    close_reason: str | None = None  # closed without an answer: what the citizen was told
     created_at: datetime = _when(nullable=False)
     answered_at: datetime | None = _when(nullable=True)
     closed_at: datetime | None = _when(nullable=True)
+    due_at: datetime | None = _when(nullable=True)  # the answer time promised (working hours)
+    # The last moment the platform lets a reply reach the citizen (private replies on WeChat,
+    # Weibo, ...); moved on by every follow-up. None: no window.
+    reply_deadline: datetime | None = _when(nullable=True)
+    reminded_at: datetime | None = _when(nullable=True)
+
+
+# escalation_event.kind
+EVENT_OPENED, EVENT_FOLLOW_UP, EVENT_CLAIMED, EVENT_NOTE = "opened", "follow-up", "claimed", "note"
+EVENT_ANSWERED, EVENT_CLOSED, EVENT_REMINDED = "answered", "closed", "reminded"
+EVENT_UNDELIVERABLE = "undeliverable"
+
+
+class EscalationEvent(SQLModel, table=True):
+    """The escalation log: every change of a ticket, with who and when."""
+
+    __tablename__ = "escalation_event"
+    __table_args__ = (Index("ix_escalation_event_ticket", "escalation_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    escalation_id: int = Field(foreign_key="escalation.id")
+    at: datetime = _when(nullable=False)
+    kind: str = Field(max_length=16)
+    actor: str | None = Field(default=None, max_length=128)  # staff member, "citizen", "civicdesk"
+    channel: str | None = Field(default=None, max_length=64)  # where it happened
+    detail: str | None = None
 
 
 class ConversationState(SQLModel, table=True):
@@ -215,3 +249,4 @@ OUTBOX = SQLModel.metadata.tables["outbox"]
 ESCALATION = SQLModel.metadata.tables["escalation"]
 CONVERSATION_STATE = SQLModel.metadata.tables["conversation_state"]
 POLL_CURSOR = SQLModel.metadata.tables["poll_cursor"]
+ESCALATION_EVENT = SQLModel.metadata.tables["escalation_event"]

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from bot.adapter import TextRules
+from bot.db import StoreUnavailable
 from bot.desk import Desk, PendingClarify, Reply
 from bot.drafts import KIND_ACK, KIND_REPLY, EscalationDraft, Finish, OutboxDraft
 from bot.escalation import (
@@ -28,6 +29,7 @@ from bot.escalation import (
     candidate_records,
     new_reference,
 )
+from bot.handoff import NO_HANDOFF, Handoff, ticket_post
 from bot.models import InboxRow
 from bot.policy import Escalate
 from bot.store import Store
@@ -59,17 +61,18 @@ class Prepared:
     pending_clarify: PendingClarify | Literal["clear"] | None
     reference: str | None  # set when the decision is to escalate
     seconds: float = 0.0
+    handoff: Handoff = NO_HANDOFF
 
     @property
     def mention(self) -> str | None:
-        return (self.row.sender_name or self.row.sender) if self.row.public else None
+        return self.row.mention if self.row.public else None
 
     def finish(self) -> Finish:
         row, reply = self.row, self.reply
         escalation = None
         text = reply.text
         if self.reference is not None and isinstance(reply.decision, Escalate):
-            escalation = _ticket(row, reply, reply.decision, self.reference)
+            escalation = _ticket(row, reply, reply.decision, self.reference, self.handoff)
             text = acknowledgement(
                 self.reference, reply.lang, self.rules, eta=self.eta, mention=self.mention
             )
@@ -94,6 +97,7 @@ def prepare(
     pending: PendingClarify | None,
     *,
     eta: Mapping[str, str] = DEFAULT_ETA,
+    handoff: Handoff = NO_HANDOFF,
 ) -> Prepared:
     """Ask the desk about one row (CPU only: no I/O)."""
     mention = row.mention if row.public else None
@@ -111,7 +115,8 @@ def prepare(
     if keep is None and pending is not None:
         keep = "clear"  # whatever the citizen said next was their answer to the question
     reference = new_reference() if isinstance(reply.decision, Escalate) else None
-    return Prepared(row, reply, rules, eta, keep, reference, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return Prepared(row, reply, rules, eta, keep, reference, seconds, handoff)
 
 
 async def handle(
@@ -136,25 +141,60 @@ async def handle_batch(
     store: Store,
     *,
     eta: Mapping[str, str] = DEFAULT_ETA,
+    handoff: Handoff = NO_HANDOFF,
 ) -> list[Handled | Exception]:
     """Answer rows claimed together: one read of their state, one transaction for the results.
 
-    A row the desk fails on gets its exception in the result (the others go on). A database
-    failure raises StoreUnavailable for the whole batch: nothing of it was written.
+    Messages in staff channels are staff acting on tickets; a citizen's message while their
+    ticket is open goes to that ticket: the bot steps aside until it is closed. A row the desk
+    fails on gets its exception in the result (the others go on). A database failure raises
+    StoreUnavailable for the whole batch: nothing of it was written.
     """
-    pending = await store.load_pending_many([(r.channel, r.conversation) for r in rows])
-    failed: dict[int, Exception] = {}
-    prepared: dict[int, Prepared] = {}
+    results: dict[int, Handled | Exception] = {}
+    staff = handoff.staff_names
+    citizens = [(i, row) for i, row in enumerate(rows) if row.channel not in staff]
     for index, row in enumerate(rows):
-        if index:
+        if row.channel in staff:
+            results[index] = await _staff_reply(store, row, handoff, rules_for)
+    tickets = await store.open_tickets([(r.channel, r.conversation, r.sender) for _, r in citizens])
+    pending = await store.load_pending_many([(r.channel, r.conversation) for _, r in citizens])
+    prepared: dict[int, Prepared] = {}
+    for count, (index, row) in enumerate(citizens):
+        if count:
             await asyncio.sleep(0)  # let the web handlers in between two answers
+        ticket = tickets.get((row.channel, row.conversation, row.sender))
         try:
+            if ticket is not None:
+                added = await store.add_follow_up(row, ticket, handoff=handoff)
+                results[index] = Handled(added, "follow-up", len(handoff.staff), ticket.reference)
+                continue
             state = pending.get((row.channel, row.conversation))
-            prepared[index] = prepare(row, desk, rules_for(row.channel), state, eta=eta)
+            prepared[index] = prepare(
+                row, desk, rules_for(row.channel), state, eta=eta, handoff=handoff
+            )
+        except StoreUnavailable:
+            raise
         except Exception as exc:  # a bug or bad data in one row must not sink the others
-            failed[index] = exc
-    recorded = await _record(store, prepared)
-    return [failed[i] if i in failed else recorded[i] for i in range(len(rows))]
+            results[index] = exc
+    results.update(await _record(store, prepared))
+    return [results[i] for i in range(len(rows))]
+
+
+async def _staff_reply(
+    store: Store, row: InboxRow, handoff: Handoff, rules_for: Callable[[str], TextRules]
+) -> Handled | Exception:
+    try:
+        kind = await store.handle_staff_reply(row, handoff=handoff, rules=rules_for)
+    except StoreUnavailable:
+        raise
+    except Exception as exc:
+        return exc
+    if kind is not None:
+        log.info("inbox %d (%s): staff %s", row.id, row.channel, kind)
+    # Replies: the answer to the citizen and the lines in the ticket's threads (wake delivery).
+    return Handled(
+        True, f"staff-{kind}" if kind else "staff", 1 + len(handoff.staff) if kind else 0
+    )
 
 
 async def _record(store: Store, prepared: dict[int, Prepared]) -> dict[int, Handled | Exception]:
@@ -213,12 +253,32 @@ def _reply(row: InboxRow, text: str, kind: str) -> OutboxDraft:
     )
 
 
-def _ticket(row: InboxRow, reply: Reply, decision: Escalate, reference: str) -> EscalationDraft:
+def _ticket(
+    row: InboxRow, reply: Reply, decision: Escalate, reference: str, handoff: Handoff
+) -> EscalationDraft:
     # The desk's ranking, or (an entry marked for a human) the entry that asked for one.
     candidates = candidate_records(reply.candidates or decision.candidates)
     entry = decision.entry
     if entry is not None and not any(c["entry_id"] == entry.id for c in candidates):
         candidates.insert(0, {"entry_id": entry.id, "score": None, "phrasing": None})
+    window = None if row.public else handoff.reply_window(row.channel)
+    deadline = row.received_at + window if window is not None else None
+    due = handoff.answer_due(row.received_at) if handoff.answer_due is not None else None
+    posts = tuple(
+        ticket_post(
+            staff,
+            handoff,
+            reference=reference,
+            question=row.text,
+            channel=row.channel,
+            public=row.public,
+            sender_name=row.sender_name,
+            candidates=candidates,
+            due_at=due,
+            reply_deadline=deadline,
+        )
+        for staff in handoff.staff
+    )
     return EscalationDraft(
         reference=reference,
         channel=row.channel,
@@ -229,4 +289,7 @@ def _ticket(row: InboxRow, reply: Reply, decision: Escalate, reference: str) -> 
         question=row.text,
         reason=decision.reason,
         candidates=candidates,
+        due_at=due,
+        reply_deadline=deadline,
+        staff_posts=posts,
     )

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import store_claims as claims
 from bot import store_escalations as tickets
+from bot import store_handoff as handoff_sql
 from bot.adapter import TextRules, rules_for
 from bot.batching import Batcher
 from bot.db import (
@@ -42,7 +43,8 @@ from bot.db import upgrade as upgrade_schema
 from bot.db_runner import Runner, make_runner
 from bot.desk import PendingClarify
 from bot.drafts import EscalationDraft, Finish, OutboxDraft
-from bot.escalation import ReferenceTaken
+from bot.escalation import EscalationClosed, ReferenceTaken
+from bot.handoff import Handoff, StaffCommand, parse_staff_reply
 from bot.ingest import DEFAULT_MAX_BATCH, DEFAULT_QUEUE_SIZE, GroupCommitter
 from bot.messages import InboundMessage
 from bot.models import (
@@ -59,6 +61,7 @@ from bot.models import (
     OUTBOX_SENDING,
     POLL_CURSOR,
     Escalation,
+    EscalationEvent,
     InboxRow,
 )
 from bot.store_finish import finish_batch, prune_expired_state
@@ -352,6 +355,113 @@ class Store(OutboxMethods):
     async def get_escalation(self, ref: str) -> Escalation | None:
         return await self._db.read(partial(tickets.get_escalation, ref))
 
+    # --- the human handoff (bot.store_handoff) ---------------------------------------------------
+
+    async def open_tickets(self, keys: Sequence[handoff_sql.TicketKey]) -> dict[Any, Escalation]:
+        """The open ticket of each (channel, conversation, sender) that has one."""
+        return await self._db.read(partial(handoff_sql.open_tickets, list(keys)))
+
+    async def staff_command(
+        self,
+        reference: str,
+        command: StaffCommand,
+        *,
+        actor: str,
+        handoff: Handoff,
+        channel: str | None = None,
+        rules: Callable[[str], TextRules] = rules_for,
+    ) -> handoff_sql.Outcome:
+        """A staff member's claim, note, close or answer from the command line (or the admin
+        pages). EscalationNotFound / EscalationClosed."""
+        apply = partial(
+            handoff_sql.apply_staff_command,
+            command=command,
+            reference=reference,
+            actor=actor,
+            channel=channel,
+            now=self._clock(),
+            handoff=handoff,
+            rules_for=rules,
+        )
+        outcome: handoff_sql.Outcome = await self._db.write(apply)
+        log.info("escalation %s: %s by %s", reference, outcome.kind, actor)
+        return outcome
+
+    async def handle_staff_reply(
+        self,
+        row: InboxRow,
+        *,
+        handoff: Handoff,
+        rules: Callable[[str], TextRules] = rules_for,
+    ) -> str | None:
+        """A message in a staff channel (claimed by this store): when it replies in a ticket's
+        thread, carry out what it says. The event kind it made, None when it was not about a
+        ticket (staff talking among themselves) or the claim was lost."""
+        token = self._inbox_tokens.get(row.id)
+        if token is None:
+            return None
+        now = self._clock()
+        made: list[str] = []
+
+        def action(connection: Connection) -> None:
+            ticket = (
+                handoff_sql.ticket_by_post(row.channel, row.reply_to, connection)
+                if row.reply_to
+                else None
+            )
+            command = parse_staff_reply(row.text)
+            if ticket is None or command is None:
+                return
+            actor = row.sender_name or row.sender
+            try:
+                outcome = handoff_sql.apply_staff_command(
+                    connection, command, reference=ticket.reference, actor=actor,
+                    channel=row.channel, now=now, handoff=handoff, rules_for=rules,
+                )  # fmt: skip
+            except EscalationClosed:
+                handoff_sql.post_update(connection, handoff, ticket, "closed", at=now)
+                return
+            made.append(outcome.kind)
+
+        done = partial(
+            handoff_sql.finish_row, inbox_id=row.id, token=token, decision="staff", now=now,
+            action=action,
+        )  # fmt: skip
+        if await self._db.write(done):
+            self._inbox_tokens.pop(row.id, None)
+        return made[0] if made else None
+
+    async def add_follow_up(self, row: InboxRow, ticket: Escalation, *, handoff: Handoff) -> bool:
+        """The citizen wrote again while `ticket` is open: add it to the ticket instead of
+        answering (the claimed row is marked done with the decision "follow-up")."""
+        token = self._inbox_tokens.get(row.id)
+        if token is None:
+            return False
+        now = self._clock()
+        adding = partial(
+            handoff_sql.finish_row, inbox_id=row.id, token=token, decision="follow-up", now=now,
+            action=partial(_follow_up, ticket=ticket, text=row.text, now=now, handoff=handoff),
+        )  # fmt: skip
+        written: bool = await self._db.write(adding)
+        if written:
+            self._inbox_tokens.pop(row.id, None)
+        return written
+
+    async def remind_overdue(self, *, every: float, handoff: Handoff) -> int:
+        """Remind staff of open tickets past their promised answer time (at most once per
+        `every` seconds each); how many."""
+        remind = partial(handoff_sql.remind_overdue, now=self._clock(), every=every,
+                         handoff=handoff)  # fmt: skip
+        count: int = await self._db.write(remind)
+        return count
+
+    async def escalation_events(self, reference: str) -> list[EscalationEvent]:
+        return await self._db.read(partial(handoff_sql.events, reference))
+
+    async def find_escalations(self, **filters: Any) -> list[Escalation]:
+        """Tickets by status, channel, since/until, staff and overdue_at (bot.store_handoff)."""
+        return await self._db.read(lambda c: handoff_sql.list_filtered(c, **filters))
+
     async def answer_escalation(
         self,
         ref: str,
@@ -373,3 +483,9 @@ class Store(OutboxMethods):
         escalation = await self._db.write(answering)
         log.info("escalation %s answered by %s; answer queued", ref, by)
         return escalation
+
+
+def _follow_up(
+    connection: Connection, *, ticket: Escalation, text: str, now: datetime, handoff: Handoff
+) -> None:
+    handoff_sql.follow_up(connection, ticket, text=text, now=now, handoff=handoff)

@@ -16,19 +16,21 @@ from sqlalchemy import Connection, bindparam, delete, insert, select, tuple_, up
 from bot import store_claims as claims
 from bot.db import insert_ignoring_duplicates
 from bot.desk import PendingClarify
-from bot.drafts import KIND_ACK, Finish, OutboxDraft
+from bot.drafts import KIND_ACK, KIND_TICKET, Finish, OutboxDraft
 from bot.escalation import ReferenceTaken
 from bot.models import (
     CONVERSATION_STATE,
     ESCALATION,
     ESCALATION_OPEN,
+    EVENT_OPENED,
     INBOX,
     INBOX_DONE,
     OUTBOX,
     OUTBOX_PENDING,
 )
+from bot.store_handoff import add_event
 
-_MARK_DONE = (
+MARK_DONE = (
     update(INBOX)
     .where(INBOX.c.id == bindparam("b_id"))
     .values(
@@ -60,7 +62,7 @@ def finish_batch(
     if not done:
         return results
     connection.execute(
-        _MARK_DONE,
+        MARK_DONE,
         [
             {"b_id": f.inbox_id, "b_decision": f.decision, "b_entry_id": f.entry_id, "b_now": now}
             for f in done
@@ -70,7 +72,7 @@ def finish_batch(
     outbox = [
         _outbox_row(draft, f.inbox_id, tickets.get(f.inbox_id), now)
         for f in done
-        for draft in f.replies
+        for draft in (*f.replies, *(f.escalation.staff_posts if f.escalation else ()))
     ]
     if outbox:
         connection.execute(insert(OUTBOX), outbox)
@@ -115,6 +117,7 @@ def _open_ticket_statement(dialect: str) -> Any:
         columns = (
             "reference", "status", "inbox_id", "channel", "conversation", "sender",
             "sender_name", "public", "question", "reason", "candidates", "created_at",
+            "due_at", "reply_deadline",
         )  # fmt: skip
         statement = (
             insert_ignoring_duplicates(dialect, ESCALATION)
@@ -147,10 +150,14 @@ def _open_ticket(connection: Connection, finish: Finish, now: datetime) -> int |
             "b_reason": draft.reason,
             "b_candidates": [dict(c) for c in draft.candidates],
             "b_created_at": now,
+            "b_due_at": draft.due_at,
+            "b_reply_deadline": draft.reply_deadline,
         },
     ).scalar()
     if ticket_id is None:
         raise ReferenceTaken(draft.reference)
+    add_event(connection, int(ticket_id), EVENT_OPENED, at=now, actor="civicdesk",
+              channel=draft.channel, detail=draft.reason)  # fmt: skip
     return int(ticket_id)
 
 
@@ -195,7 +202,7 @@ def _outbox_row(
 ) -> dict[str, Any]:
     return {
         "inbox_id": inbox_id,
-        "escalation_id": escalation_id if draft.kind == KIND_ACK else None,
+        "escalation_id": escalation_id if draft.kind in (KIND_ACK, KIND_TICKET) else None,
         "channel": draft.channel,
         "conversation": draft.conversation,
         "recipient": draft.recipient,

@@ -169,7 +169,8 @@ async def test_a_reference_already_in_use_is_drawn_again(
     codes = iter(["AAAAAA", "AAAAAA", "BBBBBB"])
     monkeypatch.setattr("bot.pipeline.new_reference", lambda: next(codes))
     first = await handle(await arrive(store, "我的案子现在到哪一步了？"), desk, WEBHOOK, store)
-    second = await handle(await arrive(store, "我的案子现在到哪一步了？"), desk, WEBHOOK, store)
+    other = await arrive(store, "我的案子现在到哪一步了？", conversation="c2")
+    second = await handle(other, desk, WEBHOOK, store)
     assert (first.reference, second.reference) == ("AAAAAA", "BBBBBB")
     assert len(await outbox(store)) == 2
 
