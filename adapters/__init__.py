@@ -16,6 +16,14 @@ from bot.config import AdapterSpec
 ADAPTER_MODULES: dict[str, str] = {
     "webchat": "adapters.webchat",
     "webhook": "adapters.webhook",
+    "telegram": "adapters.telegram",
+    "slack": "adapters.slack",
+    "line": "adapters.line",
+    "wechat": "adapters.wechat",
+    "weibo": "adapters.weibo",
+    "mastodon": "adapters.mastodon",
+    "matrix": "adapters.matrix",
+    "email": "adapters.email",
 }
 """Adapter name → the module whose `SPEC` describes it."""
 

@@ -13,7 +13,6 @@ balancer, a reply may be delivered by another process than the one the page poll
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
 from collections import OrderedDict, deque
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from adapters.payload import json_object
 from bot.adapter import TEXT_RULES, BadRequest, HttpReply, RawRequest
 from bot.config import AdapterSpec, ChannelConfig, ChannelSetting
 from bot.messages import InboundMessage, OutboundMessage, SendResult
@@ -144,12 +144,7 @@ class WebchatAdapter:
         content_type = (raw.header("Content-Type") or "").split(";", 1)[0].strip().lower()
         if content_type != "application/json":
             raise BadRequest("send the question as JSON with Content-Type: application/json")
-        try:
-            data = json.loads(raw.body.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise BadRequest("the body is not valid JSON") from None
-        if not isinstance(data, dict):
-            raise BadRequest('the body must be a JSON object: {"id", "conversation", "text"}')
+        data = json_object(raw.body, '{"id": ..., "conversation": ..., "text": ...}')
         message_id = _token(data, "id")
         conversation = _token(data, "conversation")
         text = data.get("text")

@@ -13,7 +13,6 @@ again after a crash between "sent" and "marked sent" has the same key, and the r
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -22,7 +21,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from adapters.http import SessionSlot, hmac_sha256_hex, post_json, same
+from adapters.http import SessionSlot, check_fresh, hmac_sha256_hex, post_json, same
+from adapters.payload import json_object, optional_string, required_string
 from bot.adapter import TEXT_RULES, BadRequest, HttpReply, RawRequest, Unauthorized
 from bot.config import AdapterSpec, ChannelConfig, ChannelSetting, Secret, seconds
 from bot.messages import InboundMessage, OutboundMessage, SendResult
@@ -33,6 +33,7 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 SCHEME = "sha256="
 MAX_ID = 255  # the inbox's column widths
 MAX_TEXT = 10_000
+EXPECTED = 'an object like {"id": ..., "conversation": ..., "text": ...}'
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -120,18 +121,13 @@ class WebhookAdapter:
         timestamp = raw.header(TIMESTAMP_HEADER)
         if not timestamp:
             raise Unauthorized(f"missing {TIMESTAMP_HEADER} header: send the unix time in seconds")
-        try:
-            sent_at = int(timestamp.strip())
-        except ValueError:
-            raise Unauthorized(
-                f"{TIMESTAMP_HEADER} must be the unix time in whole seconds"
-            ) from None
-        skew = abs(self._clock() - sent_at)
-        if skew > self.replay_window:
-            raise Unauthorized(
-                f"{TIMESTAMP_HEADER} is {skew:.0f} s away from the server's clock (at most "
-                f"{self.replay_window:g} s): sign with the current time and check the clock"
-            )
+        check_fresh(
+            timestamp,
+            self._clock(),
+            self.replay_window,
+            name=TIMESTAMP_HEADER,
+            fix="sign with the current time and check the clock",
+        )
         signature = raw.header(SIGNATURE_HEADER)
         if not signature or not signature.startswith(SCHEME):
             raise Unauthorized(f"missing {SIGNATURE_HEADER} header: send {SCHEME}<hex HMAC-SHA256>")
@@ -143,23 +139,23 @@ class WebhookAdapter:
             )
 
     def parse(self, raw: RawRequest) -> list[InboundMessage]:
-        data = _json_object(raw.body)
+        data = json_object(raw.body, EXPECTED)
         received = datetime.fromtimestamp(self._clock(), UTC)
-        conversation = _required(data, "conversation", limit=MAX_ID)
-        sender = _optional(data, "sender", limit=MAX_ID) or conversation
-        sender_name = _optional(data, "sender_name", limit=MAX_ID)
+        conversation = required_string(data, "conversation", limit=MAX_ID)
+        sender = optional_string(data, "sender", limit=MAX_ID) or conversation
+        sender_name = optional_string(data, "sender_name", limit=MAX_ID)
         return [
             InboundMessage(
                 channel=self.name,
-                platform_id=_required(data, "id", limit=MAX_ID),
+                platform_id=required_string(data, "id", limit=MAX_ID),
                 conversation=conversation,
                 sender=sender,
                 sender_name=sender_name,
                 mention=sender_name or sender,  # public replies start "@<name> "
-                text=_required(data, "text", limit=MAX_TEXT, allow_empty=True),
+                text=required_string(data, "text", limit=MAX_TEXT, allow_empty=True),
                 public=_flag(data, "public"),
-                lang_hint=_optional(data, "lang", limit=16),
-                reply_to=_optional(data, "reply_to", limit=MAX_ID),
+                lang_hint=optional_string(data, "lang", limit=16),
+                reply_to=optional_string(data, "reply_to", limit=MAX_ID),
                 received_at=received,
                 raw=data,
             )
@@ -183,54 +179,15 @@ class WebhookAdapter:
             signed = signed_headers(self._secret.reveal(), body, self._clock())
             return {**signed, IDEMPOTENCY_HEADER: str(msg.id), "User-Agent": "civicdesk"}
 
-        return await post_json(
+        result = await post_json(
             self._http.session, self.outbound_url, payload, headers=headers, timeout=self.timeout
         )
+        # The receiver knows this reply by its id; a reply to it (a staff member answering a
+        # ticket) names it in `reply_to`, so that is the id of the message sent.
+        return SendResult.sent(str(msg.id)) if result.ok else result
 
     async def close(self) -> None:
         """Nothing to release: the HTTP session is the app's."""
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(body.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise BadRequest("the body is not UTF-8 text: send JSON encoded as UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise BadRequest(
-            f"the body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
-        ) from None
-    if not isinstance(data, dict):
-        raise BadRequest('the body must be one JSON object: {"id": ..., "conversation": ...}')
-    return data
-
-
-def _required(data: Mapping[str, Any], key: str, *, limit: int, allow_empty: bool = False) -> str:
-    value = _optional(data, key, limit=limit, allow_empty=allow_empty)
-    if value is None:
-        missing = key not in data or data[key] is None
-        raise BadRequest(
-            f'"{key}" is missing: it is required (a string)'
-            if missing
-            else f'"{key}" must not be empty'
-        )
-    return value
-
-
-def _optional(
-    data: Mapping[str, Any], key: str, *, limit: int, allow_empty: bool = False
-) -> str | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        hint = ' (quote numbers: "42")' if isinstance(value, int | float) else ""
-        raise BadRequest(f'"{key}" must be a string{hint}')
-    if not value.strip() and not allow_empty:
-        return None
-    if len(value) > limit:
-        raise BadRequest(f'"{key}" is {len(value)} characters long: at most {limit}')
-    return value
 
 
 def _flag(data: Mapping[str, Any], key: str) -> bool:

@@ -36,6 +36,7 @@ from bot.app import create_app
 from bot.commit_watch import SqliteCommitWatch
 from bot.config import ChannelConfig, ConfigError, Settings, read_channels, redacted_url
 from bot.db import StoreUnavailable
+from bot.handoff import Handoff, StaffChannel
 from bot.metrics import Metrics
 from bot.reload import KnowledgeHolder
 from bot.store import Store
@@ -74,6 +75,21 @@ def build_adapters(channels: Sequence[ChannelConfig]) -> dict[str, Adapter]:
     return {channel.name: ADAPTERS[channel.adapter].build(channel) for channel in channels}
 
 
+def handoff_config(settings: Settings, channels: Sequence[ChannelConfig]) -> Handoff:
+    by_name = {channel.name: channel for channel in channels}
+    staff = []
+    for name in settings.escalate_to:
+        channel = by_name[name]
+        if not channel.staff_room and channel.adapter != "webhook":
+            raise ConfigError(
+                f"{channel.var('STAFF_ROOM')} is missing: {name} is a staff channel "
+                "(CIVICDESK_ESCALATE_TO), so say where its tickets go (a Slack channel id, a "
+                "Matrix room id, a Telegram group chat id, an e-mail address)"
+            )
+        staff.append(StaffChannel(name, channel.staff_room or "staff"))
+    return Handoff(staff=tuple(staff), lang=settings.default_lang, calendar=settings.calendar)
+
+
 def worker_config(settings: Settings, channels: Sequence[ChannelConfig]) -> WorkerConfig:
     defaults = WorkerConfig()
     if settings.lease_seconds <= defaults.send_timeout:
@@ -88,6 +104,8 @@ def worker_config(settings: Settings, channels: Sequence[ChannelConfig]) -> Work
             f"CIVICDESK_BACKOFF_BASE={settings.backoff_base:g}: it caps the growing pauses"
         )
     return WorkerConfig(
+        handoff=handoff_config(settings, channels),
+        reminder_every=settings.reminder_every,
         lease_seconds=settings.lease_seconds,
         poll_interval=settings.poll_interval,
         backoff_base=settings.backoff_base,
@@ -95,7 +113,6 @@ def worker_config(settings: Settings, channels: Sequence[ChannelConfig]) -> Work
         max_attempts=settings.max_attempts,
         rate_per_second=settings.rate_per_second,
         channel_rates={c.name: c.rate for c in channels if c.rate is not None},
-        escalation_eta=dict(settings.escalation_eta),
     )
 
 

@@ -19,6 +19,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from bot.hours import (
+    DEFAULT_ANSWER_TARGET,
+    DEFAULT_BUSINESS_HOURS,
+    DEFAULT_TIMEZONE,
+    ENV_ANSWER_TARGET,
+    ENV_BUSINESS_HOURS,
+    ENV_CALENDAR,
+    ENV_HOLIDAYS,
+    ENV_TIMEZONE,
+    ENV_WORKDAYS,
+    CalendarError,
+    OfficeCalendar,
+    calendar_from_env,
+    load_calendar,
+)
 from bot.policy import PolicyConfig
 
 if TYPE_CHECKING:
@@ -127,23 +142,6 @@ def _not_blank(value: str) -> str:
     return value.strip()
 
 
-_ETA_PART = re.compile(r"^\s*(zh|en)\s*:\s*(.+?)\s*$", re.DOTALL)
-
-
-def _eta(value: str) -> dict[str, str]:
-    """'zh:2个工作日; en:2 working days', or one text for every language: '48 h'."""
-    parts = [part for part in value.split(";") if part.strip()]
-    matches = [_ETA_PART.match(part) for part in parts]
-    if not any(matches):
-        return {"zh": value.strip(), "en": value.strip()}
-    eta: dict[str, str] = {}
-    for part, match in zip(parts, matches, strict=True):
-        if match is None:
-            raise ValueError(f"{part.strip()!r} must start with zh: or en:")
-        eta[match.group(1)] = match.group(2)
-    return eta
-
-
 _CHANNEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
@@ -162,6 +160,20 @@ def _channel_names(value: str) -> tuple[str, ...]:
             raise ValueError(f"{seen[prefix]!r} and {name!r} share the settings prefix {prefix}")
         seen[prefix] = name
     return names
+
+
+def _staff_channel_names(value: str) -> tuple[str, ...]:
+    return _channel_names(value) if value.strip() else ()
+
+
+def _staff_in(staff: tuple[str, ...], channels: tuple[str, ...]) -> tuple[str, ...]:
+    unknown = [name for name in staff if name not in channels]
+    if unknown:
+        raise ConfigError(
+            f"CIVICDESK_ESCALATE_TO names {', '.join(unknown)}, which CIVICDESK_CHANNELS does not "
+            "list: a staff channel is a configured channel (add it there, with its settings)"
+        )
+    return staff
 
 
 _POLICY = PolicyConfig()
@@ -235,11 +247,44 @@ SETTINGS: tuple[Setting, ...] = (
         _positive_int,
     ),
     Setting(
-        "CIVICDESK_ESCALATION_ETA",
-        "zh:2个工作日; en:2 working days",
-        "When a citizen can expect a human's answer, per language (zh:...; en:...) or one text "
-        "for both, as told in the acknowledgement.",
-        _eta,
+        ENV_TIMEZONE,
+        DEFAULT_TIMEZONE,
+        "The office's time zone (IANA name): working hours, answer times and the times shown "
+        "to staff are in it.",
+        _not_blank,
+    ),
+    Setting(
+        ENV_BUSINESS_HOURS,
+        DEFAULT_BUSINESS_HOURS,
+        "Working hours: days and opening periods, groups separated by ';' "
+        "(mon-thu 09:00-17:00; fri 09:00-12:00).",
+        _not_blank,
+    ),
+    Setting(
+        ENV_HOLIDAYS,
+        "",
+        "Days the office is closed: dates and ranges (2026-10-01..2026-10-08,2027-01-01).",
+        str,
+    ),
+    Setting(
+        ENV_WORKDAYS,
+        "",
+        "Make-up working days (调休) on weekends: dates, each optionally =mon..sun for whose "
+        "hours it keeps (2026-10-10,2026-09-27=fri).",
+        str,
+    ),
+    Setting(
+        ENV_ANSWER_TARGET,
+        DEFAULT_ANSWER_TARGET,
+        "Answer time promised for escalated questions, in working time: Nd (days), Nh or Nm.",
+        _not_blank,
+    ),
+    Setting(
+        ENV_CALENDAR,
+        "",
+        "A YAML file with the same (timezone, hours, holidays, workdays, answer_target), for "
+        "long holiday lists; a value set both there and above is an error.",
+        str,
     ),
     Setting(
         "CIVICDESK_MAX_ATTEMPTS",
@@ -278,6 +323,19 @@ SETTINGS: tuple[Setting, ...] = (
         "overrides it for one channel.",
         rate,
     ),
+    Setting(
+        "CIVICDESK_ESCALATE_TO",
+        "",
+        "Staff channels (comma-separated names from CIVICDESK_CHANNELS) where tickets are posted "
+        "and answered in their threads; empty: tickets are handled with `civicdesk escalations`.",
+        _staff_channel_names,
+    ),
+    Setting(
+        "CIVICDESK_REMINDER_EVERY",
+        "3600",
+        "Seconds between reminders posted in the thread of a ticket past its promised answer time.",
+        seconds,
+    ),
 )
 
 
@@ -292,15 +350,16 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     max_body_bytes: int = 1 << 20
-    escalation_eta: Mapping[str, str] = field(
-        default_factory=lambda: {"zh": "2个工作日", "en": "2 working days"}
-    )
+    # Working hours, holidays and the answer target (bot.hours).
+    calendar: OfficeCalendar = field(default_factory=lambda: calendar_from_env({}))
     max_attempts: int = 8
     lease_seconds: float = 30.0
     poll_interval: float = 1.0
     backoff_base: float = 1.0
     backoff_cap: float = 300.0
     rate_per_second: float = 20.0
+    escalate_to: tuple[str, ...] = ()
+    reminder_every: float = 3600.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -326,14 +385,24 @@ class Settings:
             host=host,
             port=port,
             max_body_bytes=values["CIVICDESK_MAX_BODY_BYTES"],
-            escalation_eta=values["CIVICDESK_ESCALATION_ETA"],
+            calendar=_calendar(environ),
             max_attempts=values["CIVICDESK_MAX_ATTEMPTS"],
             lease_seconds=values["CIVICDESK_LEASE_SECONDS"],
             poll_interval=values["CIVICDESK_POLL_INTERVAL"],
             backoff_base=values["CIVICDESK_BACKOFF_BASE"],
             backoff_cap=values["CIVICDESK_BACKOFF_CAP"],
             rate_per_second=values["CIVICDESK_RATE_PER_SECOND"],
+            escalate_to=_staff_in(values["CIVICDESK_ESCALATE_TO"], values["CIVICDESK_CHANNELS"]),
+            reminder_every=values["CIVICDESK_REMINDER_EVERY"],
         )
+
+
+def _calendar(environ: Mapping[str, str]) -> OfficeCalendar:
+    try:
+        return load_calendar(environ)
+    except CalendarError as exc:
+        problems = "; ".join(f"{where}: {message}" for where, message in exc.problems)
+        raise ConfigError(f"the office calendar is not valid: {problems}") from exc
 
 
 def redacted_url(url: str) -> str:
@@ -382,6 +451,11 @@ CHANNEL_SETTINGS: tuple[ChannelSetting, ...] = (
         "CIVICDESK_RATE_PER_SECOND.",
         parse=rate,
     ),
+    ChannelSetting(
+        "STAFF_ROOM",
+        "For a staff channel (CIVICDESK_ESCALATE_TO): where its tickets are posted: a Slack "
+        "channel id, a Matrix room id, a Telegram group chat id, an e-mail address.",
+    ),
 )
 
 
@@ -394,6 +468,8 @@ class AdapterSpec:
     settings: tuple[ChannelSetting, ...]
     build: Callable[[ChannelConfig], Adapter]
     api_base: str | None = None  # the platform API's default base URL; None: it calls none
+    # No default: each channel must name its server in API_BASE (a Mastodon instance).
+    api_base_required: bool = False
 
 
 @dataclass(frozen=True)
@@ -405,6 +481,7 @@ class ChannelConfig:
     values: Mapping[str, Any] = field(default_factory=dict)  # key -> parsed value (Secret if so)
     api_base: str | None = None
     rate: float | None = None  # None: the global CIVICDESK_RATE_PER_SECOND
+    staff_room: str | None = None  # where tickets go, when this is a staff channel
 
     def var(self, key: str) -> str:
         """The environment variable of one key, for messages that tell an operator what to set."""
@@ -457,18 +534,27 @@ def _read_channel(
     values: dict[str, Any] = {}
     for setting in spec.settings:
         values[setting.key] = _read_channel_value(environ, prefix, setting, name)
-    api_base = environ.get(f"{prefix}API_BASE", "").strip() or spec.api_base
-    if environ.get(f"{prefix}API_BASE", "").strip() and spec.api_base is None:
+    given = environ.get(f"{prefix}API_BASE", "").strip()
+    api_base = given or spec.api_base
+    if given and spec.api_base is None and not spec.api_base_required:
         raise ConfigError(
             f"{prefix}API_BASE is set, but the {adapter} adapter calls no platform API: remove it"
         )
+    if not api_base and spec.api_base_required:
+        raise ConfigError(
+            f"{prefix}API_BASE is missing (channel {name!r}): the {adapter} adapter has no "
+            f"default server: set it to the full https:// address of the {adapter} server the "
+            "account is on"
+        )
     channel_rate = _read_channel_value(environ, prefix, CHANNEL_SETTINGS[2], name)
+    staff_room = _read_channel_value(environ, prefix, CHANNEL_SETTINGS[3], name)
     return ChannelConfig(
         name=name,
         adapter=adapter,
         values=values,
         api_base=api_base.rstrip("/") if api_base else None,
         rate=channel_rate,
+        staff_room=staff_room,
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
@@ -21,8 +21,6 @@ from bot.replies import ESCALATION_ACK_WITH_REF, pick
 # No 0/O or 1/I: a code read out over the phone or copied from a screenshot survives.
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 REFERENCE_LENGTH = 6  # 32**6 ≈ 1.07e9 codes: a collision is rare, and retried when it happens
-
-DEFAULT_ETA: Mapping[str, str] = {"zh": "2个工作日", "en": "2 working days"}
 
 
 class EscalationNotFound(Exception):
@@ -47,12 +45,12 @@ def normalise_reference(text: str) -> str:
 
 
 def acknowledgement(
-    reference: str, lang: str, rules: TextRules, *, eta: Mapping[str, str], mention: str | None
+    reference: str, lang: str, rules: TextRules, *, promise: str, mention: str | None
 ) -> str:
-    """The citizen's acknowledgement: the reference code and when to expect an answer."""
+    """The citizen's acknowledgement: the reference code and when to expect an answer
+    (`promise`, from the office's working hours: bot.hours.answer_promise)."""
     template = pick(ESCALATION_ACK_WITH_REF, lang)
-    when = pick(dict(eta), lang) if eta else pick(dict(DEFAULT_ETA), lang)
-    return compose(template.format(ref=reference, eta=when), rules, mention=mention)
+    return compose(template.format(ref=reference, promise=promise), rules, mention=mention)
 
 
 def candidate_records(candidates: Iterable[Candidate]) -> list[dict[str, Any]]:
@@ -76,10 +74,14 @@ EXPORT_FIELDS = (
     "question",
     "reason",
     "candidates",
+    "assigned_to",
     "answer",
     "answered_by",
     "answered_at",
+    "close_reason",
     "closed_at",
+    "due_at",
+    "reply_deadline",
 )
 
 
@@ -101,10 +103,14 @@ def as_record(escalation: Escalation) -> dict[str, Any]:
         "question": escalation.question,
         "reason": escalation.reason,
         "candidates": list(escalation.candidates or []),
+        "assigned_to": escalation.assigned_to,
         "answer": escalation.answer,
         "answered_by": escalation.answered_by,
         "answered_at": _iso(escalation.answered_at),
+        "close_reason": escalation.close_reason,
         "closed_at": _iso(escalation.closed_at),
+        "due_at": _iso(escalation.due_at),
+        "reply_deadline": _iso(escalation.reply_deadline),
     }
 
 

@@ -11,13 +11,13 @@ the ids of the ticket posts it sent. A reply that starts with a command word is 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from bot.drafts import KIND_TICKET, OutboxDraft
+from bot.hours import OfficeCalendar, calendar_from_env
 
 
 @dataclass(frozen=True)
@@ -45,14 +45,22 @@ class Handoff:
 
     staff: Sequence[StaffChannel] = ()
     lang: str = "zh"  # the staff's language, for the texts civicdesk posts to them
-    timezone: str = "Asia/Shanghai"  # how times are shown to staff
     reply_windows: Mapping[str, timedelta] = field(default_factory=lambda: dict(REPLY_WINDOWS))
-    # When an answer is due for a question received at a time (working hours); None: no promise.
-    answer_due: Callable[[datetime], datetime] | None = None
+    # Working hours, holidays and the answer target: when an answer is due, and what the
+    # acknowledgement promises.
+    calendar: OfficeCalendar = field(default_factory=lambda: calendar_from_env({}))
 
     @property
     def staff_names(self) -> frozenset[str]:
         return frozenset(s.name for s in self.staff)
+
+    def due(self, received: datetime) -> datetime:
+        """When the answer to a question received at `received` is due (working time)."""
+        return self.calendar.hours.add_working_time(received, self.calendar.target)
+
+    def promise(self, received: datetime, lang: str) -> str:
+        """The answer time told to the citizen, naming the next working period when closed."""
+        return self.calendar.hours.answer_promise(received, self.calendar.target, lang)
 
     def reply_window(self, channel: str) -> timedelta | None:
         platform = channel.strip().lower().replace("_", "-").split("-", 1)[0]
@@ -212,5 +220,5 @@ def ticket_update(
 
 
 def _at(when: datetime, handoff: Handoff) -> str:
-    local = when.astimezone(ZoneInfo(handoff.timezone))
-    return local.strftime("%m-%d %H:%M")
+    """A time as staff read it: in the office's time zone."""
+    return when.astimezone(handoff.calendar.hours.zone).strftime("%m-%d %H:%M")

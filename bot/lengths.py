@@ -8,7 +8,7 @@ How sure each rule is (see ../shared/PLATFORMS.md):
 - `x_length`: twitter-text v3 (config/v3.json), checked against its conformance suite.
 - `mastodon_length`: Mastodon's StatusLengthValidator, checked against recorded server counts.
 - `weibo_length`: community knowledge of the web client, no oracle (PLATFORMS.md marks it ⚠️).
-- `plain_length` / `utf8_bytes_length`: what the platform documents, nothing more.
+- `plain_length` / `utf8_bytes_length` / `utf16_length`: what the platform documents, nothing more.
 """
 
 from __future__ import annotations
@@ -104,6 +104,11 @@ def plain_length(text: str) -> int:
 def utf8_bytes_length(text: str) -> int:
     """UTF-8 bytes, for limits stated in bytes (WeChat passive replies)."""
     return len(text.encode("utf-8", "surrogatepass"))
+
+
+def utf16_length(text: str) -> int:
+    """UTF-16 code units, for limits counted that way (LINE: an emoji outside the BMP counts 2)."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def graphemes(text: str) -> list[str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -23,7 +23,6 @@ from bot.db import StoreUnavailable
 from bot.desk import Desk, PendingClarify, Reply
 from bot.drafts import KIND_ACK, KIND_REPLY, EscalationDraft, Finish, OutboxDraft
 from bot.escalation import (
-    DEFAULT_ETA,
     ReferenceTaken,
     acknowledgement,
     candidate_records,
@@ -57,7 +56,6 @@ class Prepared:
     row: InboxRow
     reply: Reply
     rules: TextRules
-    eta: Mapping[str, str]
     pending_clarify: PendingClarify | Literal["clear"] | None
     reference: str | None  # set when the decision is to escalate
     seconds: float = 0.0
@@ -74,7 +72,11 @@ class Prepared:
         if self.reference is not None and isinstance(reply.decision, Escalate):
             escalation = _ticket(row, reply, reply.decision, self.reference, self.handoff)
             text = acknowledgement(
-                self.reference, reply.lang, self.rules, eta=self.eta, mention=self.mention
+                self.reference,
+                reply.lang,
+                self.rules,
+                promise=self.handoff.promise(row.received_at, reply.lang),
+                mention=self.mention,
             )
         replies = [_reply(row, text, KIND_ACK if escalation else KIND_REPLY)] if text else []
         return Finish(
@@ -96,7 +98,6 @@ def prepare(
     rules: TextRules,
     pending: PendingClarify | None,
     *,
-    eta: Mapping[str, str] = DEFAULT_ETA,
     handoff: Handoff = NO_HANDOFF,
 ) -> Prepared:
     """Ask the desk about one row (CPU only: no I/O)."""
@@ -116,7 +117,7 @@ def prepare(
         keep = "clear"  # whatever the citizen said next was their answer to the question
     reference = new_reference() if isinstance(reply.decision, Escalate) else None
     seconds = time.perf_counter() - started
-    return Prepared(row, reply, rules, eta, keep, reference, seconds, handoff)
+    return Prepared(row, reply, rules, keep, reference, seconds, handoff)
 
 
 async def handle(
@@ -125,10 +126,10 @@ async def handle(
     adapter_rules: TextRules,
     store: Store,
     *,
-    eta: Mapping[str, str] = DEFAULT_ETA,
+    handoff: Handoff = NO_HANDOFF,
 ) -> Handled:
     """Answer one row (claimed by this store) and record the result."""
-    [handled] = await handle_batch([row], desk, lambda _: adapter_rules, store, eta=eta)
+    [handled] = await handle_batch([row], desk, lambda _: adapter_rules, store, handoff=handoff)
     if isinstance(handled, Exception):
         raise handled
     return handled
@@ -140,7 +141,6 @@ async def handle_batch(
     rules_for: Callable[[str], TextRules],
     store: Store,
     *,
-    eta: Mapping[str, str] = DEFAULT_ETA,
     handoff: Handoff = NO_HANDOFF,
 ) -> list[Handled | Exception]:
     """Answer rows claimed together: one read of their state, one transaction for the results.
@@ -169,9 +169,7 @@ async def handle_batch(
                 results[index] = Handled(added, "follow-up", len(handoff.staff), ticket.reference)
                 continue
             state = pending.get((row.channel, row.conversation))
-            prepared[index] = prepare(
-                row, desk, rules_for(row.channel), state, eta=eta, handoff=handoff
-            )
+            prepared[index] = prepare(row, desk, rules_for(row.channel), state, handoff=handoff)
         except StoreUnavailable:
             raise
         except Exception as exc:  # a bug or bad data in one row must not sink the others
@@ -263,7 +261,7 @@ def _ticket(
         candidates.insert(0, {"entry_id": entry.id, "score": None, "phrasing": None})
     window = None if row.public else handoff.reply_window(row.channel)
     deadline = row.received_at + window if window is not None else None
-    due = handoff.answer_due(row.received_at) if handoff.answer_due is not None else None
+    due = handoff.due(row.received_at)
     posts = tuple(
         ticket_post(
             staff,

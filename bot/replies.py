@@ -35,8 +35,10 @@ ESCALATION_ACK = {
 }
 
 ESCALATION_ACK_WITH_REF = {
-    "zh": "您的问题已转交工作人员（编号 {ref}），预计{eta}内答复。",
-    "en": "Your question has been passed to our staff (ref. {ref}); expect an answer within {eta}.",
+    # {promise}: bot.hours.answer_promise, a clause that names the next working period when
+    # the office is closed ("我们将于…开始办理，预计于…前答复").
+    "zh": "您的问题已转交工作人员（编号 {ref}），{promise}。",
+    "en": "Your question has been passed to our staff (ref. {ref}); {promise}.",
 }
 
 

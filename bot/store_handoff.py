@@ -18,6 +18,7 @@ from bot.adapter import TextRules
 from bot.composer import compose
 from bot.drafts import KIND_ANSWER, KIND_REPLY, KIND_TICKET, KIND_TICKET_UPDATE
 from bot.escalation import EscalationClosed, EscalationNotFound
+from bot.faq_draft import ticket_hint
 from bot.handoff import Answer, Claim, Close, Handoff, Note, StaffCommand, ticket_update
 from bot.models import (
     ESCALATION,
@@ -195,7 +196,9 @@ def apply_staff_command(
         escalation = get_escalation(reference, connection) or escalation
     add_event(connection, _id(escalation), kind, at=now, actor=actor, channel=channel,
               detail=detail)  # fmt: skip
-    post_update(connection, handoff, escalation, kind, at=now, actor=actor)
+    # An answer worth keeping is one command away from the FAQ: say so in the thread.
+    hint = ticket_hint(escalation.reference) if kind == EVENT_ANSWERED else None
+    post_update(connection, handoff, escalation, kind, at=now, actor=actor, detail=hint)
     return Outcome(escalation, kind)
 
 

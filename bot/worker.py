@@ -24,7 +24,7 @@ from bot.adapter import Adapter, TextRules, rules_for
 from bot.db import StoreUnavailable
 from bot.delivery import Delivery, DeliveryConfig
 from bot.desk import Desk
-from bot.escalation import DEFAULT_ETA
+from bot.handoff import NO_HANDOFF, Handoff
 from bot.models import InboxRow
 from bot.pipeline import handle_batch
 from bot.store import Store
@@ -32,6 +32,7 @@ from bot.store import Store
 log = logging.getLogger(__name__)
 
 PRUNE_EVERY = 600.0  # seconds between clean-ups of expired conversation state
+REMIND_CHECK_EVERY = 60.0  # seconds between looks for tickets past their promised answer time
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,8 @@ class WorkerConfig:
     send_timeout: float = 20.0  # one adapter.send; keep it below lease_seconds
     stop_timeout: float = 10.0  # graceful stop: in-flight work gets this long, then is released
     inbox_max_attempts: int = 3  # a message the pipeline fails on this often is marked failed
-    escalation_eta: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_ETA))
+    handoff: Handoff = NO_HANDOFF  # staff channels, reply windows, answer times
+    reminder_every: float = 3600.0  # seconds between reminders of one overdue ticket
 
     def delivery(self) -> DeliveryConfig:
         return DeliveryConfig(
@@ -101,6 +103,7 @@ class Workers:
         self._wake = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self._pruned_at: float | None = None
+        self._reminded_at: float | None = None
         self._stopping = False
         self._listening = False
 
@@ -179,6 +182,9 @@ class Workers:
 
     async def _prune_now_and_then(self) -> None:
         now = asyncio.get_running_loop().time()
+        if self._reminded_at is None or now - self._reminded_at >= REMIND_CHECK_EVERY:
+            self._reminded_at = now
+            await self._remind_overdue()
         if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
             return
         self._pruned_at = now
@@ -190,6 +196,18 @@ class Workers:
         if pruned:
             log.info("pruned %d expired clarifying questions", pruned)
 
+    async def _remind_overdue(self) -> None:
+        try:
+            reminded = await self._store.remind_overdue(
+                every=self._config.reminder_every, handoff=self._config.handoff
+            )
+        except StoreUnavailable as exc:
+            log.warning("could not look for overdue tickets: %s", exc)
+            return
+        if reminded:
+            log.info("reminded staff of %d overdue tickets", reminded)
+            self._delivery.notify()
+
     def _rules(self, channel: str) -> TextRules:
         adapter = self._adapters.get(channel)
         return adapter.text_rules if adapter is not None else rules_for(channel)
@@ -197,7 +215,11 @@ class Workers:
     async def _answer(self, rows: list[InboxRow]) -> None:
         try:
             results = await handle_batch(
-                rows, self._desk(), self._rules, self._store, eta=self._config.escalation_eta
+                rows,
+                self._desk(),
+                self._rules,
+                self._store,
+                handoff=self._config.handoff,
             )
         except asyncio.CancelledError:
             for row in rows:

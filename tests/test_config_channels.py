@@ -3,13 +3,25 @@ errors that name the variable and say what it should hold, and secrets that neve
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
 import pytest
 
 from adapters import ADAPTERS
 from adapters.webchat import WebchatAdapter
 from adapters.webhook import WebhookAdapter
+from bot.adapter import Adapter
 from bot.cli_serve import worker_config
-from bot.config import ConfigError, Secret, Settings, read_channels, redacted_url
+from bot.config import (
+    AdapterSpec,
+    ChannelConfig,
+    ConfigError,
+    Secret,
+    Settings,
+    read_channels,
+    redacted_url,
+)
 
 WEBHOOK = {
     "CIVICDESK_CHANNELS": "webchat,webhook",
@@ -124,6 +136,25 @@ def test_a_malformed_channel_value_names_the_variable(
     assert expected in str(error.value)
 
 
+def test_a_required_api_base_names_the_variable_and_what_it_holds() -> None:
+    def build(config: ChannelConfig) -> Adapter:
+        raise AssertionError("not built: the configuration is refused first")
+
+    spec = AdapterSpec("fedi", "A test adapter.", (), build, api_base_required=True)
+    registry = {"fedi": spec}
+    environ = {"CIVICDESK_CHANNELS": "fedi"}
+
+    with pytest.raises(ConfigError) as error:
+        read_channels(environ, ["fedi"], registry)
+    message = str(error.value)
+    assert message.startswith("CIVICDESK_FEDI_API_BASE is missing (channel 'fedi')")
+    assert "https://" in message and "server the account is on" in message
+
+    environ["CIVICDESK_FEDI_API_BASE"] = "https://social.example.gov/"
+    (channel,) = read_channels(environ, ["fedi"], registry)
+    assert channel.api_base == "https://social.example.gov"
+
+
 def test_api_base_is_refused_for_an_adapter_that_calls_no_platform_api() -> None:
     with pytest.raises(ConfigError, match="CIVICDESK_WEBHOOK_API_BASE"):
         channels({**WEBHOOK, "CIVICDESK_WEBHOOK_API_BASE": "https://api.example"})
@@ -199,7 +230,8 @@ def test_worker_settings_reach_the_workers() -> None:
         "CIVICDESK_POLL_INTERVAL": "0.5",
         "CIVICDESK_RATE_PER_SECOND": "0",
         "CIVICDESK_WEBHOOK_RATE": "2.5",
-        "CIVICDESK_ESCALATION_ETA": "zh:3个工作日; en:3 working days",
+        "CIVICDESK_BUSINESS_HOURS": "mon-fri 08:00-16:00",
+        "CIVICDESK_ANSWER_TARGET": "3d",
     }
     settings = Settings.from_env(environ)
 
@@ -208,18 +240,29 @@ def test_worker_settings_reach_the_workers() -> None:
     assert (config.max_attempts, config.lease_seconds, config.poll_interval) == (3, 45.0, 0.5)
     assert config.rate_per_second == 0.0
     assert dict(config.channel_rates) == {"webhook": 2.5}
-    assert dict(config.escalation_eta) == {"zh": "3个工作日", "en": "3 working days"}
+    # Three working days of eight hours: a Monday 10:00 question is due Thursday 10:00.
+    monday = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    assert config.handoff.due(monday) == monday + timedelta(days=3)
 
 
-def test_one_eta_text_serves_both_languages() -> None:
-    settings = Settings.from_env({"CIVICDESK_ESCALATION_ETA": "48 h"})
+def test_a_malformed_holiday_list_names_the_variable_and_what_to_write() -> None:
+    with pytest.raises(ConfigError, match=r"CIVICDESK_HOLIDAYS.*YYYY-MM-DD"):
+        Settings.from_env({"CIVICDESK_HOLIDAYS": "2026-13-01"})
 
-    assert settings.escalation_eta == {"zh": "48 h", "en": "48 h"}
 
-
-def test_a_malformed_eta_names_the_variable() -> None:
-    with pytest.raises(ConfigError, match="CIVICDESK_ESCALATION_ETA"):
-        Settings.from_env({"CIVICDESK_ESCALATION_ETA": "zh:2天; two days"})
+def test_a_staff_channel_must_be_a_configured_channel_with_a_room() -> None:
+    with pytest.raises(ConfigError, match="CIVICDESK_ESCALATE_TO names slack-staff"):
+        Settings.from_env({**WEBHOOK, "CIVICDESK_ESCALATE_TO": "slack-staff"})
+    environ = {
+        **WEBHOOK,
+        "CIVICDESK_CHANNELS": "webhook,telegram",
+        "CIVICDESK_ESCALATE_TO": "telegram",
+        "CIVICDESK_TELEGRAM_TOKEN": "1:x",
+        "CIVICDESK_TELEGRAM_SECRET_TOKEN": "s",
+    }
+    settings = Settings.from_env(environ)
+    with pytest.raises(ConfigError, match="CIVICDESK_TELEGRAM_STAFF_ROOM is missing"):
+        worker_config(settings, read_channels(environ, settings.channels, ADAPTERS))
 
 
 def test_a_lease_shorter_than_a_delivery_is_refused() -> None:

@@ -19,6 +19,7 @@ from bot.lengths import (
     plain_length,
     url_spans,
     utf8_bytes_length,
+    utf16_length,
     weibo_length,
     x_length,
 )
@@ -78,6 +79,15 @@ def test_utf8_bytes_length() -> None:
     assert utf8_bytes_length("abc") == 3
     assert utf8_bytes_length("诉讼费") == 9
     assert utf8_bytes_length("😀") == 4
+
+
+def test_utf16_length_counts_code_units_as_line_does() -> None:
+    # LINE's text-character-count rule: characters outside the BMP (emoji) count 2.
+    assert utf16_length("") == 0
+    assert utf16_length("诉讼费 fee") == 7
+    assert utf16_length("🍎") == 2
+    assert utf16_length("诉讼费 fee 🍎 @张三 https://court.example.gov/fees") == 45
+    assert utf16_length(FAMILY) == 11  # four emoji of 2 units and three joiners of 1
 
 
 # --- Weibo -------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from bot.adapter import TEXT_RULES, TextRules
 from bot.composer import compose
 from bot.desk import Desk
 from bot.escalation import REFERENCE_ALPHABET
+from bot.handoff import NO_HANDOFF
 from bot.knowledge import Entry, KnowledgeBase, load_knowledge
 from bot.lengths import weibo_length
 from bot.messages import InboundMessage
@@ -25,7 +26,6 @@ from bot.store import Store
 KNOWLEDGE = Path(__file__).parents[1] / "knowledge"
 TODAY = date(2026, 1, 15)
 WEBHOOK = TEXT_RULES["webhook"]
-ETA = {"zh": "3个工作日", "en": "3 working days"}
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ async def test_an_answered_question_queues_one_reply_fitted_to_the_channel(
 ) -> None:
     row = await arrive(store, "诉讼费怎么交")
 
-    handled = await handle(row, desk, WEBHOOK, store, eta=ETA)
+    handled = await handle(row, desk, WEBHOOK, store)
 
     assert handled.finished and handled.decision == "answer" and handled.replies == 1
     [reply] = await outbox(store)
@@ -135,7 +135,7 @@ async def test_an_escalated_question_gets_a_ticket_and_an_acknowledgement_with_i
 ) -> None:
     row = await arrive(store, question)
 
-    handled = await handle(row, desk, WEBHOOK, store, eta=ETA)
+    handled = await handle(row, desk, WEBHOOK, store)
 
     assert handled.decision == "escalate" and handled.reference is not None
     reference = handled.reference
@@ -150,7 +150,8 @@ async def test_an_escalated_question_gets_a_ticket_and_an_acknowledgement_with_i
     [ack] = await outbox(store)
     assert ack.kind == "ack" and ack.escalation_id == ticket.id
     assert reference in ack.text
-    assert ETA[lang] in ack.text
+    # When to expect an answer, from the office's working hours (bot.hours).
+    assert NO_HANDOFF.promise(row.received_at, lang) in ack.text
 
 
 async def test_a_weibo_acknowledgement_keeps_its_code_within_140(store: Store, desk: Desk) -> None:

@@ -11,7 +11,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +21,12 @@ from aiohttp.test_utils import TestServer
 from adapters import ADAPTERS
 from bot.adapter import Adapter
 from bot.app import create_app
+from bot.cli_serve import worker_config
 from bot.config import Settings, read_channels
 from bot.metrics import Metrics
 from bot.reload import KnowledgeHolder
 from bot.store import Store
-from bot.worker import WorkerConfig, Workers
+from bot.worker import Workers
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_KB = ROOT / "tests" / "fixtures" / "kb" / "base"
@@ -115,7 +116,10 @@ async def served_app(
     metrics = Metrics()
     holder = KnowledgeHolder.from_settings(settings, metrics=metrics, poll_seconds=0.1)
     store = await Store.open(settings.database_url)
-    config = WorkerConfig(poll_interval=0.05, lease_seconds=30, backoff_base=0.05)
+    # As `civicdesk serve` configures its workers (staff channels included), polling quicker.
+    config = replace(
+        worker_config(settings, channels), poll_interval=0.05, lease_seconds=30, backoff_base=0.05
+    )
     runner = Workers(store, holder.get_desk, adapters, config, "test", events=metrics)
     app = create_app(
         settings,

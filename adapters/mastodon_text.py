@@ -1,0 +1,167 @@
+"""Mastodon's data in civicdesk's terms: status HTML as plain text, mention notifications as
+inbound messages, and the rate-limit headers as a wait. Pure functions, no I/O."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from html.parser import HTMLParser
+from typing import Any
+
+from adapters.http import MAX_RETRY_AFTER, JsonReply, parse_retry_after
+from adapters.payload import compact
+from bot.adapter import TextRules
+from bot.lengths import graphemes
+from bot.messages import InboundMessage
+
+PUBLIC_VISIBILITIES = ("public", "unlisted")
+ELLIPSIS = "…"
+# "@civicdesk @clerk@gov.example question": the handles in front address people, they ask nothing.
+_LEADING_MENTIONS = re.compile(r"^(?:\s*@[\w.-]+(?:@[\w.-]+)?)+\s*", re.UNICODE)
+_BLANK_RUNS = re.compile(r"\n{3,}")
+
+
+class _Text(HTMLParser):
+    """Mastodon's status HTML (<p>, <br>, links, h-card mentions) as text with line breaks."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "br":
+            self.parts.append("\n")
+        elif tag == "p" and self.parts:
+            self.parts.append("\n\n")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def html_to_text(content: str) -> str:
+    parser = _Text()
+    parser.feed(content)
+    parser.close()
+    text = "".join(parser.parts).replace("\r\n", "\n")
+    lines = [line.rstrip() for line in text.split("\n")]
+    return _BLANK_RUNS.sub("\n\n", "\n".join(lines)).strip()
+
+
+def question_text(content: str, spoiler: str = "") -> str:
+    """The citizen's words: the content as text without the leading @handles; a content
+    warning, when there is one, comes first (people put the subject there)."""
+    text = _LEADING_MENTIONS.sub("", html_to_text(content), count=1).strip()
+    spoiler = spoiler.strip()
+    return f"{spoiler}\n{text}" if spoiler and text else spoiler or text
+
+
+def mention_message(channel: str, notification: Mapping[str, Any]) -> InboundMessage | None:
+    """A `mention` notification as an inbound message; None for other types, bots (two
+    auto-responders would answer each other forever) and notifications without a status."""
+    status = notification.get("status")
+    if notification.get("type") != "mention" or not isinstance(status, Mapping):
+        return None
+    account = status.get("account") or notification.get("account")
+    if not isinstance(account, Mapping) or account.get("bot") is True:
+        return None
+    status_id, sender, acct = status.get("id"), account.get("id"), account.get("acct")
+    if not all(isinstance(v, str) and v for v in (status_id, sender, acct)):
+        return None
+    visibility = str(status.get("visibility") or "public")
+    public = visibility in PUBLIC_VISIBILITIES
+    language = status.get("language")
+    reply_to = status.get("in_reply_to_id")
+    name = account.get("display_name")
+    return InboundMessage(
+        channel=channel,
+        platform_id=str(status_id),
+        conversation=str(status_id),
+        sender=str(sender),
+        sender_name=name.strip() if isinstance(name, str) and name.strip() else str(acct),
+        # "@user@domain" (or "@user" on this instance): a real mention, which Mastodon counts as
+        # "@user" and which notifies the asker. Direct answers are addressed in `send`.
+        mention=f"@{acct}" if public else None,
+        text=question_text(str(status.get("content") or ""), str(status.get("spoiler_text") or "")),
+        public=public,
+        lang_hint=language if isinstance(language, str) and language else None,
+        reply_to=reply_to if isinstance(reply_to, str) and reply_to else None,
+        reply_context=compact({"visibility": visibility, "acct": acct}),
+        raw=dict(notification),
+    )
+
+
+def id_order(value: str) -> tuple[int, str]:
+    """Sort key of Mastodon's ids: decimal strings of growing integers."""
+    return (len(value), value)
+
+
+def rate_limit_wait(
+    headers: Mapping[str, str], now: Callable[[], float] = time.time
+) -> float | None:
+    """Seconds until the rate limit resets when the budget is spent (X-RateLimit-Remaining 0),
+    from X-RateLimit-Reset (ISO 8601); None while requests remain."""
+    remaining = headers.get("X-RateLimit-Remaining")
+    if remaining is None or remaining.strip() not in ("0", "0.0"):
+        return None
+    return reset_wait(headers, now)
+
+
+def reset_wait(headers: Mapping[str, str], now: Callable[[], float] = time.time) -> float | None:
+    value = headers.get("X-RateLimit-Reset")
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        return None
+    return min(max(when.timestamp() - now(), 0.0), MAX_RETRY_AFTER)
+
+
+def retry_after(headers: Mapping[str, str], now: Callable[[], float] = time.time) -> float | None:
+    """A 429's wait: Retry-After when sent, else until X-RateLimit-Reset."""
+    return parse_retry_after(headers.get("Retry-After"), now) or reset_wait(headers, now)
+
+
+def addressed(text: str, acct: str | None, rules: TextRules) -> str:
+    """`text` starting with `@acct `, cut with "…" where the added handle would take it over the
+    limit: a direct status reaches only the accounts it mentions, and the core addresses only
+    public answers (with the question's `mention`)."""
+    if not acct or text == f"@{acct}" or text.startswith(f"@{acct} "):
+        return text
+    prefix = f"@{acct} "
+    whole = prefix + text
+    if rules.count(whole) <= rules.limit:
+        return whole
+    clusters = graphemes(text)
+    low, high = 0, len(clusters)
+    while low < high:  # the longest head that fits with the handle and "…"
+        middle = (low + high + 1) // 2
+        if rules.count(prefix + "".join(clusters[:middle]).rstrip() + ELLIPSIS) <= rules.limit:
+            low = middle
+        else:
+            high = middle - 1
+    return prefix + "".join(clusters[:low]).rstrip() + ELLIPSIS
+
+
+def notifications(data: Any) -> list[dict[str, Any]]:
+    if not isinstance(data, list):
+        return []
+    return [n for n in data if isinstance(n, dict) and isinstance(n.get("id"), str) and n["id"]]
+
+
+def ids(data: Any) -> list[str]:
+    return [n["id"] for n in notifications(data)]
+
+
+def error_text(reply: JsonReply) -> str:
+    error = reply.fields.get("error")
+    if isinstance(error, str):
+        return f" ({error[:200]})"
+    return f" ({reply.text[:200]})" if reply.text.strip() else ""

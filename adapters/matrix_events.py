@@ -1,0 +1,192 @@
+"""Matrix events → InboundMessage, shared by both inbound modes (/sync and application service).
+
+No I/O here. What the bot answers:
+
+- `m.room.message` events with msgtype `m.text` from anyone but the bot itself; notices (what
+  bots send), emotes, media, edits (`m.replace`), redacted events, state events and membership
+  are skipped, and so are encrypted events (the adapter has no end-to-end encryption).
+- In a private room (the bot and one other member, counting invites) every message; in a group
+  room only messages that mention the bot (`m.mentions.user_ids`, or, from clients that do not
+  send `m.mentions`, its user id, a matrix.to link to it or its display name in the text) or
+  that reply to one of the bot's own messages.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from adapters.payload import compact, load_object
+from bot.messages import InboundMessage
+
+MAX_TEXT = 10_000
+OWN_EVENTS_KEPT = 2000  # the bot's recent event ids, to tell replies to the bot
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who the bot is, to skip its own events and to notice mentions."""
+
+    user_id: str
+    display_name: str | None = None
+
+
+@dataclass(frozen=True)
+class ReplyContext:
+    """What a reply needs of the question: its event id, and the thread root when in a thread."""
+
+    event_id: str
+    thread_root: str | None = None
+
+    def dumps(self) -> str:
+        return compact({"event": self.event_id, "thread": self.thread_root or None})
+
+    @classmethod
+    def loads(cls, text: str | None) -> ReplyContext | None:
+        data = load_object(text)
+        event, thread = data.get("event"), data.get("thread")
+        if not isinstance(event, str):
+            return None
+        return cls(event, thread if isinstance(thread, str) else None)
+
+
+class OwnEvents:
+    """The ids of the bot's recent events (bounded), so that a reply to one counts as addressed
+    to the bot without an API call."""
+
+    def __init__(self, size: int = OWN_EVENTS_KEPT) -> None:
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._size = size
+
+    def add(self, event_id: str) -> None:
+        self._ids[event_id] = None
+        self._ids.move_to_end(event_id)
+        while len(self._ids) > self._size:
+            self._ids.popitem(last=False)
+
+    def __contains__(self, event_id: object) -> bool:
+        return event_id in self._ids
+
+
+def relation(content: Mapping[str, Any]) -> Mapping[str, Any]:
+    value = content.get("m.relates_to")
+    return value if isinstance(value, Mapping) else {}
+
+
+def replied_to(content: Mapping[str, Any]) -> str | None:
+    reply = relation(content).get("m.in_reply_to")
+    if isinstance(reply, Mapping) and isinstance(reply.get("event_id"), str):
+        return str(reply["event_id"])
+    return None
+
+
+def thread_root(content: Mapping[str, Any]) -> str | None:
+    rel = relation(content)
+    if rel.get("rel_type") == "m.thread" and isinstance(rel.get("event_id"), str):
+        return str(rel["event_id"])
+    return None
+
+
+def membership_of(event: Mapping[str, Any], user_id: str) -> str | None:
+    """The membership an `m.room.member` event gives `user_id` (invite, join, leave...)."""
+    if event.get("type") != "m.room.member" or event.get("state_key") != user_id:
+        return None
+    content = event.get("content")
+    value = content.get("membership") if isinstance(content, Mapping) else None
+    return value if isinstance(value, str) else None
+
+
+def mentions(content: Mapping[str, Any], me: Identity) -> bool:
+    """Whether the message is addressed to the bot by name. When the sender's client sends
+    `m.mentions` it is the whole truth (the spec's intentional mentions): a reply quoting the
+    bot's text must not count as naming it."""
+    explicit = content.get("m.mentions")
+    if isinstance(explicit, Mapping):
+        users = explicit.get("user_ids")
+        return isinstance(users, list) and me.user_id in users
+    body = content.get("body")
+    text = body if isinstance(body, str) else ""
+    formatted = content.get("formatted_body")
+    html = formatted if isinstance(formatted, str) else ""
+    if me.user_id in text or me.user_id in html or quote(me.user_id, safe="") in html:
+        return True
+    name = (me.display_name or "").strip().casefold()
+    return bool(name) and name in text.casefold()
+
+
+_FALLBACK = re.compile(r"\A(?:>[^\n]*\n)+\n?")
+
+
+def clean_text(body: str, me: Identity) -> str:
+    """The question without the quoted reply fallback of older clients and without the bot's
+    name in front ("civicdesk: how do I ...")."""
+    text = _FALLBACK.sub("", body, count=1)
+    text = text.replace(me.user_id, " ")
+    names = [n for n in (me.display_name, me.user_id.split(":", 1)[0].lstrip("@")) if n]
+    for name in names:
+        name_ = re.escape(name)
+        lead = re.compile(rf"\A\s*(?:@{name_}\b[:,：，]?|{name_}\s*[:,：，])\s*", re.IGNORECASE)
+        text = lead.sub("", text, count=1)
+    return " ".join(text.split())[:MAX_TEXT]
+
+
+def message_from(
+    channel: str,
+    event: Mapping[str, Any],
+    room_id: str,
+    me: Identity,
+    *,
+    direct: bool | None,
+    own: OwnEvents,
+) -> InboundMessage | None:
+    """The citizen's message in `event`, or None when the bot should not answer it.
+
+    `direct`: True in a private room, False in a group room, None when not known yet (treated as
+    a group room: answered when it names the bot)."""
+    if event.get("type") != "m.room.message" or "state_key" in event:
+        return None
+    event_id, sender = event.get("event_id"), event.get("sender")
+    content = event.get("content")
+    if not (isinstance(event_id, str) and isinstance(sender, str) and isinstance(content, Mapping)):
+        return None
+    if sender == me.user_id:
+        own.add(event_id)
+        return None
+    unsigned = event.get("unsigned")
+    if isinstance(unsigned, Mapping) and "redacted_because" in unsigned:
+        return None
+    if content.get("msgtype") != "m.text" or relation(content).get("rel_type") == "m.replace":
+        return None
+    body = content.get("body")
+    if not isinstance(body, str):
+        return None
+    answers = replied_to(content)
+    if not direct and not (mentions(content, me) or (answers is not None and answers in own)):
+        return None
+    text = clean_text(body, me)
+    if not text:
+        return None
+    root = thread_root(content)
+    return InboundMessage(
+        channel=channel,
+        platform_id=event_id,
+        conversation=room_id,
+        sender=sender,
+        text=text,
+        public=not direct,
+        # No "@alice:example.org" in the body: a reply quotes the question (m.in_reply_to) and
+        # names the asker in m.mentions, which notifies them (see matrix_client.reply_content).
+        mention=None,
+        reply_to=answers or root,
+        reply_context=ReplyContext(event_id, root).dumps(),
+        raw=dict(event),
+    )
+
+
+def is_private(joined: int, invited: int = 0) -> bool:
+    """A room of the bot and one other person (joined or invited) is a private conversation."""
+    return joined + invited <= 2
