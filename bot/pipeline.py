@@ -151,11 +151,54 @@ async def handle_batch(
     StoreUnavailable for the whole batch: nothing of it was written.
     """
     results: dict[int, Handled | Exception] = {}
-    staff = handoff.staff_names
-    citizens = [(i, row) for i, row in enumerate(rows) if row.channel not in staff]
+    for segment in _segments(rows, handoff.staff_names):
+        if rows[segment[0]].channel in handoff.staff_names:
+            [index] = segment
+            results[index] = await _staff_reply(store, rows[index], handoff, rules_for)
+        else:
+            answered = await _answer_citizens(
+                store, rows, segment, desk=desk, rules_for=rules_for, handoff=handoff
+            )
+            results.update(answered)
+    return [results[i] for i in range(len(rows))]
+
+
+def _segments(rows: Sequence[InboxRow], staff: frozenset[str]) -> list[list[int]]:
+    """The rows in arrival order, cut where order matters: each staff message alone (it may
+    close a ticket that a citizen's next message must no longer find open), and a citizen's
+    second message in a new segment (their first may open the ticket the second belongs to)."""
+    segments: list[list[int]] = []
+    current: list[int] = []
+    asking: set[tuple[str, str, str]] = set()
     for index, row in enumerate(rows):
+        key = (row.channel, row.conversation, row.sender)
+        if row.channel in staff or key in asking:
+            if current:
+                segments.append(current)
+            current, asking = [], set()
         if row.channel in staff:
-            results[index] = await _staff_reply(store, row, handoff, rules_for)
+            segments.append([index])
+            continue
+        current.append(index)
+        asking.add(key)
+    if current:
+        segments.append(current)
+    return segments
+
+
+async def _answer_citizens(
+    store: Store,
+    rows: Sequence[InboxRow],
+    segment: Sequence[int],
+    *,
+    desk: Desk,
+    rules_for: Callable[[str], TextRules],
+    handoff: Handoff,
+) -> dict[int, Handled | Exception]:
+    """Citizens' messages, at most one per citizen: one read of their tickets and pending
+    questions, one transaction for the answers."""
+    results: dict[int, Handled | Exception] = {}
+    citizens = [(index, rows[index]) for index in segment]
     tickets = await store.open_tickets([(r.channel, r.conversation, r.sender) for _, r in citizens])
     pending = await store.load_pending_many([(r.channel, r.conversation) for _, r in citizens])
     prepared: dict[int, Prepared] = {}
@@ -175,7 +218,7 @@ async def handle_batch(
         except Exception as exc:  # a bug or bad data in one row must not sink the others
             results[index] = exc
     results.update(await _record(store, prepared))
-    return [results[i] for i in range(len(rows))]
+    return results
 
 
 async def _staff_reply(

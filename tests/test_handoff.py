@@ -380,3 +380,40 @@ async def test_outside_working_hours_the_acknowledgement_names_the_next_working_
         assert ticket is not None and ticket.due_at == datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
     finally:
         await store.close()
+
+
+async def test_a_restart_between_receiving_and_handling_loses_no_answer_or_follow_up(
+    tmp_path: Path, ends: tuple[Receiver, Receiver, str, str]
+) -> None:
+    """The staff member's answer and the citizen's follow-up are acknowledged by a server that
+    stops before handling them; the next server hands both on."""
+    citizen, staff, citizen_url, staff_url = ends
+    environ = environment(tmp_path / "handoff.db", citizen_url, staff_url)
+
+    async def serving(workers: bool) -> TestClient[web.Request, web.Application]:
+        app, _, _ = await served_app(environ, SMALL_KB, workers=workers)
+        client: Client = TestClient(TestServer(app))
+        await client.start_server()
+        return client
+
+    first = await serving(workers=True)
+    await citizen_says(first, "q-1", CASE_QUESTION)
+    [ticket] = await staff.wait_for(1)
+    await first.close()
+
+    second = await serving(workers=False)  # receives and stores, then stops before handling
+    await citizen_says(second, "q-2", "还有一个问题：需要带什么材料？")
+    await staff_says(second, "s-1", "Your case was filed on 20 November.", str(ticket["id"]), "li")
+    await second.close()
+    assert len(citizen.replies) == 1 and len(staff.replies) == 1  # nothing handled yet
+
+    third = await serving(workers=True)
+    try:
+        updates = await staff.wait_for(3)
+        replies = await citizen.wait_for(2)
+    finally:
+        await third.close()
+    assert replies[1]["text"] == "Your case was filed on 20 November."
+    texts = [u["text"] for u in updates[1:]]
+    assert any("还有一个问题" in t for t in texts)  # the follow-up reached the ticket's thread
+    assert any("answered" in t for t in texts)

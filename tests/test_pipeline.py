@@ -19,7 +19,7 @@ from bot.knowledge import Entry, KnowledgeBase, load_knowledge
 from bot.lengths import weibo_length
 from bot.messages import InboundMessage
 from bot.models import InboxRow, OutboxRow
-from bot.pipeline import handle
+from bot.pipeline import handle, handle_batch
 from bot.policy import PolicyConfig
 from bot.store import Store
 
@@ -288,3 +288,19 @@ def test_the_desk_still_remembers_by_itself_when_not_given_the_state() -> None:
     desk.respond("how do I pay the fee", conversation="c1")
     assert len(desk.memory) == 1
     assert desk.respond("2", conversation="c1").decision.decision == "answer"
+
+
+async def test_a_citizens_second_message_in_the_same_batch_joins_the_ticket_the_first_opened(
+    store: Store, desk: Desk
+) -> None:
+    """Two messages claimed together: the first goes to a person, the second (asked again
+    before the first was handled) joins its ticket instead of opening another."""
+    for n in (1, 2):
+        await store.accept(
+            [InboundMessage("webhook", f"twice-{n}", "c9", "u9", "我的案子现在到哪一步了？", False)]
+        )
+    rows = await store.claim_inbox("w", 10, 30)
+    results = await handle_batch(rows, desk, lambda _: WEBHOOK, store)
+    decisions = [r.decision for r in results if not isinstance(r, Exception)]
+    assert decisions == ["escalate", "follow-up"]
+    assert len(await store.list_escalations()) == 1
