@@ -199,8 +199,8 @@ async def _answer_citizens(
     questions, one transaction for the answers."""
     results: dict[int, Handled | Exception] = {}
     citizens = [(index, rows[index]) for index in segment]
-    tickets = await store.open_tickets([(r.channel, r.conversation, r.sender) for _, r in citizens])
-    pending = await store.load_pending_many([(r.channel, r.conversation) for _, r in citizens])
+    keys = [(r.channel, r.conversation, r.sender) for _, r in citizens]
+    tickets, pending = await store.load_context(keys)
     prepared: dict[int, Prepared] = {}
     for count, (index, row) in enumerate(citizens):
         if count:

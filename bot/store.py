@@ -337,8 +337,29 @@ class Store(OutboxMethods):
         """`load_pending` for many (channel, conversation) keys in one query."""
         if not keys:
             return {}
-        params = {"b_keys": list(set(keys)), "b_now": self._clock()}
-        rows = await self._db.read(lambda connection: list(connection.execute(_PENDING, params)))
+        return await self._db.read(partial(self._pending, list(set(keys)), self._clock()))
+
+    async def load_context(
+        self, keys: Sequence[handoff_sql.TicketKey]
+    ) -> tuple[dict[Any, Escalation], dict[ConversationKey, PendingClarify]]:
+        """What answering the messages of these (channel, conversation, sender) needs, in one
+        read: their open tickets, and their conversations' pending clarifying questions."""
+        if not keys:
+            return {}, {}
+        conversations = list({(channel, conversation) for channel, conversation, _ in keys})
+        now = self._clock()
+
+        def read(connection: Connection) -> tuple[dict[Any, Escalation], dict[Any, Any]]:
+            tickets = handoff_sql.open_tickets(list(keys), connection)
+            return tickets, self._pending(conversations, now, connection)
+
+        return await self._db.read(read)
+
+    @staticmethod
+    def _pending(
+        keys: list[ConversationKey], now: datetime, connection: Connection
+    ) -> dict[ConversationKey, PendingClarify]:
+        rows = connection.execute(_PENDING, {"b_keys": keys, "b_now": now})
         return {
             (row.channel, row.conversation): PendingClarify(
                 tuple(row.pending_options), row.pending_lang or "zh", row.expires_at.timestamp()
