@@ -97,9 +97,17 @@ def error(status: int, message: str, **headers: str) -> web.Response:
 
 
 def _reply(reply: HttpReply) -> web.Response:
-    response = web.Response(status=reply.status, body=reply.body, headers=dict(reply.headers))
-    response.content_type = reply.content_type
-    return response
+    headers = dict(reply.headers) if reply.headers else None
+    # aiohttp takes the charset apart from the type ("text/plain; charset=utf-8").
+    content_type, _, parameters = reply.content_type.partition(";")
+    charset = parameters.strip().removeprefix("charset=").strip() or None
+    return web.Response(
+        status=reply.status,
+        body=reply.body,
+        headers=headers,
+        content_type=content_type.strip(),
+        charset=charset,
+    )
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:
