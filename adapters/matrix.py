@@ -12,6 +12,11 @@ mention the bot or reply to it. The adapter learns room sizes without a call per
 /sync's room summaries (`m.joined_member_count`, `m.invited_member_count`), from the `is_direct`
 flag of the invitation, and, for a room it has not heard of since the process started, from one
 `joined_members` call. Encrypted rooms are not supported (no end-to-end encryption).
+
+Staff channel (`CIVICDESK_<NAME>_STAFF_ROOM` = a room id): the channel's bot serves that room
+only, with its own account (a citizen-facing channel's bot must not read staff talk): tickets are
+posted at the top level, updates in each ticket's thread, and what staff write in a thread or as
+a reply answers, claims, notes or closes the ticket. See `adapters.matrix_client`.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from bot.config import AdapterSpec, ChannelConfig, ChannelSetting, ConfigError, 
 API_BASE = "https://matrix-client.matrix.org"
 MODES = ("sync", "appservice")
 _USER_ID = re.compile(r"^@[a-z0-9._=/+-]+:[A-Za-z0-9.:\[\]-]+$")
+_ROOM_ID = re.compile(r"^!\S+$")
 
 
 def _user_id(value: str) -> str:
@@ -89,8 +95,20 @@ SETTINGS = (
 )
 
 
+def _staff_room(config: ChannelConfig) -> str | None:
+    room = config.staff_room
+    if room is not None and not _ROOM_ID.match(room):
+        raise ConfigError(
+            f"{config.var('STAFF_ROOM')}={room!r} is not a room id: give the staff room's id, "
+            "like !AbCdEf:example.org (Element: Room settings, Advanced, Internal room ID), not "
+            "its #alias"
+        )
+    return room
+
+
 def build(config: ChannelConfig) -> MatrixSyncAdapter | MatrixAppServiceAdapter:
     me = Identity(config.get("USER_ID"), config.get("DISPLAY_NAME") or None)
+    staff_room = _staff_room(config)
     api_base = config.api_base or API_BASE
     values = config.values
     if config.get("MODE") == "appservice":
@@ -107,6 +125,7 @@ def build(config: ChannelConfig) -> MatrixSyncAdapter | MatrixAppServiceAdapter:
             config.secret("HS_TOKEN"),
             me,
             timeout=config.get("TIMEOUT"),
+            staff_room=staff_room,
         )
     if values.get("ACCESS_TOKEN") is None:
         raise ConfigError(
@@ -120,6 +139,7 @@ def build(config: ChannelConfig) -> MatrixSyncAdapter | MatrixAppServiceAdapter:
         me,
         sync_timeout=config.get("SYNC_TIMEOUT"),
         timeout=config.get("TIMEOUT"),
+        staff_room=staff_room,
     )
 
 

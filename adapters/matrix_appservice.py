@@ -55,8 +55,11 @@ class MatrixAppServiceAdapter(MatrixClient):
         me: Identity,
         *,
         timeout: float = 10.0,
+        staff_room: str | None = None,
     ) -> None:
-        super().__init__(name, api_base, as_token, me, timeout=timeout, act_as_user=True)
+        super().__init__(
+            name, api_base, as_token, me, timeout=timeout, act_as_user=True, staff_room=staff_room
+        )
         self._hs_token = hs_token
         self._done: OrderedDict[str, None] = OrderedDict()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -110,6 +113,10 @@ class MatrixAppServiceAdapter(MatrixClient):
             room_id = event["room_id"]
             if event.get("type") == "m.room.member":
                 self._membership(room_id, event)
+            if self.staff_room is not None:
+                messages.extend(self.staff_messages(room_id, [event]))
+                continue
+            if event.get("type") == "m.room.member":
                 continue
             direct = self.rooms.private(room_id)
             if direct is None and event.get("type") == "m.room.message":
@@ -139,14 +146,16 @@ class MatrixAppServiceAdapter(MatrixClient):
 
     def _membership(self, room_id: str, event: Mapping[str, Any]) -> None:
         mine = membership_of(event, self.me.user_id)
-        if mine == "invite":
+        if mine == "invite" and not self.welcomes(room_id):
+            self._spawn(self.decline(room_id))
+        elif mine == "invite":
             content = event.get("content")
             if isinstance(content, Mapping) and content.get("is_direct") is True:
                 self.rooms.hint(room_id, True)
             self._spawn(self._join_and_count(room_id))
         elif mine in ("leave", "ban"):
-            self.rooms.forget(room_id)
-        elif mine is None:
+            self.left(room_id)
+        elif mine is None and self.staff_room is None:
             # Someone came or went: count again (one call per membership change).
             self._spawn(self.count_members(room_id))
 

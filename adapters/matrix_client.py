@@ -1,12 +1,16 @@
 """The client-server API calls both Matrix modes make: send a reply, join a room, count a room's
 members. The mode-specific inbound halves are `adapters.matrix_sync` and
-`adapters.matrix_appservice`; settings and the SPEC are in `adapters.matrix`."""
+`adapters.matrix_appservice`; settings and the SPEC are in `adapters.matrix`.
+
+A staff channel (`staff_room` set) serves that one room: tickets are posted there at the top
+level, updates in the ticket's thread, and what staff write in a thread or as a reply comes in
+(`adapters.matrix_events.staff_message_from`); invitations to other rooms are declined."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -19,10 +23,17 @@ from adapters.http import (
     parse_retry_after,
     request_json,
 )
-from adapters.matrix_events import Identity, OwnEvents, ReplyContext, is_private
+from adapters.matrix_events import (
+    DisplayNames,
+    Identity,
+    OwnEvents,
+    ReplyContext,
+    is_private,
+    staff_message_from,
+)
 from bot.adapter import TEXT_RULES, HttpReply, RawRequest
 from bot.config import Secret
-from bot.messages import OutboundMessage, SendResult
+from bot.messages import InboundMessage, OutboundMessage, SendResult
 
 log = logging.getLogger("civicdesk.matrix")
 
@@ -91,6 +102,22 @@ def reply_content(msg: OutboundMessage) -> dict[str, Any]:
     return content
 
 
+def staff_content(msg: OutboundMessage) -> dict[str, Any]:
+    """A post in the staff room: a ticket at the top level, an update (`reply_to` = the ticket
+    post) in the ticket's thread, with the reply fallback for clients without threads. `m.text`,
+    not `m.notice`: the default push rule `.m.rule.suppress_notices` would keep staff from being
+    notified of new tickets, follow-ups and reminders. It mentions no one."""
+    content: dict[str, Any] = {"msgtype": "m.text", "body": msg.text, "m.mentions": {}}
+    if msg.reply_to:
+        content["m.relates_to"] = {
+            "rel_type": "m.thread",
+            "event_id": msg.reply_to,
+            "is_falling_back": True,
+            "m.in_reply_to": {"event_id": msg.reply_to},
+        }
+    return content
+
+
 def error_of(reply: JsonReply) -> SendResult:
     """Matrix errors: 429 / M_LIMIT_EXCEEDED and 5xx may succeed later (Retry-After, else the
     deprecated `retry_after_ms`); other 4xx (M_FORBIDDEN: not in the room, M_UNKNOWN_TOKEN,
@@ -121,8 +148,10 @@ class MatrixClient:
         *,
         timeout: float = 10.0,
         act_as_user: bool = False,
+        staff_room: str | None = None,
     ) -> None:
         self.name = name
+        self.staff_room = staff_room
         self.api_base = api_base.rstrip("/")
         self._token = token
         self.me = me
@@ -132,6 +161,7 @@ class MatrixClient:
         self._http = SessionSlot()
         self.own = OwnEvents()
         self.rooms = RoomBook()
+        self.names = DisplayNames()
 
     def attach_session(self, session: aiohttp.ClientSession) -> None:
         self._http.attach(session)
@@ -161,7 +191,9 @@ class MatrixClient:
 
     async def send(self, msg: OutboundMessage) -> SendResult:
         path = ("rooms", msg.conversation, "send", "m.room.message", transaction_id(msg))
-        reply = await self.call("PUT", *path, payload=reply_content(msg))
+        staff = self.staff_room is not None and msg.conversation == self.staff_room
+        content = staff_content(msg) if staff else reply_content(msg)
+        reply = await self.call("PUT", *path, payload=content)
         if isinstance(reply, SendResult):
             return reply
         if 200 <= reply.status < 300:
@@ -179,6 +211,51 @@ class MatrixClient:
             result.error,
         )
         return result
+
+    def welcomes(self, room_id: str) -> bool:
+        """Whether the bot goes where it is invited: anywhere (citizens bring it), but a staff
+        channel's bot only to its staff room."""
+        return self.staff_room is None or room_id == self.staff_room
+
+    def left(self, room_id: str) -> None:
+        """The bot is out of a room (left, kicked, banned)."""
+        self.rooms.forget(room_id)
+        if room_id == self.staff_room:
+            log.warning(
+                "channel=%s is no longer in its staff room %s: invite the bot again, or tickets "
+                "cannot be posted",
+                self.name,
+                room_id,
+            )
+
+    def staff_messages(
+        self,
+        room_id: str,
+        events: Sequence[Mapping[str, Any]],
+        state: Sequence[Mapping[str, Any]] = (),
+    ) -> list[InboundMessage]:
+        """What staff wrote in the staff room's `events`, named from the member events among
+        them and in `state`; nothing from any other room."""
+        if room_id != self.staff_room:
+            return []
+        for event in (*state, *events):
+            self.names.learn(event)
+        found = (
+            staff_message_from(self.name, e, room_id, self.me, names=self.names) for e in events
+        )
+        return [m for m in found if m is not None]
+
+    async def decline(self, room_id: str) -> None:
+        """Refuse an invitation (leave the room): a staff channel's bot serves its staff room."""
+        reply = await self.call("POST", "rooms", room_id, "leave", payload={})
+        ok = isinstance(reply, JsonReply) and 200 <= reply.status < 300
+        log.info(
+            "channel=%s declined the invitation to room %s (staff channel of %s)%s",
+            self.name,
+            room_id,
+            self.staff_room,
+            "" if ok else ": the homeserver refused",
+        )
 
     async def join(self, room_id: str) -> bool:
         """Accept an invitation: the bot answers wherever a citizen brings it."""

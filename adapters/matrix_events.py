@@ -9,6 +9,9 @@ No I/O here. What the bot answers:
   room only messages that mention the bot (`m.mentions.user_ids`, or, from clients that do not
   send `m.mentions`, its user id, a matrix.to link to it or its display name in the text) or
   that reply to one of the bot's own messages.
+- In the staff room of a staff channel (`staff_message_from`): every staff member's text that
+  sits in a thread (its root is the ticket post) or replies to a message (a ticket post or an
+  update), no mention needed; top-level talk is the staff's own.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from bot.messages import InboundMessage
 
 MAX_TEXT = 10_000
 OWN_EVENTS_KEPT = 2000  # the bot's recent event ids, to tell replies to the bot
+NAMES_KEPT = 1000  # display names of staff members
+MAX_NAME = 80
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,31 @@ class OwnEvents:
 
     def __contains__(self, event_id: object) -> bool:
         return event_id in self._ids
+
+
+class DisplayNames:
+    """Staff members' display names, learnt from the `m.room.member` events /sync (or a
+    transaction) carries anyway: no profile lookup per message. Bounded."""
+
+    def __init__(self, size: int = NAMES_KEPT) -> None:
+        self._names: OrderedDict[str, str] = OrderedDict()
+        self._size = size
+
+    def learn(self, event: Mapping[str, Any]) -> None:
+        user_id, content = event.get("state_key"), event.get("content")
+        if event.get("type") != "m.room.member" or not isinstance(user_id, str):
+            return
+        name = content.get("displayname") if isinstance(content, Mapping) else None
+        name = " ".join(name.split())[:MAX_NAME] if isinstance(name, str) else ""
+        if not name:
+            return
+        self._names[user_id] = name
+        self._names.move_to_end(user_id)
+        while len(self._names) > self._size:
+            self._names.popitem(last=False)
+
+    def get(self, user_id: str) -> str | None:
+        return self._names.get(user_id)
 
 
 def relation(content: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -121,17 +151,29 @@ def mentions(content: Mapping[str, Any], me: Identity) -> bool:
 _FALLBACK = re.compile(r"\A(?:>[^\n]*\n)+\n?")
 
 
-def clean_text(body: str, me: Identity) -> str:
-    """The question without the quoted reply fallback of older clients and without the bot's
-    name in front ("civicdesk: how do I ...")."""
-    text = _FALLBACK.sub("", body, count=1)
-    text = text.replace(me.user_id, " ")
+def _without_lead_name(text: str, me: Identity) -> str:
     names = [n for n in (me.display_name, me.user_id.split(":", 1)[0].lstrip("@")) if n]
     for name in names:
         name_ = re.escape(name)
         lead = re.compile(rf"\A\s*(?:@{name_}\b[:,：，]?|{name_}\s*[:,：，])\s*", re.IGNORECASE)
         text = lead.sub("", text, count=1)
+    return text
+
+
+def clean_text(body: str, me: Identity) -> str:
+    """The question without the quoted reply fallback of older clients and without the bot's
+    name in front ("civicdesk: how do I ...")."""
+    text = _FALLBACK.sub("", body, count=1)
+    text = _without_lead_name(text.replace(me.user_id, " "), me)
     return " ".join(text.split())[:MAX_TEXT]
+
+
+def staff_text(body: str, me: Identity) -> str:
+    """A staff member's answer or command: without the quoted fallback and a leading bot name
+    ("civicdesk: close ..."), its line breaks kept (an answer may have paragraphs)."""
+    text = _without_lead_name(_FALLBACK.sub("", body, count=1), me)
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
+    return "\n".join(lines).strip()[:MAX_TEXT]
 
 
 def message_from(
@@ -183,6 +225,49 @@ def message_from(
         mention=None,
         reply_to=answers or root,
         reply_context=ReplyContext(event_id, root).dumps(),
+        raw=dict(event),
+    )
+
+
+def staff_message_from(
+    channel: str,
+    event: Mapping[str, Any],
+    room_id: str,
+    me: Identity,
+    *,
+    names: DisplayNames,
+) -> InboundMessage | None:
+    """A staff member's message in the staff room that answers something: in a thread (reply_to
+    = the thread root, the ticket post) or a reply (reply_to = the replied-to event: a ticket
+    post or an update in its thread). None for the bot's own events, top-level talk, edits and
+    what is not text. civicdesk itself tells ticket threads from other threads."""
+    if event.get("type") != "m.room.message" or "state_key" in event:
+        return None
+    event_id, sender = event.get("event_id"), event.get("sender")
+    content = event.get("content")
+    if not (isinstance(event_id, str) and isinstance(sender, str) and isinstance(content, Mapping)):
+        return None
+    unsigned = event.get("unsigned")
+    if sender == me.user_id or (isinstance(unsigned, Mapping) and "redacted_because" in unsigned):
+        return None
+    if content.get("msgtype") != "m.text" or relation(content).get("rel_type") == "m.replace":
+        return None
+    answers = thread_root(content) or replied_to(content)
+    body = content.get("body")
+    if answers is None or not isinstance(body, str):
+        return None
+    text = staff_text(body, me)
+    if not text:
+        return None
+    return InboundMessage(
+        channel=channel,
+        platform_id=event_id,
+        conversation=room_id,
+        sender=sender,
+        text=text,
+        public=False,
+        sender_name=names.get(sender) or sender,
+        reply_to=answers,
         raw=dict(event),
     )
 

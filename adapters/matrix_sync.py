@@ -26,20 +26,31 @@ log = logging.getLogger("civicdesk.matrix")
 TIMELINE_LIMIT = 50
 HTTP_MARGIN = 15.0  # the HTTP time-out exceeds the long poll's by this much
 FAILURE_PAUSE = 5.0  # after a network error or 5xx, so that a down homeserver is not hammered
-SYNC_FILTER = json.dumps(
-    {
+
+
+def sync_filter(*, staff: bool = False) -> str:
+    """The /sync filter: messages and memberships only. A staff channel also gets the member
+    event of every sender in each response (`include_redundant_members`), so that staff are
+    named by their display names after a restart too."""
+    state: dict[str, Any] = {"lazy_load_members": True, "types": ["m.room.member"]}
+    if staff:
+        state["include_redundant_members"] = True
+    data = {
         "presence": {"not_types": ["*"]},
         "account_data": {"not_types": ["*"]},
         "room": {
             "timeline": {"limit": TIMELINE_LIMIT, "types": ["m.room.message", "m.room.member"]},
             # Lazy-loading members makes the homeserver send each room's member counts.
-            "state": {"lazy_load_members": True, "types": ["m.room.member"]},
+            "state": state,
             "ephemeral": {"not_types": ["*"]},
             "account_data": {"not_types": ["*"]},
         },
-    },
-    separators=(",", ":"),
-)
+    }
+    return json.dumps(data, separators=(",", ":"))
+
+
+SYNC_FILTER = sync_filter()
+STAFF_SYNC_FILTER = sync_filter(staff=True)
 
 
 class MatrixSyncAdapter(MatrixClient):
@@ -56,9 +67,11 @@ class MatrixSyncAdapter(MatrixClient):
         *,
         sync_timeout: float = 20.0,
         timeout: float = 10.0,
+        staff_room: str | None = None,
     ) -> None:
-        super().__init__(name, api_base, token, me, timeout=timeout)
+        super().__init__(name, api_base, token, me, timeout=timeout, staff_room=staff_room)
         self.sync_timeout = sync_timeout
+        self._filter = SYNC_FILTER if staff_room is None else STAFF_SYNC_FILTER
 
     # The webhook URL has nothing to serve in this mode.
     def handshake(self, raw: RawRequest) -> HttpReply | None:
@@ -74,7 +87,7 @@ class MatrixSyncAdapter(MatrixClient):
         return []
 
     async def poll(self, cursor: str | None) -> PollResult:
-        params = {"filter": SYNC_FILTER, "timeout": "0"}
+        params = {"filter": self._filter, "timeout": "0"}
         if cursor is not None:
             params.update(since=cursor, timeout=str(int(self.sync_timeout * 1000)))
         reply = await self.call(
@@ -85,7 +98,7 @@ class MatrixSyncAdapter(MatrixClient):
         rooms = rooms if isinstance(rooms, Mapping) else {}
         await self._accept_invites(_section(rooms, "invite"))
         for room_id in _section(rooms, "leave"):
-            self.rooms.forget(room_id)
+            self.left(room_id)
         joined = _section(rooms, "join")
         for room_id, room in joined.items():
             summary = room.get("summary")
@@ -103,6 +116,9 @@ class MatrixSyncAdapter(MatrixClient):
 
     async def _accept_invites(self, invites: Mapping[str, Mapping[str, Any]]) -> None:
         for room_id, room in invites.items():
+            if not self.welcomes(room_id):
+                await self.decline(room_id)
+                continue
             state = room.get("invite_state")
             events = state.get("events") if isinstance(state, Mapping) else None
             for event in events if isinstance(events, list) else []:
@@ -118,7 +134,12 @@ class MatrixSyncAdapter(MatrixClient):
         if not isinstance(events, list):
             return []
         events = [e for e in events if isinstance(e, Mapping)]
-        events = events[_first_after_joining(events, self.me.user_id) :]
+        seen = events[_first_after_joining(events, self.me.user_id) :]
+        if self.staff_room is not None:
+            # Names from every member event the response carries; messages from the bot's
+            # arrival on.
+            return self.staff_messages(room_id, seen, [*_events(room.get("state")), *events])
+        events = seen
         if not any(e.get("type") == "m.room.message" for e in events):
             return []
         direct = await self.is_private(room_id)
@@ -144,6 +165,11 @@ def _first_after_joining(events: Sequence[Mapping[str, Any]], user_id: str) -> i
         return 0
     invites = [i for i in range(join) if membership_of(events[i], user_id) == "invite"]
     return invites[-1] if invites else join
+
+
+def _events(section: Any) -> list[Mapping[str, Any]]:
+    events = section.get("events") if isinstance(section, Mapping) else None
+    return [e for e in events if isinstance(e, Mapping)] if isinstance(events, list) else []
 
 
 def _section(rooms: Mapping[str, Any], name: str) -> dict[str, Mapping[str, Any]]:

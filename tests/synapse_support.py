@@ -1,7 +1,11 @@
 """A real Matrix homeserver for tests: Synapse from `.ci/.synapse-venv` (made by
 `bash .ci/synapse install`), started as a separate process on a free loopback port in a temporary
 folder, with SQLite, no federation, rate limits raised, and registration only through the shared
-secret. Synapse is AGPL: it runs beside civicdesk and is never imported by it."""
+secret; and `Person`, someone with a Matrix client (aiohttp) who makes rooms, talks and reads.
+Synapse is AGPL: it runs beside civicdesk and is never imported by it.
+
+`NEEDS_SYNAPSE` skips a test module when Synapse is not installed, except in CI (CI=true), where
+`.ci/run` installs it: there a missing Synapse fails the tests instead of skipping them."""
 
 from __future__ import annotations
 
@@ -16,10 +20,14 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SYNAPSE_VENV = ROOT / ".ci" / ".synapse-venv"
@@ -30,6 +38,11 @@ MISSING = (
     f"Synapse is not installed ({SYNAPSE_VENV.relative_to(ROOT)} is missing): run "
     "`bash .ci/synapse install` (CI does)"
 )
+
+NEEDS_SYNAPSE = pytest.mark.skipif(
+    not SYNAPSE_PYTHON.exists() and os.environ.get("CI") != "true", reason=MISSING
+)
+WAIT = 60.0  # seconds for an expected event to arrive: generous, it takes about one
 
 _LOOSE = {"per_second": 1000, "burst_count": 1000}
 _LOG_CONFIG = """\
@@ -210,9 +223,101 @@ def call(
 @contextlib.contextmanager
 def running_synapse(folder: Path) -> Iterator[Synapse]:
     """Synapse started in `folder`, stopped afterwards (also when the test fails)."""
+    if not SYNAPSE_PYTHON.exists():
+        raise RuntimeError(MISSING)
     synapse = Synapse(folder, free_port(), secrets.token_hex(16))
     try:
         synapse.start()
         yield synapse
     finally:
         synapse.stop()
+
+
+Event = dict[str, Any]
+
+
+def relation(event: Mapping[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = event.get("content", {}).get("m.relates_to", {})
+    return found
+
+
+def replied_to(event: Mapping[str, Any]) -> str | None:
+    """The event id `event` replies to (m.in_reply_to), if it does."""
+    found: str | None = relation(event).get("m.in_reply_to", {}).get("event_id")
+    return found
+
+
+class Person:
+    """Someone with a Matrix client: makes rooms, invites, talks, and reads what arrives. Every
+    event /sync brings is kept, so a wait finds what came in during an earlier one."""
+
+    def __init__(self, http: aiohttp.ClientSession, base: str, user: MatrixUser) -> None:
+        self.http, self.base, self.user = http, base, user
+        self.since: str | None = None
+        self.seen: dict[str, list[Event]] = {}
+
+    async def call(self, method: str, path: str, body: Any = None, **params: str) -> Any:
+        headers = {"Authorization": f"Bearer {self.user.access_token}"}
+        url = f"{self.base}/_matrix/client/v3{path}"
+        async with self.http.request(
+            method, url, json=body, params=params, headers=headers
+        ) as response:
+            data = await response.json()
+            assert response.status == 200, (method, path, response.status, data)
+            return data
+
+    async def set_name(self, name: str) -> None:
+        await self.call("PUT", f"/profile/{quote(self.user.user_id)}/displayname",
+                        {"displayname": name})  # fmt: skip
+
+    async def room(self, *invite: str, direct: bool = False) -> str:
+        body = {"preset": "private_chat", "invite": list(invite), "is_direct": direct}
+        room_id: str = (await self.call("POST", "/createRoom", body))["room_id"]
+        return room_id
+
+    async def say(
+        self,
+        room_id: str,
+        text: str,
+        *,
+        mention: str | None = None,
+        relates: Mapping[str, Any] | None = None,
+    ) -> str:
+        content: dict[str, Any] = {"msgtype": "m.text", "body": text, "m.mentions": {}}
+        if mention:
+            content["body"] = f"{mention}: {text}"
+            content["m.mentions"] = {"user_ids": [mention]}
+        if relates is not None:
+            content["m.relates_to"] = dict(relates)
+        txn = secrets.token_hex(8)
+        path = f"/rooms/{quote(room_id)}/send/m.room.message/{txn}"
+        event_id: str = (await self.call("PUT", path, content))["event_id"]
+        return event_id
+
+    async def wait_for(
+        self, room_id: str, match: Callable[[Event], bool], what: str, timeout: float = WAIT
+    ) -> Event:
+        """The first event in the room that `match`es, syncing (long polls) until it comes."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for event in self.seen.get(room_id, []):
+                if match(event):
+                    return event
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.user.user_id} saw no {what} within {timeout:g} s")
+            params = {"timeout": "5000"}
+            if self.since:
+                params["since"] = self.since
+            data = await self.call("GET", "/sync", **params)
+            self.since = data["next_batch"]
+            for joined_room, room in data.get("rooms", {}).get("join", {}).items():
+                events = room.get("timeline", {}).get("events", [])
+                self.seen.setdefault(joined_room, []).extend(events)
+
+    async def reply_to(self, room_id: str, event_id: str, sender: str) -> Event:
+        """The first message of `sender` in the room that replies to `event_id`."""
+        return await self.wait_for(
+            room_id,
+            lambda e: e["sender"] == sender and replied_to(e) == event_id,
+            f"reply from {sender} to {event_id}",
+        )
