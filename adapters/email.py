@@ -8,6 +8,9 @@ Auto-replies, bounces, list mail and the channel's own mail are skipped (RFC 383
 
 Outbound: `Re: <subject>` with In-Reply-To / References, `Auto-Submitted: auto-replied` and a
 Message-ID made from the outbox id, so a reply re-sent after a crash carries the same id.
+
+Staff mode (the channel has a STAFF_ROOM, the staff's address): tickets are mailed there, and the
+mailbox is read for the staff's replies to them (`adapters.email_staff`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import aiosmtplib
 from adapters.email_imap import ImapAccount, ImapError, is_loopback, open_mailbox
 from adapters.email_parse import Mail, authentication_summary, read_mail, reply_subject
 from adapters.email_settings import SETTINGS, SMTP_PORTS
+from adapters.email_staff import staff_headers, staff_message, staff_room
 from adapters.payload import compact, load_object
 from bot.adapter import TEXT_RULES, HttpReply, PollFailed, PollResult, RawRequest
 from bot.config import AdapterSpec, ChannelConfig, ConfigError, Secret
@@ -54,6 +58,7 @@ class EmailAdapter:
         smtp_tls: str = "implicit",
         poll_interval: float = 60.0,
         timeout: float = 30.0,
+        staff_room: str | None = None,
     ) -> None:
         self.name = name
         self.imap = imap
@@ -65,6 +70,7 @@ class EmailAdapter:
         self._smtp_password = smtp_password
         self.poll_interval = poll_interval
         self.timeout = timeout
+        self.staff_room = staff_room
         for mode, host, what in ((imap.tls, imap.host, "IMAP"), (smtp_tls, smtp_host, "SMTP")):
             if mode == "none" and not is_loopback(host):
                 raise ConfigError(
@@ -97,6 +103,9 @@ class EmailAdapter:
             smtp_tls=config.get("SMTP_TLS"),
             poll_interval=config.get("POLL_INTERVAL"),
             timeout=timeout,
+            staff_room=staff_room(
+                config.staff_room, parseaddr(config.get("FROM"))[1], config.var("STAFF_ROOM")
+            ),
         )
 
     # --- no webhook: mail arrives by polling ----------------------------------------------------
@@ -167,6 +176,8 @@ class EmailAdapter:
             log.info("channel %s: skipped UID %d (no sender address)", self.name, uid)
             return None
         platform_id = mail.message_id or where
+        if self.staff_room is not None:
+            return staff_message(self.name, mail, platform_id, uid, self.from_address)
         log.info(
             "channel %s: UID %d is %s from a sender at %s (%s)",
             self.name,
@@ -193,28 +204,33 @@ class EmailAdapter:
 
     def compose(self, msg: OutboundMessage) -> EmailMessage:
         """The reply as it goes out (also for tests and previews)."""
-        context = load_object(msg.reply_context)
-        to = context.get("to") or msg.recipient or ""
         message = EmailMessage(policy=SMTP_POLICY)
         message["From"] = formataddr((self.from_name, self.from_address))
-        message["To"] = to
-        message["Subject"] = reply_subject(context.get("subject") or "")
+        if self.staff_room is not None:  # a ticket, or an update in its thread
+            staff_headers(message, msg, self.staff_room)
+        else:
+            context = load_object(msg.reply_context)
+            message["To"] = context.get("to") or msg.recipient or ""
+            message["Subject"] = reply_subject(context.get("subject") or "")
+            question = context.get("message_id")
+            if question:
+                message["In-Reply-To"] = question
+                message["References"] = " ".join([*context.get("references", []), question])
         message["Date"] = formatdate(localtime=False, usegmt=True)
         message["Message-ID"] = self.message_id(msg)
-        question = context.get("message_id")
-        if question:
-            message["In-Reply-To"] = question
-            message["References"] = " ".join([*context.get("references", []), question])
-        message["Auto-Submitted"] = "auto-replied"  # RFC 3834: no auto-reply to this, please
+        # RFC 3834: no auto-reply to this, please (a ticket is no reply: auto-generated).
+        message["Auto-Submitted"] = "auto-generated" if self.staff_room else "auto-replied"
         message["X-Auto-Response-Suppress"] = "All"  # the same for Exchange's out-of-office
         message.set_content(msg.text, subtype="plain", charset="utf-8")
         return message
 
     def message_id(self, msg: OutboundMessage) -> str:
         """Deterministic: the same outbox row gives the same id on every attempt. The question's
-        id is mixed in so a rebuilt database's row 1 does not repeat an old reply's id."""
+        id and the text are mixed in so a rebuilt database's row 1 does not repeat an old reply's
+        id, and so that a ticket's id (which a staff reply names) cannot be guessed."""
         domain = self.from_address.rsplit("@", 1)[1]
-        salt = hashlib.sha256(f"{self.name}\n{msg.reply_to or msg.conversation}".encode())
+        where = msg.reply_to or msg.conversation
+        salt = hashlib.sha256(f"{self.name}\n{where}\n{msg.text}".encode())
         return f"<civicdesk.{msg.id}.{salt.hexdigest()[:12]}@{domain}>"
 
     async def send(self, msg: OutboundMessage) -> SendResult:

@@ -10,6 +10,12 @@ signature checks out: the handshake runs before `verify` in the web layer, so it
 A mention in a channel arrives twice, as `app_mention` and (with `message.channels`) as a channel
 `message`; only the `app_mention` is taken. The dedup key is the `event_id`, which Slack keeps on
 its retries (`X-Slack-Retry-Num`), so a retried event is stored once.
+
+Staff mode (the channel has a STAFF_ROOM, a channel id): tickets are posted at the top level of
+that channel and their updates in the ticket's thread; what people write in a thread there is
+staff acting on the ticket (`reply_to` = "<channel>:<thread_ts>", the id the ticket post was sent
+under), without a mention. Such a message may arrive as `message` and as `app_mention` (two
+event ids), so its dedup key is "<channel>:<ts>", the message's own identity.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from adapters.http import (
 )
 from adapters.payload import compact, json_object, load_object
 from bot.adapter import TEXT_RULES, BadRequest, HttpReply, RawRequest, Unauthorized
-from bot.config import AdapterSpec, ChannelConfig, ChannelSetting, Secret
+from bot.config import AdapterSpec, ChannelConfig, ChannelSetting, ConfigError, Secret
 from bot.messages import InboundMessage, OutboundMessage, SendResult
 
 log = logging.getLogger("civicdesk.slack")
@@ -112,9 +118,11 @@ class SlackAdapter:
         bot_token: Secret,
         *,
         api_base: str = API_BASE,
+        staff_room: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.name = name
+        self.staff_room = staff_room
         self._signing_secret = signing_secret
         self._bot_token = bot_token
         self.api_base = api_base.rstrip("/")
@@ -128,6 +136,7 @@ class SlackAdapter:
             config.secret("SIGNING_SECRET"),
             config.secret("BOT_TOKEN"),
             api_base=config.api_base or API_BASE,
+            staff_room=_staff_room(config.staff_room, config.var("STAFF_ROOM")),
         )
 
     def attach_session(self, session: aiohttp.ClientSession) -> None:
@@ -180,24 +189,20 @@ class SlackAdapter:
         event_id, event = data.get("event_id"), data.get("event")
         if not isinstance(event_id, str) or not event_id or not isinstance(event, dict):
             raise BadRequest('an event_callback needs "event_id" (a string) and "event"')
-        inbound = self._inbound(event_id, event, _own_users(data))
+        own = _own_users(data)
+        if self.staff_room is not None:
+            inbound = self._staff_inbound(event, own)
+        else:
+            inbound = self._inbound(event_id, event, own)
         return [] if inbound is None else [inbound]
 
     def _inbound(
         self, event_id: str, event: dict[str, Any], own: frozenset[str]
     ) -> InboundMessage | None:
-        kind, user, channel = event.get("type"), event.get("user"), event.get("channel")
-        text, ts = event.get("text"), event.get("ts")
-        if (
-            event.get("bot_id")
-            or event.get("subtype") not in (None, *USER_SUBTYPES)
-            or not isinstance(user, str)
-            or user in own
-            or not isinstance(channel, str)
-            or not isinstance(text, str)
-            or not isinstance(ts, str)
-        ):
+        if not _by_a_person(event, own):
             return None  # bots (this app too), edits, deletions, joins, topic changes...
+        kind, user, channel = event["type"], event["user"], event["channel"]
+        text, ts = event["text"], event["ts"]
         thread_ts = event.get("thread_ts") if isinstance(event.get("thread_ts"), str) else None
         if kind == "app_mention":
             public, reply_thread = True, thread_ts or ts  # answered in the thread
@@ -219,12 +224,34 @@ class SlackAdapter:
             raw=event,
         )
 
+    def _staff_inbound(self, event: dict[str, Any], own: frozenset[str]) -> InboundMessage | None:
+        """A person writing in a thread of the staff channel: acting on the ticket posted there."""
+        if not _by_a_person(event, own) or event["type"] not in ("message", "app_mention"):
+            return None
+        channel, ts, thread_ts = event["channel"], event["ts"], event.get("thread_ts")
+        if channel != self.staff_room or not isinstance(thread_ts, str) or thread_ts == ts:
+            return None  # other channels, and talk at the top level of the staff channel
+        return InboundMessage(
+            channel=self.name,
+            platform_id=f"{channel}:{ts}",
+            conversation=channel,
+            sender=event["user"],
+            sender_name=_profile_name(event.get("user_profile")),
+            text=_plain(event["text"], own),
+            public=False,
+            reply_to=f"{channel}:{thread_ts}",
+            raw=event,
+        )
+
     def acknowledge(self, raw: RawRequest) -> HttpReply:
         return HttpReply(200, b"", "text/plain")
 
     async def send(self, msg: OutboundMessage) -> SendResult:
         payload: dict[str, Any] = {"channel": msg.conversation, "text": _slack_text(msg)}
         thread_ts = load_object(msg.reply_context).get("thread_ts")
+        if not thread_ts and msg.reply_to and msg.reply_to.startswith(msg.conversation + ":"):
+            # A post in a thread we started (a ticket's update): reply_to is "<channel>:<ts>".
+            thread_ts = msg.reply_to.partition(":")[2]
         if isinstance(thread_ts, str) and thread_ts:
             payload["thread_ts"] = thread_ts
         token = self._bot_token.reveal()
@@ -258,6 +285,42 @@ class SlackAdapter:
 
     async def close(self) -> None:
         """Nothing to release: the HTTP session is the app's."""
+
+
+def _staff_room(value: str | None, variable: str) -> str | None:
+    if value is None:
+        return None
+    room = value.strip()
+    if not re.fullmatch(r"[CG][A-Z0-9]{2,}", room):
+        raise ConfigError(
+            f"{variable}={room!r} must be the staff channel's id (C0123ABCD: the channel's "
+            "details in Slack, at the bottom of About), not its name"
+        )
+    return room
+
+
+def _by_a_person(event: dict[str, Any], own: frozenset[str]) -> bool:
+    """A message a person wrote (not a bot, not this app, not an edit or a join)."""
+    user = event.get("user")
+    return (
+        not event.get("bot_id")
+        and event.get("subtype") in (None, *USER_SUBTYPES)
+        and isinstance(user, str)
+        and user not in own
+        and all(isinstance(event.get(key), str) for key in ("type", "channel", "text", "ts"))
+    )
+
+
+def _profile_name(profile: Any) -> str | None:
+    """The name shown in Slack, when the event carries the author's profile (often it does not:
+    then the member id, U0123ABCD, stands for the staff member)."""
+    if not isinstance(profile, dict):
+        return None
+    for key in ("display_name", "real_name", "name"):
+        value = profile.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()[:255]
+    return None
 
 
 def _own_users(data: dict[str, Any]) -> frozenset[str]:

@@ -8,7 +8,13 @@ the group is left alone even when the bot is an admin or its privacy mode is off
 
 Message ids are `<chat id>:<message id>`: a message's own identity (a redelivered update carries
 the same message), in the same form as the id of a sent reply, so a citizen's reply to an answer
-has `reply_to` equal to that answer's platform id.
+has `reply_to` equal to that answer's platform id. Every reply quotes the message it answers
+(`reply_parameters`), in private chats too: an answer from staff may come days after the question.
+
+Staff mode (the channel has a STAFF_ROOM, the staff group's chat id): tickets are posted in that
+group, their updates as replies to the ticket, and a staff member's reply to one of the bot's
+messages there is staff acting on the ticket (`reply_to` = "<chat id>:<message id>" of the bot's
+message). Privacy mode delivers replies to the bot's messages, so the bot needs no admin rights.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from adapters.telegram_parts import (
     short,
 )
 from bot.adapter import TEXT_RULES, BadRequest, HttpReply, RawRequest, Unauthorized
-from bot.config import AdapterSpec, ChannelConfig, ChannelSetting, Secret
+from bot.config import AdapterSpec, ChannelConfig, ChannelSetting, ConfigError, Secret
 from bot.messages import InboundMessage, OutboundMessage, SendResult
 
 log = logging.getLogger("civicdesk.telegram")
@@ -99,6 +105,7 @@ class TelegramAdapter:
         *,
         username: str | None = None,
         api_base: str = API_BASE,
+        staff_room: str | None = None,
     ) -> None:
         match = _TOKEN.match(token.reveal())
         if match is None:
@@ -109,6 +116,7 @@ class TelegramAdapter:
         self.bot_id = match.group(1)  # the bot's own user id is the token's first part
         self.username = username
         self.api_base = api_base.rstrip("/")
+        self.staff_room = staff_room.strip() if staff_room else None
         self._http = SessionSlot()
 
     @classmethod
@@ -127,6 +135,7 @@ class TelegramAdapter:
             config.secret("SECRET_TOKEN"),
             username=username,
             api_base=config.api_base or API_BASE,
+            staff_room=_staff_room(config.staff_room, config.var("STAFF_ROOM")),
         )
 
     def attach_session(self, session: aiohttp.ClientSession) -> None:
@@ -185,6 +194,8 @@ class TelegramAdapter:
             return None
         replied = message.get("reply_to_message")
         replied_id = replied.get("message_id") if isinstance(replied, dict) else None
+        if self.staff_room is not None:
+            return self._staff_inbound(message, chat, sender, text, replied)
         if public and not self._addressed(message, replied):
             return None
         context: dict[str, Any] = {"message_id": message_id}
@@ -204,6 +215,38 @@ class TelegramAdapter:
             lang_hint=short(sender.get("language_code"), 16),
             reply_to=f"{chat_id}:{replied_id}" if isinstance(replied_id, int) else None,
             reply_context=compact(context),
+            raw=message,
+        )
+
+    def _staff_inbound(
+        self,
+        message: dict[str, Any],
+        chat: dict[str, Any],
+        sender: dict[str, Any],
+        text: str,
+        replied: Any,
+    ) -> InboundMessage | None:
+        """A staff member's reply to one of the bot's messages (a ticket or an update) in the
+        staff group; other talk there, and every other chat, is not the bot's business."""
+        chat_id, message_id = chat["id"], message["message_id"]
+        if (
+            str(chat_id) != self.staff_room
+            or not isinstance(replied, dict)
+            or id_of(replied.get("from")) != self.bot_id
+            or not isinstance(replied.get("message_id"), int)
+        ):
+            return None
+        if self.username:  # "/claim@civicdesk_bot" is "/claim"
+            text = re.sub(rf"\s*@{self.username}\b", "", text, flags=re.IGNORECASE).strip()
+        return InboundMessage(
+            channel=self.name,
+            platform_id=f"{chat_id}:{message_id}",
+            conversation=str(chat_id),
+            sender=str(sender["id"]),
+            sender_name=display_name(sender),
+            text=text,
+            public=False,
+            reply_to=f"{chat_id}:{replied['message_id']}",
             raw=message,
         )
 
@@ -244,7 +287,8 @@ class TelegramAdapter:
             "chat_id": chat_ref(msg.conversation),
             "text": msg.text,
         }
-        if msg.public and "message_id" in context:
+        if "message_id" in context:
+            # Quote what is answered, privately too: a staff answer may come days later.
             # allow_sending_without_reply: a deleted question still gets its answer.
             payload["reply_parameters"] = {
                 "message_id": context["message_id"],
@@ -286,6 +330,18 @@ class TelegramAdapter:
 
     async def close(self) -> None:
         """Nothing to release: the HTTP session is the app's."""
+
+
+def _staff_room(value: str | None, variable: str) -> str | None:
+    if value is None:
+        return None
+    room = value.strip()
+    if not re.fullmatch(r"-\d+", room):
+        raise ConfigError(
+            f"{variable}={room!r} must be the staff group's chat id (a negative number such as "
+            "-1001234567890: getUpdates shows it as chat.id once someone writes in the group)"
+        )
+    return room
 
 
 SPEC = AdapterSpec(

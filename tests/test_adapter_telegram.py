@@ -367,9 +367,10 @@ def connected(fake: FakeApi, session: aiohttp.ClientSession) -> Any:
     return built
 
 
-async def test_a_private_reply_goes_to_the_chat_without_quoting(
+async def test_a_private_reply_goes_to_the_chat_quoting_the_question(
     telegram_api: FakeApi, session: aiohttp.ClientSession
 ) -> None:
+    # Quoted in private chats too: an answer from staff may come days after the question.
     result = await connected(telegram_api, session).send(outbound(public=False))
 
     (call,) = telegram_api.calls
@@ -378,6 +379,7 @@ async def test_a_private_reply_goes_to_the_chat_without_quoting(
     assert call.body == {
         "chat_id": 639348,
         "text": "Pay online or at the litigation service centre.",
+        "reply_parameters": {"message_id": 1272, "allow_sending_without_reply": True},
     }
     assert result.ok
     assert result.platform_id == "639348:9001"
@@ -579,7 +581,7 @@ async def test_a_redelivered_update_is_answered_once(
     assert [first.status, second.status, third.status] == [200, 200, 200]
     (call,) = await fake.wait_for(1)
     assert call.body["chat_id"] == 639348
-    assert "reply_parameters" not in call.body
+    assert call.body["reply_parameters"]["message_id"] == 1272
     await settled(database)
     assert len(fake.calls) == 1
     assert count_rows(database, "inbox") == 1

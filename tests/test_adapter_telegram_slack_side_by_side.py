@@ -124,7 +124,7 @@ async def test_a_telegram_bot_and_a_slack_app_answer_side_by_side(
     assert on_telegram.path == f"/bot{env['CIVICDESK_TELEGRAM_TOKEN']}/sendMessage"
     assert on_telegram.body["chat_id"] == 639348
     assert on_telegram.body["text"].startswith("可通过网上缴费，或到诉讼服务中心窗口缴纳。")
-    assert "reply_parameters" not in on_telegram.body
+    assert on_telegram.body["reply_parameters"]["message_id"] == 1301  # the question, quoted
     # Slack: answered in the thread of the mention, in English, with the .env's bot token.
     assert on_slack.path == "/api/chat.postMessage"
     assert on_slack.headers["Authorization"] == f"Bearer {env['CIVICDESK_SLACK_BOT_TOKEN']}"
