@@ -12,10 +12,11 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Mapping
+from collections import deque
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.adapter import Adapter
 from bot.db import StoreUnavailable
@@ -69,10 +70,39 @@ class Delivery:
         self._buckets: dict[str, TokenBucket] = {}
         self._timers: set[asyncio.TimerHandle] = set()
         self._stopping = False
+        self._handed: deque[tuple[float, OutboxRow]] = deque()
+        self._chores: set[asyncio.Task[Any]] = set()
 
     def notify(self) -> None:
         """Replies were queued or revived: deliver them now."""
         self._wake.set()
+
+    def hand_over(self, rows: Sequence[OutboxRow]) -> None:
+        """Replies this worker claimed as it wrote them (`Store.hand_over_replies`): sent from
+        memory as slots free up, without another claim."""
+        now = asyncio.get_running_loop().time()
+        self._handed.extend((now, row) for row in rows)
+        self._wake.set()
+
+    def _background(self, settling: Awaitable[bool]) -> None:
+        task = asyncio.ensure_future(_quietly(settling))
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
+
+    def _take_handed(self, free: int) -> int:
+        """Start up to `free` handed-over replies; how many slots are left. A reply that waited
+        for a slot past half its lease is handed back to the database rather than risk being
+        sent by this worker and, after the lease, by another."""
+        stale_after = self._config.lease_seconds / 2
+        now = asyncio.get_running_loop().time()
+        while free > 0 and self._handed:
+            handed_at, row = self._handed.popleft()
+            if now - handed_at > stale_after:
+                self._background(self._store.release_outbox(row.id))
+                continue
+            self._start(row)
+            free -= 1
+        return free
 
     async def run(self) -> None:
         """Claim and send until `stop()`."""
@@ -84,6 +114,9 @@ class Delivery:
                 await self._slot_freed.wait()
                 continue
             self._wake.clear()  # before claiming: a wake-up during the claim is not lost
+            free = self._take_handed(free)
+            if free <= 0:
+                continue
             rows: list[OutboxRow] = []
             try:
                 rows = await self._store.claim_outbox(
@@ -117,6 +150,9 @@ class Delivery:
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
+        while self._handed:  # never started: hand them back for the next start at once
+            _, row = self._handed.popleft()
+            await _quietly(self._store.release_outbox(row.id))
 
     def _start(self, row: OutboxRow) -> None:
         task = asyncio.create_task(self._deliver(row))

@@ -63,8 +63,9 @@ from bot.models import (
     Escalation,
     EscalationEvent,
     InboxRow,
+    OutboxRow,
 )
-from bot.store_finish import finish_batch, prune_expired_state
+from bot.store_finish import Handover, finish_batch, prune_expired_state
 from bot.store_outbox import OutboxMethods
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ class Store(OutboxMethods):
         # Claims this Store made and still holds: row id -> fencing token (bot.store_claims).
         self._inbox_tokens: dict[int, claims.Token] = {}
         self._outbox_tokens: dict[int, claims.Token] = {}
+        self._handover: tuple[str, float, Callable[[list[OutboxRow]], None]] | None = None
 
     @classmethod
     async def open(
@@ -272,6 +274,14 @@ class Store(OutboxMethods):
             raise outcome
         return outcome
 
+    def hand_over_replies(
+        self, worker_id: str, lease_seconds: float, deliver: Callable[[list[OutboxRow]], None]
+    ) -> None:
+        """From now on, replies written by `finish_many` are claimed by `worker_id` as they are
+        written and given to `deliver` (the delivery of this process), instead of waiting to
+        be claimed in another transaction."""
+        self._handover = (worker_id, lease_seconds, deliver)
+
     async def finish_many(self, finishes: Sequence[Finish]) -> list[bool | Exception]:
         """`finish_inbox` for many rows in one transaction; per row True, False (claim lost) or
         ReferenceTaken (that row was not written; the others were)."""
@@ -283,12 +293,25 @@ class Store(OutboxMethods):
         ]
         if ours:
             items = [item for _, item in ours]
+            now = self._clock()
+            handover = None
+            if self._handover is not None:
+                worker_id, lease_seconds, _ = self._handover
+                handover = Handover(worker_id, now + timedelta(seconds=lease_seconds))
+            replies: list[Any] = []
             try:
-                written = await self._db.write(partial(finish_batch, items, self._clock()))
+                written, replies = await self._db.write(
+                    partial(finish_batch, items, now, handover=handover)
+                )
             except ReferenceTaken as taken:
                 # A code was taken by another process after it was checked (the whole
                 # transaction rolled back): every row is retried, the tickets with new codes.
                 written = [taken] * len(items)
+            if replies and self._handover is not None:
+                handed = [OutboxRow(**row._asdict()) for row in replies]
+                for row in handed:
+                    self._outbox_tokens[row.id] = (row.claimed_by or "", row.attempts)
+                self._handover[2](handed)
             for (index, (finish, _)), outcome in zip(ours, written, strict=True):
                 results[index] = outcome
                 if not isinstance(outcome, ReferenceTaken):

@@ -8,6 +8,7 @@ whose ticket code is in use writes nothing (ReferenceTaken); the others are writ
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +28,7 @@ from bot.models import (
     INBOX_DONE,
     OUTBOX,
     OUTBOX_PENDING,
+    OUTBOX_SENDING,
 )
 from bot.store_handoff import add_event
 
@@ -51,16 +53,30 @@ PRUNE_EXPIRED_STATE = delete(CONVERSATION_STATE).where(
 )
 
 
+@dataclass(frozen=True)
+class Handover:
+    """Queue the replies already claimed by this worker, for delivery straight from memory:
+    the claim that would otherwise follow costs a transaction per batch."""
+
+    worker_id: str
+    lease_until: datetime
+
+
 def finish_batch(
-    items: Sequence[tuple[Finish, claims.Token]], now: datetime, connection: Connection
-) -> list[bool | Exception]:
+    items: Sequence[tuple[Finish, claims.Token]],
+    now: datetime,
+    connection: Connection,
+    handover: Handover | None = None,
+) -> tuple[list[bool | Exception], list[Any]]:
+    """Per row True, False (claim lost) or ReferenceTaken; and, with `handover`, the outbox rows
+    written (claimed by `handover.worker_id`)."""
     held = claims.still_held(
         connection, claims.HELD_INBOX, [(f.inbox_id, token) for f, token in items]
     )
     results = _check_references(connection, [f for f, _ in items], held)
     done = [f for (f, _), result in zip(items, results, strict=True) if result is True]
     if not done:
-        return results
+        return results, []
     connection.execute(
         MARK_DONE,
         [
@@ -74,10 +90,17 @@ def finish_batch(
         for f in done
         for draft in (*f.replies, *(f.escalation.staff_posts if f.escalation else ()))
     ]
-    if outbox:
+    written: list[Any] = []
+    if outbox and handover is not None:
+        for row in outbox:
+            row.update(status=OUTBOX_SENDING, attempts=1, claimed_by=handover.worker_id,
+                       lease_until=handover.lease_until)  # fmt: skip
+        statement = insert(OUTBOX).returning(*OUTBOX.c, sort_by_parameter_order=True)
+        written = list(connection.execute(statement, outbox))
+    elif outbox:
         connection.execute(insert(OUTBOX), outbox)
     _keep_pending(connection, done, held)
-    return results
+    return results, written
 
 
 def prune_expired_state(now: datetime, connection: Connection) -> int:

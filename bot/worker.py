@@ -113,6 +113,9 @@ class Workers:
         self._stopping = False
         if not self._listening:
             self._store.on_new_work(self.notify)
+            self._store.hand_over_replies(
+                self._worker_id, self._config.lease_seconds, self._delivery.hand_over
+            )
             self._listening = True
         self._loops = [
             asyncio.create_task(self._inbox_loop(), name=f"inbox-loop-{n}")
