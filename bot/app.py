@@ -17,10 +17,13 @@ import aiohttp
 from aiohttp import web
 
 from bot.adapter import Adapter, Poller
+from bot.admin import mount_admin
 from bot.config import Settings
+from bot.handoff import Handoff
 from bot.metrics import Metrics
 from bot.polling import PollRunner
 from bot.reload import KnowledgeHolder
+from bot.store_purge import daily_purge
 from bot.web import GATEWAY, Gateway, InboxStore, LiveChat, Runnable, add_routes
 
 log = logging.getLogger("civicdesk.app")
@@ -46,10 +49,12 @@ def create_app(
     workers: Runnable | None = None,
     metrics: Metrics | None = None,
     polling: bool = True,
+    handoff: Handoff | None = None,
 ) -> web.Application:
     """The application. It takes over `store` (closed at clean-up) and runs `workers`, if any,
     between start-up and clean-up; `adapters` maps each channel name to its adapter. Adapters
-    that poll their platform (`bot.adapter.Poller`) are polled then too, unless `polling` is off."""
+    that poll their platform (`bot.adapter.Poller`) are polled then too, unless `polling` is off.
+    `handoff` (the workers' staff channels) is what /admin acts on tickets with."""
     chats = [a for a in adapters.values() if isinstance(a, LiveChat)]
     app = web.Application(client_max_size=settings.max_body_bytes)
     gateway = Gateway(
@@ -66,11 +71,13 @@ def create_app(
     if polling and pollers:
         app[POLLING] = PollRunner(store, pollers, events=gateway.metrics)
     add_routes(app)
+    mount_admin(app, handoff=handoff)
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_http_session)
     app.cleanup_ctx.append(_knowledge)
     app.cleanup_ctx.append(_workers)
     app.cleanup_ctx.append(_polling)
+    app.cleanup_ctx.append(daily_purge)  # bot.store_purge: with workers, once a day
     app.on_shutdown.append(_release_long_polls)
     return app
 

@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 from dotenv import load_dotenv
 
-from bot import cli_escalations, cli_serve
+from bot import cli_escalations, cli_purge, cli_report, cli_serve, cli_users
 from bot.adapter import TEXT_RULES
 from bot.config import ConfigError, Settings
 from bot.desk import Desk, Reply
@@ -51,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
 
     cli_serve.add_parser(commands)
     cli_escalations.add_parsers(commands)
+    cli_users.add_parser(commands)
+    cli_report.add_parser(commands)
+    cli_purge.add_parser(commands)
     return parser
 
 
@@ -83,6 +86,12 @@ def _run(argv: Sequence[str] | None, out: TextIO) -> int:
             return cli_serve.run(args, settings)
         if args.command == "work":
             return cli_serve.run_worker(args, settings)
+        if args.command == cli_report.COMMAND:
+            return cli_report.run(args, settings, out)
+        if args.command == cli_purge.COMMAND:
+            return cli_purge.run(args, settings, out)
+        if args.command == cli_users.COMMAND:
+            return cli_users.run(args, settings, out)
         if args.command in cli_escalations.COMMANDS:
             return cli_escalations.run(args, settings, out)
         return _eval(args, settings, out)

@@ -38,6 +38,7 @@ from bot.config import ChannelConfig, ConfigError, Settings, read_channels, reda
 from bot.db import StoreUnavailable
 from bot.handoff import Handoff, StaffChannel
 from bot.metrics import Metrics
+from bot.privacy import install_log_masking
 from bot.reload import KnowledgeHolder
 from bot.store import Store
 from bot.web import GATEWAY, AccessLogger, LiveChat
@@ -160,6 +161,7 @@ class Parts:
             workers=runner,
             metrics=self.metrics,
             polling=workers,
+            handoff=self.config.handoff,
         )
         app.on_startup.append(_reload_on_sighup)
         return app, runner
@@ -286,3 +288,4 @@ def _configure_logging() -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    install_log_masking()  # phone numbers, IDs, e-mail addresses, cards (bot.privacy)

@@ -100,6 +100,13 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _days(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("must be a whole number of days, 0 for no limit")
+    return number
+
+
 def _port(value: str) -> int:
     number = int(value)
     if not 0 <= number <= 65535:
@@ -125,6 +132,20 @@ def rate(value: str) -> float:
     if not (math.isfinite(number) and number >= 0):
         raise ValueError("must be a number of messages per second, 0 for no limit")
     return number
+
+
+def _optional_secret(value: str) -> Secret | None:
+    return Secret(value) if value else None
+
+
+def _yes_no(value: str) -> bool:
+    word = value.strip().lower()
+    if word not in ("yes", "no", "true", "false", "1", "0"):
+        raise ValueError("must be yes or no")
+    return word in ("yes", "true", "1")
+
+
+SESSION_SECRET_MIN = 32  # characters of CIVICDESK_SESSION_SECRET
 
 
 def _database_url(value: str) -> str:
@@ -336,6 +357,34 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds between reminders posted in the thread of a ticket past its promised answer time.",
         seconds,
     ),
+    Setting(
+        "CIVICDESK_RETENTION_DAYS",
+        "180",
+        "Days message texts and sender identities are kept (0: for ever); older ones are blanked "
+        "daily by serve and work, and by `civicdesk purge`, keeping the counts of the report.",
+        _days,
+    ),
+    Setting(
+        "CIVICDESK_ADMIN_PASSWORD",
+        "",
+        "One shared password for the /admin pages (a small office; the name typed at sign-in "
+        "is recorded); empty: only accounts made with `civicdesk users add` sign in.",
+        _optional_secret,
+    ),
+    Setting(
+        "CIVICDESK_SESSION_SECRET",
+        "",
+        f"Key (at least {SESSION_SECRET_MIN} characters) signing /admin sign-in cookies; empty: "
+        "a new one per process, so every restart signs operators out.",
+        _optional_secret,
+    ),
+    Setting(
+        "CIVICDESK_TRUST_PROXY",
+        "no",
+        "yes: a reverse proxy in front sets X-Forwarded-For and X-Forwarded-Proto, and /admin "
+        "believes them (client address for sign-in limits, https for Secure cookies).",
+        _yes_no,
+    ),
 )
 
 
@@ -360,6 +409,10 @@ class Settings:
     rate_per_second: float = 20.0
     escalate_to: tuple[str, ...] = ()
     reminder_every: float = 3600.0
+    retention_days: int = 180  # 0: texts and identities are kept (bot.store_purge)
+    admin_password: Secret | None = None  # the /admin shared password (bot.admin)
+    session_secret: Secret | None = None
+    trust_proxy: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -394,7 +447,21 @@ class Settings:
             rate_per_second=values["CIVICDESK_RATE_PER_SECOND"],
             escalate_to=_staff_in(values["CIVICDESK_ESCALATE_TO"], values["CIVICDESK_CHANNELS"]),
             reminder_every=values["CIVICDESK_REMINDER_EVERY"],
+            retention_days=values["CIVICDESK_RETENTION_DAYS"],
+            admin_password=values["CIVICDESK_ADMIN_PASSWORD"],
+            session_secret=_session_secret(values["CIVICDESK_SESSION_SECRET"]),
+            trust_proxy=values["CIVICDESK_TRUST_PROXY"],
         )
+
+
+def _session_secret(secret: Secret | None) -> Secret | None:
+    """Checked here rather than by its parser, whose error message would show the value."""
+    if secret is not None and len(secret.reveal()) < SESSION_SECRET_MIN:
+        raise ConfigError(
+            f"CIVICDESK_SESSION_SECRET is too short: use at least {SESSION_SECRET_MIN} random "
+            "characters (python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    return secret
 
 
 def _calendar(environ: Mapping[str, str]) -> OfficeCalendar:

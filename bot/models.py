@@ -190,6 +190,16 @@ class PollCursor(SQLModel, table=True):
     updated_at: datetime = _when(nullable=False)
 
 
+class Operator(SQLModel, table=True):
+    """An account that signs in to the /admin pages (`civicdesk users add`)."""
+
+    __tablename__ = "operator"
+
+    name: str = Field(primary_key=True, max_length=64)
+    password_hash: str = Field(max_length=255)  # bot.admin.passwords: scrypt, salted
+    created_at: datetime = _when(nullable=False)
+
+
 # Rows as the workers read them: plain frozen dataclasses, because building a SQLModel table
 # object costs about 50 µs (SQLAlchemy instrumentation) against 2 µs for these, twice per message.
 # tests/test_store.py checks that their fields are exactly the tables' columns.
@@ -250,3 +260,4 @@ ESCALATION = SQLModel.metadata.tables["escalation"]
 CONVERSATION_STATE = SQLModel.metadata.tables["conversation_state"]
 POLL_CURSOR = SQLModel.metadata.tables["poll_cursor"]
 ESCALATION_EVENT = SQLModel.metadata.tables["escalation_event"]
+OPERATOR = SQLModel.metadata.tables["operator"]

@@ -190,10 +190,11 @@ def _update_by_id(table: Table, columns: tuple[str, ...]) -> Update:
 
 
 def revive_dead(now: datetime, outbox_id: int, connection: Connection) -> bool:
-    """Queue a dead letter again, with a full set of attempts."""
+    """Queue a dead letter again, with a full set of attempts. One whose text the retention
+    purge blanked is not: it would send an empty message."""
     statement = (
         update(OUTBOX)
-        .where(OUTBOX.c.id == outbox_id, OUTBOX.c.status == OUTBOX_DEAD)
+        .where(OUTBOX.c.id == outbox_id, OUTBOX.c.status == OUTBOX_DEAD, OUTBOX.c.text != "")
         .values(
             status=OUTBOX_PENDING,
             attempts=0,

@@ -20,7 +20,9 @@ from bot.store import Store
 from tests.kb_support import copy_base
 
 _PG_SERVER = os.environ.get("CIVICDESK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
-_PG_TABLES = "conversation_state, outbox, escalation_event, escalation, inbox, poll_cursor"
+_PG_TABLES = (
+    "conversation_state, outbox, escalation_event, escalation, inbox, poll_cursor, operator"
+)
 
 
 async def _pg_admin(statement: str) -> None:
