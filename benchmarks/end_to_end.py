@@ -526,8 +526,13 @@ def print_report(report: dict[str, Any]) -> None:
         f"{code['uncommitted_changes_in_bot_adapters']}, sha1 of their .py files "
         f"{code['bot_adapters_sha1']}"
     )
+    processes = (
+        "civicdesk serve"
+        if meta["workers"] == "in-process"
+        else "civicdesk serve --no-workers + civicdesk work"
+    )
     print(
-        "civicdesk: civicdesk serve, SQLite, webhook channel, CIVICDESK_WEBHOOK_RATE=0, sample "
+        f"civicdesk: {processes}, SQLite, webhook channel, CIVICDESK_WEBHOOK_RATE=0, sample "
         "FAQ; receiver and generator in this process"
     )
     print()
@@ -640,6 +645,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = {
         "meta": {
             "rate": args.rate,
+            "workers": args.workers,
             "duration_s": args.duration,
             "grace_s": args.grace,
             "warmup_messages": WARMUP_MESSAGES,

@@ -912,9 +912,14 @@ def print_report(report: dict[str, Any]) -> None:
         f"{code['uncommitted_changes_in_bot_adapters']}, sha1 of their .py files "
         f"{code['bot_adapters_sha1']}"
     )
+    workers = {
+        "in-process": "civicdesk serve, workers on",
+        "separate": "civicdesk serve --no-workers + civicdesk work",
+        "none": "civicdesk serve --no-workers (ingest alone)",
+    }[report["meta"]["workers"]]
     print(
-        "server:    civicdesk serve on SQLite (WAL, synchronous=NORMAL), webhook channel, "
-        "workers on, replies to a local sink"
+        f"server:    {workers}, on SQLite (WAL, synchronous=NORMAL), webhook channel, "
+        "replies to a local sink"
     )
     print()
     header = (
@@ -1064,6 +1069,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = {
         "meta": {
             "generator": generator,
+            "workers": options.workers,
             "connections": options.connections,
             "threads": options.threads,
             "duration_s": options.duration,
