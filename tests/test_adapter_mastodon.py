@@ -9,7 +9,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from test_adapter_mastodon_fake import (
+from fake_mastodon import (
     FIXTURES,
     TOKEN,
     FakeMastodon,

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from test_adapter_mastodon_fake import TOKEN, FakeMastodon, fake_mastodon, mention
+from fake_mastodon import TOKEN, FakeMastodon, fake_mastodon, mention
 from web_support import SMALL_KB, count_rows, served_app
 
 Client = TestClient[web.Request, web.Application]

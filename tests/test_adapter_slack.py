@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from test_adapter_telegram_slack_fakes import Answer, FakeApi, fake_api, settled, slack_ok
+from fake_telegram_slack import Answer, FakeApi, fake_api, settled, slack_ok
 from web_support import SMALL_KB, count_rows, served_app
 
 from adapters import ADAPTERS

@@ -9,8 +9,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+from fake_telegram_slack import FakeApi, fake_api, slack_ok
 from test_adapter_slack import BOT_TOKEN, NOW, SECRET, fixture, signed
-from test_adapter_telegram_slack_fakes import FakeApi, fake_api, slack_ok
 
 from adapters import ADAPTERS
 from adapters.slack import SlackAdapter

@@ -15,8 +15,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from dotenv import dotenv_values
+from fake_telegram_slack import fake_api, settled, slack_ok, telegram_ok
 from test_adapter_slack import slack_signature
-from test_adapter_telegram_slack_fakes import fake_api, settled, slack_ok, telegram_ok
 from web_support import ROOT, SMALL_KB, count_rows, served_app
 
 Client = TestClient[web.Request, web.Application]

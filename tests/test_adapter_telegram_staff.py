@@ -9,8 +9,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+from fake_telegram_slack import FakeApi, fake_api, telegram_ok
 from test_adapter_telegram import BOT_ID, SECRET_TOKEN, TOKEN, USERNAME, delivery, fixture
-from test_adapter_telegram_slack_fakes import FakeApi, fake_api, telegram_ok
 
 from adapters import ADAPTERS
 from adapters.telegram import TelegramAdapter

@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from test_adapter_weibo_fake import (
+from fake_weibo import (
     APP_SECRET,
     OWN_UID,
     TOKEN,

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from test_adapter_weibo_fake import (
+from fake_weibo import (
     APP_SECRET,
     OWN_UID,
     TOKEN,

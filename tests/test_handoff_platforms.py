@@ -18,6 +18,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from fake_apis import serve
+from fake_telegram_slack import Call, FakeApi, fake_api, settled, slack_ok
+from fake_telegram_slack import telegram_ok as telegram_answer
 from mail_support import (
     Dovecot,
     SmtpSink,
@@ -27,8 +29,6 @@ from mail_support import (
     smtp_sink,
 )
 from test_adapter_slack import slack_signature
-from test_adapter_telegram_slack_fakes import Call, FakeApi, fake_api, settled, slack_ok
-from test_adapter_telegram_slack_fakes import telegram_ok as telegram_answer
 from test_adapter_wechat_app import APP_ID, TOKEN, FakeWeChat, query, text_message
 from test_handoff import CASE_QUESTION, cli_json
 from web_support import SMALL_KB, served_app
