@@ -234,6 +234,22 @@ class Clock:
         return self.now
 
 
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def clocked_store(sqlite_url: str, clock: Clock) -> AsyncIterator[Store]:
+    """A store whose clock the test moves."""
+    store = await Store.open(sqlite_url, clock=clock)
+    yield store
+    await store.close()
+
+
+STAFF = Handoff(staff=(StaffChannel("staff", "duty"),), lang="en")
+
+
 async def _escalated(store: Store, handoff: Handoff, clock: Clock) -> str:
     """A private question that goes to a person, answered by the pipeline as workers would."""
     message = InboundMessage("wechat", "m-1", "openid-1", "openid-1", CASE_QUESTION, False,
@@ -255,80 +271,68 @@ async def outbox_kinds(store: Store) -> list[tuple[str, str, str]]:
 
 
 async def test_an_answer_after_the_reply_window_is_kept_and_shown_as_undeliverable(
-    sqlite_url: str,
+    clocked_store: Store, clock: Clock
 ) -> None:
-    clock = Clock()
-    store = await Store.open(sqlite_url, clock=clock)
-    handoff = Handoff(staff=(StaffChannel("staff", "duty"),), lang="en")
-    try:
-        reference = await _escalated(store, handoff, clock)
-        ticket = await store.get_escalation(reference)
-        assert ticket is not None and ticket.reply_deadline == clock.now + timedelta(hours=48)
-        await outbox_kinds(store)  # the acknowledgement and the ticket post leave
+    store = clocked_store
+    handoff = STAFF
+    reference = await _escalated(store, handoff, clock)
+    ticket = await store.get_escalation(reference)
+    assert ticket is not None and ticket.reply_deadline == clock.now + timedelta(hours=48)
+    await outbox_kinds(store)  # the acknowledgement and the ticket post leave
 
-        clock.now += timedelta(hours=49)
-        outcome = await store.staff_command(reference, Answer("It is filed."), actor="li",
-                                            handoff=handoff)  # fmt: skip
-        assert outcome.kind == "undeliverable"
-        assert outcome.escalation.status == "undeliverable" and outcome.escalation.answer
-        [(kind, channel, text)] = await outbox_kinds(store)  # nothing to the citizen
-        assert (kind, channel) == ("ticket-update", "staff") and "NOT delivered" in text
-        listed = await store.find_escalations(status="undeliverable")
-        assert [e.reference for e in listed] == [reference]
-    finally:
-        await store.close()
+    clock.now += timedelta(hours=49)
+    outcome = await store.staff_command(reference, Answer("It is filed."), actor="li",
+                                        handoff=handoff)  # fmt: skip
+    assert outcome.kind == "undeliverable"
+    assert outcome.escalation.status == "undeliverable" and outcome.escalation.answer
+    [(kind, channel, text)] = await outbox_kinds(store)  # nothing to the citizen
+    assert (kind, channel) == ("ticket-update", "staff") and "NOT delivered" in text
+    listed = await store.find_escalations(status="undeliverable")
+    assert [e.reference for e in listed] == [reference]
 
 
 async def test_a_follow_up_moves_the_reply_window_and_an_answer_in_it_is_sent(
-    sqlite_url: str,
+    clocked_store: Store, clock: Clock
 ) -> None:
-    clock = Clock()
-    store = await Store.open(sqlite_url, clock=clock)
-    handoff = Handoff(staff=(StaffChannel("staff", "duty"),), lang="en")
-    try:
-        reference = await _escalated(store, handoff, clock)
-        await outbox_kinds(store)
-        clock.now += timedelta(hours=47)
-        await store.accept([InboundMessage("wechat", "m-2", "openid-1", "openid-1", "any news?",
-                                           False, received_at=clock.now)])  # fmt: skip
-        [row] = await store.claim_inbox("w", 10, 30)
-        [ticket] = (await store.open_tickets([("wechat", "openid-1", "openid-1")])).values()
-        assert await store.add_follow_up(row, ticket, handoff=handoff)
-        clock.now += timedelta(hours=2)  # 49 h after the question, 2 h after the follow-up
-        outcome = await store.staff_command(reference, Answer("It is filed."), actor="li",
-                                            handoff=handoff)  # fmt: skip
-        assert outcome.kind == "answered"
-        kinds = [(kind, channel) for kind, channel, _ in await outbox_kinds(store)]
-        assert ("answer", "wechat") in kinds
-    finally:
-        await store.close()
+    store = clocked_store
+    handoff = STAFF
+    reference = await _escalated(store, handoff, clock)
+    await outbox_kinds(store)
+    clock.now += timedelta(hours=47)
+    await store.accept([InboundMessage("wechat", "m-2", "openid-1", "openid-1", "any news?",
+                                       False, received_at=clock.now)])  # fmt: skip
+    [row] = await store.claim_inbox("w", 10, 30)
+    [ticket] = (await store.open_tickets([("wechat", "openid-1", "openid-1")])).values()
+    assert await store.add_follow_up(row, ticket, handoff=handoff)
+    clock.now += timedelta(hours=2)  # 49 h after the question, 2 h after the follow-up
+    outcome = await store.staff_command(reference, Answer("It is filed."), actor="li",
+                                        handoff=handoff)  # fmt: skip
+    assert outcome.kind == "answered"
+    kinds = [(kind, channel) for kind, channel, _ in await outbox_kinds(store)]
+    assert ("answer", "wechat") in kinds
 
 
 async def test_an_overdue_ticket_is_posted_again_as_a_reminder_once_per_interval(
-    sqlite_url: str,
+    clocked_store: Store, clock: Clock
 ) -> None:
-    clock = Clock()
-    store = await Store.open(sqlite_url, clock=clock)
+    store = clocked_store
     always_open = BusinessHours(week=parse_week("mon-sun 00:00-24:00"))
     handoff = Handoff(
         staff=(StaffChannel("staff", "duty"),),
         lang="en",
         calendar=OfficeCalendar(always_open, timedelta(hours=8)),
     )
-    try:
-        reference = await _escalated(store, handoff, clock)
-        await outbox_kinds(store)
-        assert await store.remind_overdue(every=3600, handoff=handoff) == 0  # not due yet
-        clock.now += timedelta(hours=9)
-        assert await store.remind_overdue(every=3600, handoff=handoff) == 1
-        [(kind, _, text)] = await outbox_kinds(store)
-        assert kind == "ticket-update" and text.startswith(f"[{reference}] overdue")
-        clock.now += timedelta(minutes=30)
-        assert await store.remind_overdue(every=3600, handoff=handoff) == 0  # not again so soon
-        overdue = await store.find_escalations(overdue_at=clock.now)
-        assert [e.reference for e in overdue] == [reference]
-    finally:
-        await store.close()
+    reference = await _escalated(store, handoff, clock)
+    await outbox_kinds(store)
+    assert await store.remind_overdue(every=3600, handoff=handoff) == 0  # not due yet
+    clock.now += timedelta(hours=9)
+    assert await store.remind_overdue(every=3600, handoff=handoff) == 1
+    [(kind, _, text)] = await outbox_kinds(store)
+    assert kind == "ticket-update" and text.startswith(f"[{reference}] overdue")
+    clock.now += timedelta(minutes=30)
+    assert await store.remind_overdue(every=3600, handoff=handoff) == 0  # not again so soon
+    overdue = await store.find_escalations(overdue_at=clock.now)
+    assert [e.reference for e in overdue] == [reference]
 
 
 async def test_suggest_faq_turns_an_answered_ticket_into_an_entry_kb_check_accepts(
@@ -365,21 +369,17 @@ async def test_suggest_faq_turns_an_answered_ticket_into_an_entry_kb_check_accep
 
 
 async def test_outside_working_hours_the_acknowledgement_names_the_next_working_period(
-    sqlite_url: str,
+    clocked_store: Store, clock: Clock
 ) -> None:
-    clock = Clock()
     clock.now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)  # Friday 20:00 in Shanghai
-    store = await Store.open(sqlite_url, clock=clock)
-    try:
-        reference = await _escalated(store, Handoff(), clock)
-        [(_, _, text)] = [k for k in await outbox_kinds(store) if k[0] == "ack"]
-        assert reference in text
-        assert "11月30日（周一）09:00" in text  # the office opens again on Monday morning
-        ticket = await store.get_escalation(reference)
-        # Two working days of seven hours (09:00-12:00, 13:30-17:30) from Monday 09:00.
-        assert ticket is not None and ticket.due_at == datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
-    finally:
-        await store.close()
+    store = clocked_store
+    reference = await _escalated(store, Handoff(), clock)
+    [(_, _, text)] = [k for k in await outbox_kinds(store) if k[0] == "ack"]
+    assert reference in text
+    assert "11月30日（周一）09:00" in text  # the office opens again on Monday morning
+    ticket = await store.get_escalation(reference)
+    # Two working days of seven hours (09:00-12:00, 13:30-17:30) from Monday 09:00.
+    assert ticket is not None and ticket.due_at == datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
 
 
 async def test_a_restart_between_receiving_and_handling_loses_no_answer_or_follow_up(
