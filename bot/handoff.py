@@ -11,10 +11,10 @@ the ids of the ticket posts it sent. A reply that starts with a command word is 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.drafts import KIND_TICKET, OutboxDraft
 from bot.hours import OfficeCalendar, calendar_from_env
@@ -25,6 +25,9 @@ class StaffChannel:
     name: str  # a configured channel
     room: str  # where its tickets go: a Slack channel id, a Matrix room id, an address, ...
 
+
+T = TypeVar("T")
+MEMO_SIZE = 4096  # minutes of working-time results kept (a few days of questions)
 
 REPLY_WINDOWS: Mapping[str, timedelta] = {
     # Private replies only (public comments and mentions can be answered any time). From
@@ -49,6 +52,9 @@ class Handoff:
     # Working hours, holidays and the answer target: when an answer is due, and what the
     # acknowledgement promises.
     calendar: OfficeCalendar = field(default_factory=lambda: calendar_from_env({}))
+    _memo: dict[tuple[Any, ...], Any] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def staff_names(self) -> frozenset[str]:
@@ -56,15 +62,36 @@ class Handoff:
 
     def due(self, received: datetime) -> datetime:
         """When the answer to a question received at `received` is due (working time)."""
-        return self.calendar.hours.add_working_time(received, self.calendar.target)
+        return self._remembered(("due", _minute(received)), self._due)
 
     def promise(self, received: datetime, lang: str) -> str:
         """The answer time told to the citizen, naming the next working period when closed."""
-        return self.calendar.hours.answer_promise(received, self.calendar.target, lang)
+        return self._remembered(("promise", _minute(received), lang), self._promise)
+
+    def _due(self, key: tuple[Any, ...]) -> datetime:
+        return self.calendar.hours.add_working_time(key[1], self.calendar.target)
+
+    def _promise(self, key: tuple[Any, ...]) -> str:
+        return self.calendar.hours.answer_promise(key[1], self.calendar.target, key[2])
+
+    def _remembered(self, key: tuple[Any, ...], compute: Callable[[tuple[Any, ...]], T]) -> T:
+        """Working-time arithmetic walks the calendar day by day; the questions of one minute
+        share its result (the promise is told to the minute anyway)."""
+        found = self._memo.get(key)
+        if found is None:
+            if len(self._memo) > MEMO_SIZE:
+                self._memo.clear()
+            found = self._memo[key] = compute(key)
+        result: T = found
+        return result
 
     def reply_window(self, channel: str) -> timedelta | None:
         platform = channel.strip().lower().replace("_", "-").split("-", 1)[0]
         return self.reply_windows.get(channel, self.reply_windows.get(platform))
+
+
+def _minute(moment: datetime) -> datetime:
+    return moment.replace(second=0, microsecond=0)
 
 
 NO_HANDOFF = Handoff()  # no staff channel: tickets are handled from the command line
