@@ -1,5 +1,5 @@
 """Escalation tickets: reference codes, the acknowledgement a citizen gets, and how tickets read
-to operators (export rows). The SQL is in `bot.store_escalations`; the commands in
+to operators (export rows). The SQL is in `bot.store_handoff`; the commands in
 `bot.cli_escalations`.
 """
 

@@ -2,11 +2,11 @@
 
 The SQL itself is here and in `bot.store_claims` (claims, settling), `bot.store_finish`
 (finishing inbox rows), `bot.store_outbox` (the outbox half of this class) and
-`bot.store_escalations` (tickets); `bot.ingest` holds the group commit of inbound messages.
+`bot.store_handoff` (tickets); `bot.ingest` holds the group commit of inbound messages.
 
 A transaction costs the better part of a millisecond of CPU here, so the hot paths go in
 batches: inbound messages by group commit, inbox rows claimed together are finished together
-(`finish_many`, `load_pending_many`), and delivery results recorded close together share one
+(`finish_many`, `load_context`), and delivery results recorded close together share one
 transaction (`bot.batching`). The one-row calls (`finish_inbox`, `load_pending`) remain for
 everything else. Writes that belong together (a row finished with its replies, ticket and
 conversation state) are one transaction. Each transaction is a plain function of a Connection,
@@ -28,7 +28,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import store_claims as claims
-from bot import store_escalations as tickets
 from bot import store_handoff as handoff_sql
 from bot.adapter import TextRules, rules_for
 from bot.batching import Batcher
@@ -350,17 +349,9 @@ class Store(OutboxMethods):
 
     async def load_pending(self, channel: str, conversation: str) -> PendingClarify | None:
         """The clarifying question this conversation still owes an answer to, if any."""
-        return (await self.load_pending_many([(channel, conversation)])).get(
-            (channel, conversation)
-        )
-
-    async def load_pending_many(
-        self, keys: Sequence[ConversationKey]
-    ) -> dict[ConversationKey, PendingClarify]:
-        """`load_pending` for many (channel, conversation) keys in one query."""
-        if not keys:
-            return {}
-        return await self._db.read(partial(self._pending, list(set(keys)), self._clock()))
+        key = (channel, conversation)
+        found = await self._db.read(partial(self._pending, [key], self._clock()))
+        return found.get(key)
 
     async def load_context(
         self, keys: Sequence[handoff_sql.TicketKey]
@@ -394,16 +385,12 @@ class Store(OutboxMethods):
     # --- escalations -----------------------------------------------------------------------------
 
     async def list_escalations(self, status: str | None = None) -> list[Escalation]:
-        return await self._db.read(partial(tickets.list_escalations, status))
+        return await self.find_escalations(status=status)
 
     async def get_escalation(self, ref: str) -> Escalation | None:
-        return await self._db.read(partial(tickets.get_escalation, ref))
+        return await self._db.read(partial(handoff_sql.get_escalation, ref))
 
     # --- the human handoff (bot.store_handoff) ---------------------------------------------------
-
-    async def open_tickets(self, keys: Sequence[handoff_sql.TicketKey]) -> dict[Any, Escalation]:
-        """The open ticket of each (channel, conversation, sender) that has one."""
-        return await self._db.read(partial(handoff_sql.open_tickets, list(keys)))
 
     async def staff_command(
         self,
@@ -505,28 +492,6 @@ class Store(OutboxMethods):
     async def find_escalations(self, **filters: Any) -> list[Escalation]:
         """Tickets by status, channel, since/until, staff and overdue_at (bot.store_handoff)."""
         return await self._db.read(lambda c: handoff_sql.list_filtered(c, **filters))
-
-    async def answer_escalation(
-        self,
-        ref: str,
-        text: str,
-        by: str,
-        *,
-        rules: Callable[[str], TextRules] = rules_for,
-    ) -> Escalation:
-        """Close the ticket `ref` with a human's answer and queue that answer to the citizen,
-        fitted to their channel (`rules(channel)`). EscalationNotFound / EscalationClosed."""
-        answering = partial(
-            tickets.answer_escalation,
-            reference=ref,
-            text=text,
-            by=by,
-            now=self._clock(),
-            rules_for=rules,
-        )
-        escalation = await self._db.write(answering)
-        log.info("escalation %s answered by %s; answer queued", ref, by)
-        return escalation
 
 
 def _follow_up(

@@ -29,7 +29,7 @@ from bot.models import (
     OutboxRow,
 )
 from bot.store import Store
-from bot.store_escalations import as_escalation
+from bot.store_handoff import as_escalation
 
 log = logging.getLogger(__name__)
 

@@ -43,6 +43,7 @@ from sqlalchemy import (
 from bot.models import (
     INBOX,
     INBOX_CLAIMED,
+    INBOX_DONE,
     INBOX_NEW,
     OUTBOX,
     OUTBOX_DEAD,
@@ -210,3 +211,17 @@ def revive_dead(now: datetime, outbox_id: int, connection: Connection) -> bool:
 def dead_letters(connection: Connection) -> list[Row[Any]]:
     statement = select(OUTBOX).where(OUTBOX.c.status == OUTBOX_DEAD).order_by(OUTBOX.c.id)
     return list(connection.execute(statement))
+
+
+# An inbox claim settled for good: the message handled (bot.store_finish, bot.store_handoff).
+MARK_DONE = (
+    update(INBOX)
+    .where(INBOX.c.id == bindparam("b_id"))
+    .values(
+        status=INBOX_DONE,
+        decision=bindparam("b_decision"),
+        entry_id=bindparam("b_entry_id"),
+        processed_at=bindparam("b_now", type_=INBOX.c.processed_at.type),
+        lease_until=None,
+    )
+)

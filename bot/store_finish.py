@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, tuple_, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, tuple_
 
 from bot import store_claims as claims
 from bot.db import insert_ignoring_duplicates
@@ -24,25 +24,12 @@ from bot.models import (
     ESCALATION,
     ESCALATION_OPEN,
     EVENT_OPENED,
-    INBOX,
-    INBOX_DONE,
     OUTBOX,
     OUTBOX_PENDING,
     OUTBOX_SENDING,
 )
 from bot.store_handoff import add_event
 
-MARK_DONE = (
-    update(INBOX)
-    .where(INBOX.c.id == bindparam("b_id"))
-    .values(
-        status=INBOX_DONE,
-        decision=bindparam("b_decision"),
-        entry_id=bindparam("b_entry_id"),
-        processed_at=bindparam("b_now", type_=INBOX.c.processed_at.type),
-        lease_until=None,
-    )
-)
 _REFERENCES_IN_USE = select(ESCALATION.c.reference).where(
     ESCALATION.c.reference.in_(bindparam("b_references", expanding=True))
 )
@@ -78,7 +65,7 @@ def finish_batch(
     if not done:
         return results, []
     connection.execute(
-        MARK_DONE,
+        claims.MARK_DONE,
         [
             {"b_id": f.inbox_id, "b_decision": f.decision, "b_entry_id": f.entry_id, "b_now": now}
             for f in done

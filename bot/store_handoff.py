@@ -1,5 +1,5 @@
-"""The SQL of the human handoff (used by `bot.store.Store`): what staff do with a ticket, a
-citizen's follow-ups while it is open, reminders, and the escalation log.
+"""The SQL of escalation tickets (used by `bot.store.Store`): finding them, what staff do with
+a ticket, a citizen's follow-ups while it is open, reminders, and the escalation log.
 
 Each change is one transaction: the ticket's new state, its log entry, the message to the
 citizen (an answer, or why it was closed) and the lines posted in the ticket's threads.
@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, or_, select, tuple_, update
+from sqlalchemy import Connection, Row, and_, insert, or_, select, tuple_, update
 
+from bot import store_claims as claims
 from bot.adapter import TextRules
 from bot.composer import compose
 from bot.drafts import KIND_ANSWER, KIND_REPLY, KIND_TICKET, KIND_TICKET_UPDATE
@@ -39,9 +40,18 @@ from bot.models import (
     Escalation,
     EscalationEvent,
 )
-from bot.store_escalations import as_escalation, get_escalation
 
 TicketKey = tuple[str, str, str]  # (channel, conversation, sender)
+
+
+def as_escalation(row: Row[Any]) -> Escalation:
+    return Escalation(**row._asdict())
+
+
+def get_escalation(reference: str, connection: Connection) -> Escalation | None:
+    statement = select(ESCALATION).where(ESCALATION.c.reference == reference)
+    row = connection.execute(statement).first()
+    return as_escalation(row) if row is not None else None
 
 
 @dataclass(frozen=True)
@@ -250,8 +260,6 @@ def follow_up(
 def remind_overdue(connection: Connection, *, now: datetime, every: float, handoff: Handoff) -> int:
     """Post a reminder in the thread of every open ticket past its promised answer time, at
     most once per `every` seconds each. How many were reminded."""
-    from datetime import timedelta  # noqa: PLC0415 (only here)
-
     since = now - timedelta(seconds=every)
     statement = select(ESCALATION).where(
         ESCALATION.c.status == ESCALATION_OPEN,
@@ -322,14 +330,12 @@ def finish_row(
 ) -> bool:
     """Do `action` and mark the claimed inbox row done, together, if the claim still holds
     (False: it was lost to another worker, which does it instead)."""
-    from bot import store_claims as claims  # noqa: PLC0415 (store_claims imports models only)
-    from bot.store_finish import MARK_DONE  # noqa: PLC0415 (store_finish imports this module)
-
     if inbox_id not in claims.still_held(connection, claims.HELD_INBOX, [(inbox_id, token)]):
         return False
     action(connection)
     connection.execute(
-        MARK_DONE, {"b_id": inbox_id, "b_decision": decision, "b_entry_id": None, "b_now": now}
+        claims.MARK_DONE,
+        {"b_id": inbox_id, "b_decision": decision, "b_entry_id": None, "b_now": now},
     )
     return True
 

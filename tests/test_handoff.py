@@ -302,7 +302,8 @@ async def test_a_follow_up_moves_the_reply_window_and_an_answer_in_it_is_sent(
     await store.accept([InboundMessage("wechat", "m-2", "openid-1", "openid-1", "any news?",
                                        False, received_at=clock.now)])  # fmt: skip
     [row] = await store.claim_inbox("w", 10, 30)
-    [ticket] = (await store.open_tickets([("wechat", "openid-1", "openid-1")])).values()
+    tickets, _ = await store.load_context([("wechat", "openid-1", "openid-1")])
+    [ticket] = tickets.values()
     assert await store.add_follow_up(row, ticket, handoff=handoff)
     clock.now += timedelta(hours=2)  # 49 h after the question, 2 h after the follow-up
     outcome = await store.staff_command(reference, Answer("It is filed."), actor="li",
