@@ -71,18 +71,30 @@ class Delivery:
         self._timers: set[asyncio.TimerHandle] = set()
         self._stopping = False
         self._handed: deque[tuple[float, OutboxRow]] = deque()
+        self._reserved = 0  # slots held for replies being written (`reserve`)
         self._chores: set[asyncio.Task[Any]] = set()
 
     def notify(self) -> None:
         """Replies were queued or revived: deliver them now."""
         self._wake.set()
 
-    def hand_over(self, rows: Sequence[OutboxRow]) -> None:
-        """Replies this worker claimed as it wrote them (`Store.hand_over_replies`): sent from
-        memory as slots free up, without another claim."""
+    def reserve(self, wanted: int) -> int:
+        """Hold up to `wanted` free slots for replies about to be written already claimed
+        (`Store.hand_over_replies`); how many were held. Held and handed-over replies count
+        as in flight, so the replies claimed by this worker never outnumber its slots."""
+        free = self._slots - len(self._sending) - len(self._handed) - self._reserved
+        held = max(0, min(wanted, free))
+        self._reserved += held
+        return held
+
+    def take(self, rows: Sequence[OutboxRow], reserved: int) -> None:
+        """Replies this worker claimed as it wrote them, in the slots `reserve` held: sent from
+        memory, without another claim. The held slots not used are free again."""
         now = asyncio.get_running_loop().time()
+        self._reserved -= reserved
         self._handed.extend((now, row) for row in rows)
         self._wake.set()
+        self._slot_freed.set()
 
     def _background(self, settling: Awaitable[bool]) -> None:
         task = asyncio.ensure_future(_quietly(settling))
@@ -107,7 +119,7 @@ class Delivery:
     async def run(self) -> None:
         """Claim and send until `stop()`."""
         while not self._stopping:
-            free = self._slots - len(self._sending)
+            free = self._slots - len(self._sending) - self._reserved
             if free <= 0:
                 # Every slot busy: wait for one (a pending wake-up stays set meanwhile).
                 self._slot_freed.clear()

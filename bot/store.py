@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from sqlalchemy import Connection, Engine, bindparam, func, select, text, tuple_
 from sqlalchemy.engine import make_url
@@ -70,6 +70,21 @@ from bot.store_outbox import OutboxMethods
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+
+
+class ReplyTaker(Protocol):
+    """The delivery of this process, as `Store.hand_over_replies` sees it."""
+
+    def reserve(self, wanted: int) -> int:
+        """Hold up to `wanted` free delivery slots; how many were held."""
+        ...
+
+    def take(self, rows: Sequence[OutboxRow], reserved: int) -> None:
+        """Send `rows` (claimed as they were written) in the `reserved` slots; the slots not
+        used are free again, and replies queued instead are claimed from the database."""
+        ...
+
+
 ConversationKey = tuple[str, str]  # (channel, conversation)
 
 _PENDING = select(CONVERSATION_STATE).where(
@@ -107,7 +122,7 @@ class Store(OutboxMethods):
         # Claims this Store made and still holds: row id -> fencing token (bot.store_claims).
         self._inbox_tokens: dict[int, claims.Token] = {}
         self._outbox_tokens: dict[int, claims.Token] = {}
-        self._handover: tuple[str, float, Callable[[list[OutboxRow]], None]] | None = None
+        self._handover: tuple[str, float, ReplyTaker] | None = None
 
     @classmethod
     async def open(
@@ -273,13 +288,11 @@ class Store(OutboxMethods):
             raise outcome
         return outcome
 
-    def hand_over_replies(
-        self, worker_id: str, lease_seconds: float, deliver: Callable[[list[OutboxRow]], None]
-    ) -> None:
+    def hand_over_replies(self, worker_id: str, lease_seconds: float, taker: ReplyTaker) -> None:
         """From now on, replies written by `finish_many` are claimed by `worker_id` as they are
-        written and given to `deliver` (the delivery of this process), instead of waiting to
-        be claimed in another transaction."""
-        self._handover = (worker_id, lease_seconds, deliver)
+        written and given to `taker` (the delivery of this process), as many as it has free
+        slots, instead of waiting to be claimed in another transaction."""
+        self._handover = (worker_id, lease_seconds, taker)
 
     async def finish_many(self, finishes: Sequence[Finish]) -> list[bool | Exception]:
         """`finish_inbox` for many rows in one transaction; per row True, False (claim lost) or
@@ -293,10 +306,16 @@ class Store(OutboxMethods):
         if ours:
             items = [item for _, item in ours]
             now = self._clock()
-            handover = None
+            handover, reserved = None, 0
             if self._handover is not None:
-                worker_id, lease_seconds, _ = self._handover
-                handover = Handover(worker_id, now + timedelta(seconds=lease_seconds))
+                worker_id, lease_seconds, taker = self._handover
+                drafts = sum(
+                    len(f.replies) + (len(f.escalation.staff_posts) if f.escalation else 0)
+                    for f, _ in items
+                )
+                reserved = taker.reserve(drafts) if drafts else 0
+                lease_until = now + timedelta(seconds=lease_seconds)
+                handover = Handover(worker_id, lease_until, reserved)
             replies: list[Any] = []
             try:
                 written, replies = await self._db.write(
@@ -306,11 +325,12 @@ class Store(OutboxMethods):
                 # A code was taken by another process after it was checked (the whole
                 # transaction rolled back): every row is retried, the tickets with new codes.
                 written = [taken] * len(items)
-            if replies and self._handover is not None:
+            finally:
                 handed = [OutboxRow(**row._asdict()) for row in replies]
                 for row in handed:
                     self._outbox_tokens[row.id] = (row.claimed_by or "", row.attempts)
-                self._handover[2](handed)
+                if self._handover is not None and (handed or reserved):
+                    self._handover[2].take(handed, reserved)
             for (index, (finish, _)), outcome in zip(ours, written, strict=True):
                 results[index] = outcome
                 if not isinstance(outcome, ReferenceTaken):

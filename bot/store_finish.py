@@ -42,11 +42,13 @@ PRUNE_EXPIRED_STATE = delete(CONVERSATION_STATE).where(
 
 @dataclass(frozen=True)
 class Handover:
-    """Queue the replies already claimed by this worker, for delivery straight from memory:
-    the claim that would otherwise follow costs a transaction per batch."""
+    """Write up to `limit` replies already claimed by this worker, for delivery straight from
+    memory: the claim that would otherwise follow costs a transaction per batch. The limit is
+    the delivery slots free, so a claimed reply is always one being sent; the rest are queued."""
 
     worker_id: str
     lease_until: datetime
+    limit: int
 
 
 def finish_batch(
@@ -78,13 +80,14 @@ def finish_batch(
         for draft in (*f.replies, *(f.escalation.staff_posts if f.escalation else ()))
     ]
     written: list[Any] = []
-    if outbox and handover is not None:
-        for row in outbox:
+    if outbox and handover is not None and handover.limit > 0:
+        claimed, outbox = outbox[: handover.limit], outbox[handover.limit :]
+        for row in claimed:
             row.update(status=OUTBOX_SENDING, attempts=1, claimed_by=handover.worker_id,
                        lease_until=handover.lease_until)  # fmt: skip
         statement = insert(OUTBOX).returning(*OUTBOX.c, sort_by_parameter_order=True)
-        written = list(connection.execute(statement, outbox))
-    elif outbox:
+        written = list(connection.execute(statement, claimed))
+    if outbox:
         connection.execute(insert(OUTBOX), outbox)
     _keep_pending(connection, done, held)
     return results, written

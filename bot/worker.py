@@ -114,7 +114,7 @@ class Workers:
         if not self._listening:
             self._store.on_new_work(self.notify)
             self._store.hand_over_replies(
-                self._worker_id, self._config.lease_seconds, self._delivery.hand_over
+                self._worker_id, self._config.lease_seconds, self._delivery
             )
             self._listening = True
         self._loops = [

@@ -260,6 +260,40 @@ async def test_each_channel_is_held_to_its_rate(store: Store) -> None:
     assert times[-1] - times[0] >= 5 / 20 * 0.9
 
 
+async def test_replies_marked_sending_never_outnumber_the_delivery_slots(store: Store) -> None:
+    # A process that dies sends again only what it had in flight: so a reply may be marked as
+    # being sent only while it really is, at most one per delivery slot, however many queue up.
+    adapter = ScriptedAdapter()
+    adapter.block = asyncio.Event()
+    config = WorkerConfig(poll_interval=0.02, outbox_concurrency=3, rate_per_second=0)
+    workers = make_workers(store, adapter, config=config)
+
+    async def sending() -> int:
+        async with store.engine.connect() as connection:
+            query = select(func.count()).where(OUTBOX.c.status == "sending")
+            return int((await connection.execute(query)).scalar_one())
+
+    await workers.start()
+    try:
+        for start in range(0, 20, 5):  # batches arriving while the receiver hangs
+            await store.accept([inbound(n) for n in range(start, start + 5)])
+            await asyncio.sleep(0.05)
+        await eventually(lambda: len(adapter.attempts) == 3)
+        await eventually(lambda: True)
+        depths = await store.queue_depths()
+        assert depths["inbox_new"] + depths["inbox_claimed"] == 0  # answered; replies wait
+        assert depths["outbox_pending"] == 17
+        assert await sending() == 3
+        await asyncio.sleep(0.2)
+        assert len(adapter.attempts) == 3 and await sending() == 3
+        adapter.block.set()
+        await eventually(lambda: len(adapter.delivered) == 20)
+    finally:
+        await workers.stop()
+    assert len({m.id for m in adapter.delivered}) == 20
+    assert await sending() == 0
+
+
 async def test_a_reply_waiting_too_long_for_its_turn_is_handed_back_not_held(
     store: Store,
 ) -> None:
