@@ -279,10 +279,11 @@ async def test_replies_marked_sending_never_outnumber_the_delivery_slots(store: 
             await store.accept([inbound(n) for n in range(start, start + 5)])
             await asyncio.sleep(0.05)
         await eventually(lambda: len(adapter.attempts) == 3)
-        await eventually(lambda: True)
-        depths = await store.queue_depths()
-        assert depths["inbox_new"] + depths["inbox_claimed"] == 0  # answered; replies wait
-        assert depths["outbox_pending"] == 17
+        deadline = time.monotonic() + 10
+        while (depths := await store.queue_depths())["outbox_pending"] < 17:
+            assert time.monotonic() < deadline, depths  # every message answered, 17 replies wait
+            await asyncio.sleep(0.02)
+        assert depths["inbox_new"] + depths["inbox_claimed"] == 0
         assert await sending() == 3
         await asyncio.sleep(0.2)
         assert len(adapter.attempts) == 3 and await sending() == 3
