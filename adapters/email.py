@@ -211,7 +211,10 @@ class EmailAdapter:
         else:
             context = load_object(msg.reply_context)
             message["To"] = context.get("to") or msg.recipient or ""
-            message["Subject"] = reply_subject(context.get("subject") or "")
+            subject = context.get("subject") or ""
+            # "new": a first message from the desk (an answer by e-mail after another
+            # platform's reply window closed), not a reply to one received here.
+            message["Subject"] = subject if context.get("new") else reply_subject(subject)
             question = context.get("message_id")
             if question:
                 message["In-Reply-To"] = question

@@ -88,7 +88,18 @@ def handoff_config(settings: Settings, channels: Sequence[ChannelConfig]) -> Han
                 "Matrix room id, a Telegram group chat id, an e-mail address)"
             )
         staff.append(StaffChannel(name, channel.staff_room or "staff"))
-    return Handoff(staff=tuple(staff), lang=settings.default_lang, calendar=settings.calendar)
+    fallback = settings.answer_by_email
+    if fallback is not None and by_name[fallback].adapter != "email":
+        raise ConfigError(
+            f"CIVICDESK_ANSWER_BY_EMAIL names {fallback}, whose adapter is "
+            f"{by_name[fallback].adapter}: name a channel with the email adapter"
+        )
+    return Handoff(
+        staff=tuple(staff),
+        lang=settings.default_lang,
+        calendar=settings.calendar,
+        email_fallback=fallback,
+    )
 
 
 def worker_config(settings: Settings, channels: Sequence[ChannelConfig]) -> WorkerConfig:

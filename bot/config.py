@@ -197,6 +197,22 @@ def _staff_in(staff: tuple[str, ...], channels: tuple[str, ...]) -> tuple[str, .
     return staff
 
 
+def _fallback_in(name: str, channels: tuple[str, ...], staff: tuple[str, ...]) -> str | None:
+    if not name:
+        return None
+    if name not in channels:
+        raise ConfigError(
+            f"CIVICDESK_ANSWER_BY_EMAIL names {name}, which CIVICDESK_CHANNELS does not list: "
+            "name the e-mail channel citizens' answers should leave from (add it there)"
+        )
+    if name in staff:
+        raise ConfigError(
+            f"CIVICDESK_ANSWER_BY_EMAIL names {name}, a staff channel (CIVICDESK_ESCALATE_TO): "
+            "answers to citizens leave from a citizen e-mail channel, not the staff mailbox"
+        )
+    return name
+
+
 _POLICY = PolicyConfig()
 
 SETTINGS: tuple[Setting, ...] = (
@@ -352,6 +368,15 @@ SETTINGS: tuple[Setting, ...] = (
         _staff_channel_names,
     ),
     Setting(
+        "CIVICDESK_ANSWER_BY_EMAIL",
+        "",
+        "An e-mail channel (a name from CIVICDESK_CHANNELS, adapter email) that carries a staff "
+        "answer when the citizen's platform no longer accepts a reply (WeChat or Weibo after "
+        "48 h) and the citizen wrote an e-mail address in the question or a follow-up; empty: "
+        "such answers are marked undeliverable.",
+        str.strip,
+    ),
+    Setting(
         "CIVICDESK_REMINDER_EVERY",
         "3600",
         "Seconds between reminders posted in the thread of a ticket past its promised answer time.",
@@ -408,6 +433,7 @@ class Settings:
     backoff_cap: float = 300.0
     rate_per_second: float = 20.0
     escalate_to: tuple[str, ...] = ()
+    answer_by_email: str | None = None  # the e-mail channel past reply windows (bot.fallback)
     reminder_every: float = 3600.0
     retention_days: int = 180  # 0: texts and identities are kept (bot.store_purge)
     admin_password: Secret | None = None  # the /admin shared password (bot.admin)
@@ -446,6 +472,11 @@ class Settings:
             backoff_cap=values["CIVICDESK_BACKOFF_CAP"],
             rate_per_second=values["CIVICDESK_RATE_PER_SECOND"],
             escalate_to=_staff_in(values["CIVICDESK_ESCALATE_TO"], values["CIVICDESK_CHANNELS"]),
+            answer_by_email=_fallback_in(
+                values["CIVICDESK_ANSWER_BY_EMAIL"],
+                values["CIVICDESK_CHANNELS"],
+                values["CIVICDESK_ESCALATE_TO"],
+            ),
             reminder_every=values["CIVICDESK_REMINDER_EVERY"],
             retention_days=values["CIVICDESK_RETENTION_DAYS"],
             admin_password=values["CIVICDESK_ADMIN_PASSWORD"],

@@ -16,7 +16,7 @@ from bot.adapter import TextRules
 from bot.composer import compose
 from bot.matcher import Candidate
 from bot.models import Escalation
-from bot.replies import ESCALATION_ACK_WITH_REF, pick
+from bot.replies import ESCALATION_ACK_WITH_REF, ESCALATION_EMAIL_INVITE, pick
 
 # No 0/O or 1/I: a code read out over the phone or copied from a screenshot survives.
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
@@ -45,12 +45,24 @@ def normalise_reference(text: str) -> str:
 
 
 def acknowledgement(
-    reference: str, lang: str, rules: TextRules, *, promise: str, mention: str | None
+    reference: str,
+    lang: str,
+    rules: TextRules,
+    *,
+    promise: str,
+    mention: str | None,
+    invite_email: bool = False,
 ) -> str:
     """The citizen's acknowledgement: the reference code and when to expect an answer
-    (`promise`, from the office's working hours: bot.hours.answer_promise)."""
-    template = pick(ESCALATION_ACK_WITH_REF, lang)
-    return compose(template.format(ref=reference, promise=promise), rules, mention=mention)
+    (`promise`, from the office's working hours: bot.hours.answer_promise); with
+    `invite_email`, and where it fits whole, the offer to answer by e-mail."""
+    text = pick(ESCALATION_ACK_WITH_REF, lang).format(ref=reference, promise=promise)
+    if invite_email:
+        invite = pick(ESCALATION_EMAIL_INVITE, lang)
+        longer = compose(f"{text}{'' if lang == 'zh' else ' '}{invite}", rules, mention=mention)
+        if longer.endswith(invite):  # whole, or not at all: the code and the time come first
+            return longer
+    return compose(text, rules, mention=mention)
 
 
 def candidate_records(candidates: Iterable[Candidate]) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from bot.drafts import KIND_TICKET, OutboxDraft
 from bot.hours import OfficeCalendar, calendar_from_env
+from bot.privacy import email_addresses
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ class Handoff:
     # Working hours, holidays and the answer target: when an answer is due, and what the
     # acknowledgement promises.
     calendar: OfficeCalendar = field(default_factory=lambda: calendar_from_env({}))
+    # A citizen e-mail channel for answers past a platform's reply window (bot.fallback).
+    email_fallback: str | None = None
     _memo: dict[tuple[Any, ...], Any] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -84,6 +87,16 @@ class Handoff:
             found = self._memo[key] = compute(key)
         result: T = found
         return result
+
+    def invites_email(self, channel: str, public: bool, question: str) -> bool:
+        """Whether the acknowledgement offers an answer by e-mail: the platform stops taking
+        private replies after a while, there is an e-mail channel, no address was given yet."""
+        return (
+            self.email_fallback is not None
+            and not public
+            and self.reply_window(channel) is not None
+            and not email_addresses(question)
+        )
 
     def reply_window(self, channel: str) -> timedelta | None:
         platform = channel.strip().lower().replace("_", "-").split("-", 1)[0]

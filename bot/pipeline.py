@@ -77,6 +77,7 @@ class Prepared:
                 self.rules,
                 promise=self.handoff.promise(row.received_at, reply.lang),
                 mention=self.mention,
+                invite_email=self.handoff.invites_email(row.channel, row.public, row.text),
             )
         replies = [_reply(row, text, KIND_ACK if escalation else KIND_REPLY)] if text else []
         return Finish(

@@ -90,6 +90,11 @@ def mask(text: str) -> str:
     return text
 
 
+def email_addresses(text: str) -> list[str]:
+    """The e-mail addresses written in `text`, in order (the same ones `mask` hides)."""
+    return [found.group() for found in _EMAIL.finditer(text)] if "@" in text else []
+
+
 def _mask_email(found: re.Match[str]) -> str:
     first = found.group()[0]
     # Only a letter is kept: a kept digit could be read with the digits before it.

@@ -41,6 +41,13 @@ ESCALATION_ACK_WITH_REF = {
     "en": "Your question has been passed to our staff (ref. {ref}); {promise}.",
 }
 
+# Added to the acknowledgement where the platform limits how long a private reply may be sent
+# and answers can go by e-mail instead (CIVICDESK_ANSWER_BY_EMAIL, bot.fallback).
+ESCALATION_EMAIL_INVITE = {
+    "zh": "如方便，可留下电子邮箱：若届时无法在此回复，我们将通过邮件答复。",
+    "en": "You may leave an e-mail address: if we can no longer answer here, we will write to it.",
+}
+
 
 def pick(texts: dict[str, str], lang: str) -> str:
     """The text in `lang`, else Chinese, the institution's first language."""

@@ -19,6 +19,7 @@ from bot.adapter import TextRules
 from bot.composer import compose
 from bot.drafts import KIND_ANSWER, KIND_REPLY, KIND_TICKET, KIND_TICKET_UPDATE
 from bot.escalation import EscalationClosed, EscalationNotFound
+from bot.fallback import EmailAnswer, citizen_address, email_answer, staff_note
 from bot.faq_draft import ticket_hint
 from bot.handoff import Answer, Claim, Close, Handoff, Note, StaffCommand, ticket_update
 from bot.models import (
@@ -189,7 +190,7 @@ def apply_staff_command(
         raise EscalationClosed(reference)
     if isinstance(command, Claim):
         escalation = _change(connection, escalation, assigned_to=actor)
-        kind, detail = EVENT_CLAIMED, None
+        kind, detail, via = EVENT_CLAIMED, None, None
     elif isinstance(command, Close):
         escalation = _change(connection, escalation, status=ESCALATION_CLOSED, closed_at=now,
                              close_reason=command.reason or None)  # fmt: skip
@@ -198,17 +199,19 @@ def apply_staff_command(
                 connection, escalation, command.reason, now=now, rules_for=rules_for,
                 kind=KIND_REPLY,
             )  # fmt: skip
-        kind, detail = EVENT_CLOSED, command.reason or None
+        kind, detail, via = EVENT_CLOSED, command.reason or None, None
     else:
-        kind, detail = _answer(
-            connection, escalation, command, actor=actor, now=now, rules_for=rules_for
-        )
+        kind, detail, via = _answer(
+            connection, escalation, command, actor=actor, now=now, handoff=handoff,
+            rules_for=rules_for,
+        )  # fmt: skip
         escalation = get_escalation(reference, connection) or escalation
     add_event(connection, _id(escalation), kind, at=now, actor=actor, channel=channel,
               detail=detail)  # fmt: skip
     # An answer worth keeping is one command away from the FAQ: say so in the thread.
     hint = ticket_hint(escalation.reference) if kind == EVENT_ANSWERED else None
-    post_update(connection, handoff, escalation, kind, at=now, actor=actor, detail=hint)
+    shown = "\n".join(line for line in (via, hint) if line) or None
+    post_update(connection, handoff, escalation, kind, at=now, actor=actor, detail=shown)
     return Outcome(escalation, kind)
 
 
@@ -219,24 +222,73 @@ def _answer(
     *,
     actor: str,
     now: datetime,
+    handoff: Handoff,
     rules_for: Callable[[str], TextRules],
-) -> tuple[str, str]:
+) -> tuple[str, str, str | None]:
+    """The event kind, its detail and, for an answer that took another way, which way."""
     late = escalation.reply_deadline is not None and now > escalation.reply_deadline
+    by_email = _email_fallback(connection, escalation, command.text, handoff) if late else None
+    undeliverable = late and by_email is None
     _change(
         connection,
         escalation,
-        status=ESCALATION_UNDELIVERABLE if late else ESCALATION_CLOSED,
+        status=ESCALATION_UNDELIVERABLE if undeliverable else ESCALATION_CLOSED,
         answer=command.text,
         answered_by=actor,
         answered_at=now,
-        closed_at=None if late else now,
+        closed_at=None if undeliverable else now,
     )
-    if late:  # kept, and shown to operators: nothing is dropped silently
-        return EVENT_UNDELIVERABLE, command.text
+    if undeliverable:  # kept, and shown to operators: nothing is dropped silently
+        return EVENT_UNDELIVERABLE, command.text, None
+    if by_email is not None and handoff.email_fallback is not None:
+        _queue(
+            connection,
+            now,
+            channel=handoff.email_fallback,
+            conversation=by_email.address,
+            text=compose(by_email.body, rules_for(handoff.email_fallback)),
+            kind=KIND_ANSWER,
+            escalation_id=escalation.id,
+            inbox_id=escalation.inbox_id,
+            recipient=by_email.address,
+            reply_to=None,
+            reply_context=by_email.reply_context,
+            public=False,
+        )
+        via = staff_note(by_email, handoff.lang)
+        return EVENT_ANSWERED, f"{via}\n{command.text}", via
     _to_citizen(
         connection, escalation, command.text, now=now, rules_for=rules_for, kind=KIND_ANSWER
     )
-    return EVENT_ANSWERED, command.text
+    return EVENT_ANSWERED, command.text, None
+
+
+def _email_fallback(
+    connection: Connection, escalation: Escalation, answer: str, handoff: Handoff
+) -> EmailAnswer | None:
+    """The answer as an e-mail, when the citizen gave an address and there is a channel for it."""
+    if handoff.email_fallback is None:
+        return None
+    follow_ups = connection.execute(
+        select(ESCALATION_EVENT.c.detail)
+        .where(
+            ESCALATION_EVENT.c.escalation_id == escalation.id,
+            ESCALATION_EVENT.c.kind == EVENT_FOLLOW_UP,
+        )
+        .order_by(ESCALATION_EVENT.c.id)
+    ).scalars()
+    address = citizen_address([escalation.question, *(text or "" for text in follow_ups)])
+    if address is None:
+        return None
+    return email_answer(
+        address=address,
+        reference=escalation.reference,
+        question=escalation.question,
+        asked_at=escalation.created_at,
+        answer=answer,
+        channel=escalation.channel,
+        default_lang=handoff.lang,
+    )
 
 
 def follow_up(

@@ -270,3 +270,35 @@ def test_a_lease_shorter_than_a_delivery_is_refused() -> None:
 
     with pytest.raises(ConfigError, match="CIVICDESK_LEASE_SECONDS"):
         worker_config(settings, ())
+
+
+MAIL = {
+    "CIVICDESK_MAIL_ADAPTER": "email",
+    "CIVICDESK_MAIL_IMAP_HOST": "imap.example.gov",
+    "CIVICDESK_MAIL_IMAP_USER": "desk@example.gov",
+    "CIVICDESK_MAIL_IMAP_PASSWORD": "imap-secret",
+    "CIVICDESK_MAIL_SMTP_HOST": "smtp.example.gov",
+    "CIVICDESK_MAIL_FROM": "desk@example.gov",
+}
+
+
+def test_answers_past_a_reply_window_leave_from_the_named_citizen_email_channel() -> None:
+    environ = {**WEBHOOK, **MAIL, "CIVICDESK_CHANNELS": "webhook,mail",
+               "CIVICDESK_ANSWER_BY_EMAIL": "mail"}  # fmt: skip
+    settings = Settings.from_env(environ)
+    config = worker_config(settings, read_channels(environ, settings.channels, ADAPTERS))
+    assert config.handoff.email_fallback == "mail"
+    assert worker_config(Settings.from_env(WEBHOOK), ()).handoff.email_fallback is None
+
+
+def test_an_answer_by_email_channel_must_be_a_configured_citizen_email_channel() -> None:
+    with pytest.raises(ConfigError, match="CIVICDESK_ANSWER_BY_EMAIL names mail, which"):
+        Settings.from_env({**WEBHOOK, "CIVICDESK_ANSWER_BY_EMAIL": "mail"})
+    staff = {**WEBHOOK, **MAIL, "CIVICDESK_CHANNELS": "webhook,mail",
+             "CIVICDESK_ESCALATE_TO": "mail", "CIVICDESK_ANSWER_BY_EMAIL": "mail"}  # fmt: skip
+    with pytest.raises(ConfigError, match="a staff channel"):
+        Settings.from_env(staff)
+    environ = {**WEBHOOK, "CIVICDESK_ANSWER_BY_EMAIL": "webhook"}
+    settings = Settings.from_env(environ)
+    with pytest.raises(ConfigError, match="adapter is webhook: name a channel with the email"):
+        worker_config(settings, read_channels(environ, settings.channels, ADAPTERS))

@@ -22,10 +22,15 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from mail_support import smtp_sink
 from web_support import SMALL_KB, Receiver, served_app, signed_post
 
+from adapters.email import EmailAdapter
+from adapters.email_imap import ImapAccount
 from bot.adapter import rules_for
 from bot.cli import main as cli
+from bot.config import Secret
+from bot.delivery import Delivery, DeliveryConfig
 from bot.desk import Desk
 from bot.handoff import Answer, Handoff, StaffChannel
 from bot.hours import BusinessHours, OfficeCalendar, parse_week
@@ -289,6 +294,64 @@ async def test_an_answer_after_the_reply_window_is_kept_and_shown_as_undeliverab
     assert (kind, channel) == ("ticket-update", "staff") and "NOT delivered" in text
     listed = await store.find_escalations(status="undeliverable")
     assert [e.reference for e in listed] == [reference]
+
+
+async def test_an_answer_after_the_reply_window_goes_by_email_to_the_address_the_citizen_gave(
+    clocked_store: Store, clock: Clock
+) -> None:
+    store = clocked_store
+    handoff = Handoff(staff=(StaffChannel("staff", "duty"),), lang="en", email_fallback="mail")
+    reference = await _escalated(store, handoff, clock)
+    [ack] = [text for kind, _, text in await outbox_kinds(store) if kind == "ack"]
+    assert reference in ack and "可留下电子邮箱" in ack  # the citizen is offered the way
+    clock.now += timedelta(hours=1)
+    await store.accept([InboundMessage("wechat", "m-2", "openid-1", "openid-1",
+                                       "如果微信联系不上，请发邮件到 wang.li@example.cn 谢谢",
+                                       False, received_at=clock.now)])  # fmt: skip
+    [row] = await store.claim_inbox("w", 10, 30)
+    tickets, _ = await store.load_context([("wechat", "openid-1", "openid-1")])
+    [ticket] = tickets.values()
+    assert await store.add_follow_up(row, ticket, handoff=handoff)
+    await outbox_kinds(store)  # the follow-up posted in the ticket's thread
+
+    clock.now += timedelta(hours=49)  # past the 48 hours after the citizen's last message
+    outcome = await store.staff_command(reference, Answer("立案材料已收到，正在审查。"),
+                                        actor="li", handoff=handoff)  # fmt: skip
+    assert outcome.kind == "answered" and outcome.escalation.status == "closed"
+
+    # The staff thread says where the answer went, the address masked.
+    rows = await store.claim_outbox("reader", 100, 30)
+    [update] = [r for r in rows if r.channel == "staff"]
+    assert "by e-mail to w***@example.cn" in update.text
+    assert "wang.li" not in update.text
+    # Nothing goes to WeChat, which would refuse it; one e-mail goes to the address given.
+    assert [r.channel for r in rows if r.kind == "answer"] == ["mail"]
+    for r in rows:
+        if r.channel == "staff":
+            await store.mark_sent(r.id, None)
+        else:
+            await store.release_outbox(r.id)
+
+    async with smtp_sink() as sink:
+        imap = ImapAccount("127.0.0.1", 1, "desk@example.gov", Secret("pw"), tls="none")
+        mail = EmailAdapter(
+            "mail", imap, from_address="Court Desk <desk@example.gov>", smtp_host="127.0.0.1",
+            smtp_port=sink.port, smtp_tls="none",
+        )  # fmt: skip
+        delivery = Delivery(store, {"mail": mail}, DeliveryConfig(poll_interval=0.05), "d")
+        running = asyncio.create_task(delivery.run())
+        try:
+            [sent] = await sink.wait_for(1)
+        finally:
+            await delivery.stop(1.0)
+            running.cancel()
+    assert sent.recipients == ["wang.li@example.cn"]
+    message = sent.message
+    assert message["Subject"] == f"您的咨询 {reference} 的答复"  # the question was in Chinese
+    body = message.get_content()
+    assert "立案材料已收到，正在审查。" in body and f"> {CASE_QUESTION}" in body
+    events = await store.escalation_events(reference)
+    assert events[-1].kind == "answered" and events[-1].actor == "li"
 
 
 async def test_a_follow_up_moves_the_reply_window_and_an_answer_in_it_is_sent(
