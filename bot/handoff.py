@@ -230,8 +230,9 @@ UPDATES: Mapping[str, tuple[str, str]] = {
     "answered": ("已答复，答复已发给市民", "answered; the answer is on its way to the citizen"),
     "closed": ("已关闭，未答复", "closed without an answer"),
     "undeliverable": (
-        "答复未能送达：平台的回复期限已过，请通过其他途径联系市民",
-        "NOT delivered: the platform's reply window has closed; reach the citizen another way",
+        "答复未能送达：平台的回复期限已过，请通过其他途径联系市民（市民再次来信时将自动发出）",
+        "NOT delivered: the platform's reply window has closed; reach the citizen another way "
+        "(it is sent by itself if the citizen writes again)",
     ),
     "follow-up": ("市民补充", "the citizen adds"),
     "reminded": (

@@ -29,7 +29,7 @@ from bot.escalation import (
     new_reference,
 )
 from bot.handoff import NO_HANDOFF, Handoff, ticket_post
-from bot.models import InboxRow
+from bot.models import ESCALATION_UNDELIVERABLE, InboxRow
 from bot.policy import Escalate
 from bot.store import Store
 
@@ -209,8 +209,11 @@ async def _answer_citizens(
         ticket = tickets.get((row.channel, row.conversation, row.sender))
         try:
             if ticket is not None:
-                added = await store.add_follow_up(row, ticket, handoff=handoff)
-                results[index] = Handled(added, "follow-up", len(handoff.staff), ticket.reference)
+                added = await store.add_follow_up(row, ticket, handoff=handoff, rules=rules_for)
+                # Replies: the lines in the ticket's threads, and a kept answer sent now.
+                kept = int(ticket.status == ESCALATION_UNDELIVERABLE)
+                replies = (1 + kept) * len(handoff.staff) + kept
+                results[index] = Handled(added, "follow-up", replies, ticket.reference)
                 continue
             state = pending.get((row.channel, row.conversation))
             prepared[index] = prepare(row, desk, rules_for(row.channel), state, handoff=handoff)

@@ -482,16 +482,25 @@ class Store(OutboxMethods):
             self._inbox_tokens.pop(row.id, None)
         return made[0] if made else None
 
-    async def add_follow_up(self, row: InboxRow, ticket: Escalation, *, handoff: Handoff) -> bool:
-        """The citizen wrote again while `ticket` is open: add it to the ticket instead of
-        answering (the claimed row is marked done with the decision "follow-up")."""
+    async def add_follow_up(
+        self,
+        row: InboxRow,
+        ticket: Escalation,
+        *,
+        handoff: Handoff,
+        rules: Callable[[str], TextRules] = rules_for,
+    ) -> bool:
+        """The citizen wrote again while `ticket` is open (or undeliverable): add it to the
+        ticket instead of answering (the claimed row is marked done with the decision
+        "follow-up"); an undeliverable ticket's kept answer is sent now."""
         token = self._inbox_tokens.get(row.id)
         if token is None:
             return False
         now = self._clock()
         adding = partial(
             handoff_sql.finish_row, inbox_id=row.id, token=token, decision="follow-up", now=now,
-            action=partial(_follow_up, ticket=ticket, text=row.text, now=now, handoff=handoff),
+            action=partial(_follow_up, ticket=ticket, text=row.text, now=now, handoff=handoff,
+                           rules=rules),
         )  # fmt: skip
         written: bool = await self._db.write(adding)
         if written:
@@ -515,6 +524,13 @@ class Store(OutboxMethods):
 
 
 def _follow_up(
-    connection: Connection, *, ticket: Escalation, text: str, now: datetime, handoff: Handoff
+    connection: Connection,
+    *,
+    ticket: Escalation,
+    text: str,
+    now: datetime,
+    handoff: Handoff,
+    rules: Callable[[str], TextRules],
 ) -> None:
-    handoff_sql.follow_up(connection, ticket, text=text, now=now, handoff=handoff)
+    handoff_sql.follow_up(connection, ticket, text=text, now=now, handoff=handoff,
+                          rules_for=rules)  # fmt: skip

@@ -65,11 +65,12 @@ class Outcome:
 
 def open_tickets(keys: Sequence[TicketKey], connection: Connection) -> dict[TicketKey, Escalation]:
     """The open ticket of each (channel, conversation, sender), if any: while one is open the
-    bot steps aside in that conversation."""
+    bot steps aside in that conversation. An undeliverable one counts too: the citizen's next
+    message opens the platform's reply window again, and its kept answer goes out (`follow_up`)."""
     if not keys:
         return {}
     statement = select(ESCALATION).where(
-        ESCALATION.c.status == ESCALATION_OPEN,
+        ESCALATION.c.status.in_((ESCALATION_OPEN, ESCALATION_UNDELIVERABLE)),
         tuple_(ESCALATION.c.channel, ESCALATION.c.conversation, ESCALATION.c.sender).in_(
             list(set(keys))
         ),
@@ -298,15 +299,34 @@ def follow_up(
     text: str,
     now: datetime,
     handoff: Handoff,
+    rules_for: Callable[[str], TextRules],
 ) -> None:
     """A citizen wrote again while their ticket is open: it goes to the ticket and its thread,
-    and the platform's reply window starts again from this message."""
+    and the platform's reply window starts again from this message. If the ticket's answer was
+    kept as undeliverable (written after the window had closed), it is sent now."""
     window = handoff.reply_window(escalation.channel) if not escalation.public else None
     if window is not None:
         escalation = _change(connection, escalation, reply_deadline=now + window)
     add_event(connection, _id(escalation), EVENT_FOLLOW_UP, at=now, actor="citizen",
               channel=escalation.channel, detail=text)  # fmt: skip
     post_update(connection, handoff, escalation, EVENT_FOLLOW_UP, at=now, detail=text)
+    if escalation.status == ESCALATION_UNDELIVERABLE and escalation.answer:
+        _to_citizen(connection, escalation, escalation.answer, now=now, rules_for=rules_for,
+                    kind=KIND_ANSWER)  # fmt: skip
+        escalation = _change(connection, escalation, status=ESCALATION_CLOSED, closed_at=now)
+        said = LATE_DELIVERY[0 if handoff.lang == "zh" else 1]
+        add_event(connection, _id(escalation), EVENT_ANSWERED, at=now,
+                  actor=escalation.answered_by, channel=escalation.channel,
+                  detail=f"{said}\n{escalation.answer}")  # fmt: skip
+        post_update(connection, handoff, escalation, EVENT_ANSWERED, at=now,
+                    actor=escalation.answered_by, detail=said)  # fmt: skip
+
+
+LATE_DELIVERY = (
+    "市民再次来信，平台回复期限重新开始：之前未能送达的答复现已发出",
+    "the citizen wrote again, which reopened the platform's reply window: the kept answer "
+    "is sent now",
+)
 
 
 def remind_overdue(connection: Connection, *, now: datetime, every: float, handoff: Handoff) -> int:

@@ -296,6 +296,44 @@ async def test_an_answer_after_the_reply_window_is_kept_and_shown_as_undeliverab
     assert [e.reference for e in listed] == [reference]
 
 
+async def test_a_kept_answer_is_sent_when_the_citizen_writes_again_and_reopens_the_window(
+    clocked_store: Store, clock: Clock
+) -> None:
+    store = clocked_store
+    handoff = STAFF
+    reference = await _escalated(store, handoff, clock)
+    await outbox_kinds(store)
+    clock.now += timedelta(hours=49)
+    outcome = await store.staff_command(reference, Answer("It is filed."), actor="li",
+                                        handoff=handoff)  # fmt: skip
+    assert outcome.kind == "undeliverable"
+    await outbox_kinds(store)
+
+    clock.now += timedelta(days=3)  # the citizen comes back: WeChat takes replies again
+    desk = Desk(load_knowledge(SMALL_KB))
+    await store.accept([InboundMessage("wechat", "m-2", "openid-1", "openid-1", "还在吗？",
+                                       False, received_at=clock.now)])  # fmt: skip
+    [handled] = await handle_batch(await store.claim_inbox("w", 10, 30), desk, rules_for, store,
+                                   handoff=handoff)  # fmt: skip
+    assert not isinstance(handled, Exception) and handled.decision == "follow-up"
+    sent = await outbox_kinds(store)
+    assert ("answer", "wechat", "It is filed.") in sent
+    updates = [text for kind, channel, text in sent if channel == "staff"]
+    assert any("还在吗？" in text for text in updates)  # what the citizen wrote, as a follow-up
+    assert any("reopened the platform's reply window" in text for text in updates)
+    ticket = await store.get_escalation(reference)
+    assert ticket is not None and ticket.status == "closed" and ticket.answered_by == "li"
+    kinds = [event.kind for event in await store.escalation_events(reference)]
+    assert kinds[-3:] == ["undeliverable", "follow-up", "answered"]
+
+    # The conversation is the bot's again.
+    await store.accept([InboundMessage("wechat", "m-3", "openid-1", "openid-1", "如何缴纳诉讼费？",
+                                       False, received_at=clock.now)])  # fmt: skip
+    [handled] = await handle_batch(await store.claim_inbox("w", 10, 30), desk, rules_for, store,
+                                   handoff=handoff)  # fmt: skip
+    assert not isinstance(handled, Exception) and handled.decision == "answer"
+
+
 async def test_an_answer_after_the_reply_window_goes_by_email_to_the_address_the_citizen_gave(
     clocked_store: Store, clock: Clock
 ) -> None:
