@@ -36,7 +36,7 @@ from bot.handoff import Answer, Handoff, StaffChannel
 from bot.hours import BusinessHours, OfficeCalendar, parse_week
 from bot.knowledge import check_knowledge, load_knowledge
 from bot.messages import InboundMessage
-from bot.pipeline import handle_batch
+from bot.pipeline import Handled, handle_batch
 from bot.store import Store
 
 Client = TestClient[web.Request, web.Application]
@@ -267,6 +267,19 @@ async def _escalated(store: Store, handoff: Handoff, clock: Clock) -> str:
     return handled.reference
 
 
+async def _citizen_writes(
+    store: Store, handoff: Handoff, clock: Clock, event_id: str, text: str
+) -> Handled:
+    """The same WeChat citizen writes again, handled by the pipeline as workers would."""
+    await store.accept([InboundMessage("wechat", event_id, "openid-1", "openid-1", text, False,
+                                       received_at=clock.now)])  # fmt: skip
+    rows = await store.claim_inbox("w", 10, 30)
+    [handled] = await handle_batch(rows, Desk(load_knowledge(SMALL_KB)), rules_for, store,
+                                   handoff=handoff)  # fmt: skip
+    assert not isinstance(handled, Exception)
+    return handled
+
+
 async def outbox_kinds(store: Store) -> list[tuple[str, str, str]]:
     """Replies queued since the last look (each marked sent, as the delivery would)."""
     rows = await store.claim_outbox("reader", 100, 30)
@@ -310,12 +323,8 @@ async def test_a_kept_answer_is_sent_when_the_citizen_writes_again_and_reopens_t
     await outbox_kinds(store)
 
     clock.now += timedelta(days=3)  # the citizen comes back: WeChat takes replies again
-    desk = Desk(load_knowledge(SMALL_KB))
-    await store.accept([InboundMessage("wechat", "m-2", "openid-1", "openid-1", "还在吗？",
-                                       False, received_at=clock.now)])  # fmt: skip
-    [handled] = await handle_batch(await store.claim_inbox("w", 10, 30), desk, rules_for, store,
-                                   handoff=handoff)  # fmt: skip
-    assert not isinstance(handled, Exception) and handled.decision == "follow-up"
+    handled = await _citizen_writes(store, handoff, clock, "m-2", "还在吗？")
+    assert handled.decision == "follow-up"
     sent = await outbox_kinds(store)
     assert ("answer", "wechat", "It is filed.") in sent
     updates = [text for kind, channel, text in sent if channel == "staff"]
@@ -327,11 +336,8 @@ async def test_a_kept_answer_is_sent_when_the_citizen_writes_again_and_reopens_t
     assert kinds[-3:] == ["undeliverable", "follow-up", "answered"]
 
     # The conversation is the bot's again.
-    await store.accept([InboundMessage("wechat", "m-3", "openid-1", "openid-1", "如何缴纳诉讼费？",
-                                       False, received_at=clock.now)])  # fmt: skip
-    [handled] = await handle_batch(await store.claim_inbox("w", 10, 30), desk, rules_for, store,
-                                   handoff=handoff)  # fmt: skip
-    assert not isinstance(handled, Exception) and handled.decision == "answer"
+    handled = await _citizen_writes(store, handoff, clock, "m-3", "如何缴纳诉讼费？")
+    assert handled.decision == "answer"
 
 
 async def test_an_answer_after_the_reply_window_goes_by_email_to_the_address_the_citizen_gave(
@@ -343,13 +349,8 @@ async def test_an_answer_after_the_reply_window_goes_by_email_to_the_address_the
     [ack] = [text for kind, _, text in await outbox_kinds(store) if kind == "ack"]
     assert reference in ack and "可留下电子邮箱" in ack  # the citizen is offered the way
     clock.now += timedelta(hours=1)
-    await store.accept([InboundMessage("wechat", "m-2", "openid-1", "openid-1",
-                                       "如果微信联系不上，请发邮件到 wang.li@example.cn 谢谢",
-                                       False, received_at=clock.now)])  # fmt: skip
-    [row] = await store.claim_inbox("w", 10, 30)
-    tickets, _ = await store.load_context([("wechat", "openid-1", "openid-1")])
-    [ticket] = tickets.values()
-    assert await store.add_follow_up(row, ticket, handoff=handoff)
+    said = "如果微信联系不上，请发邮件到 wang.li@example.cn 谢谢"
+    assert (await _citizen_writes(store, handoff, clock, "m-2", said)).decision == "follow-up"
     await outbox_kinds(store)  # the follow-up posted in the ticket's thread
 
     clock.now += timedelta(hours=49)  # past the 48 hours after the citizen's last message
@@ -400,12 +401,9 @@ async def test_a_follow_up_moves_the_reply_window_and_an_answer_in_it_is_sent(
     reference = await _escalated(store, handoff, clock)
     await outbox_kinds(store)
     clock.now += timedelta(hours=47)
-    await store.accept([InboundMessage("wechat", "m-2", "openid-1", "openid-1", "any news?",
-                                       False, received_at=clock.now)])  # fmt: skip
-    [row] = await store.claim_inbox("w", 10, 30)
-    tickets, _ = await store.load_context([("wechat", "openid-1", "openid-1")])
-    [ticket] = tickets.values()
-    assert await store.add_follow_up(row, ticket, handoff=handoff)
+    assert (await _citizen_writes(store, handoff, clock, "m-2", "any news?")).decision == (
+        "follow-up"
+    )
     clock.now += timedelta(hours=2)  # 49 h after the question, 2 h after the follow-up
     outcome = await store.staff_command(reference, Answer("It is filed."), actor="li",
                                         handoff=handoff)  # fmt: skip
