@@ -170,8 +170,10 @@ _SQLITE_INSERT = (
     "INSERT INTO inbox (channel, platform_id, conversation, sender, sender_name, mention, text, "
     "public, lang_hint, reply_to, reply_context, received_at, status, attempts) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (channel, platform_id) DO NOTHING RETURNING 1"
+    "ON CONFLICT (channel, platform_id) DO NOTHING"
 )
+_SQLITE_LAST_ID = "SELECT coalesce(max(id), 0) FROM inbox"
+_SQLITE_ADDED_SINCE = "SELECT channel, platform_id FROM inbox WHERE id > ?"
 
 
 def _insert_sqlite(
@@ -179,20 +181,26 @@ def _insert_sqlite(
 ) -> set[tuple[str, str]]:
     """`_insert` in plain sqlite3, values stored as SQLAlchemy stores them on SQLite (naive
     UTC timestamps with microseconds, booleans as 0/1): tests/test_ingest.py reads them back
-    through the models."""
-    stored: set[tuple[str, str]] = set()
-    for row in rows:
-        values = [row[column] for column in _SQLITE_COLUMNS]
-        values[7] = 1 if values[7] else 0
-        values[11] = _sqlite_time(values[11])
-        if connection.execute(_SQLITE_INSERT, values).fetchone() is not None:
-            stored.add((row["channel"], row["platform_id"]))
-    return stored
+    through the models. One `executemany` for the batch; only when some row was there before
+    (a redelivery) are the new ones looked up, by id, which grows within the write lock."""
+    last_id = connection.execute(_SQLITE_LAST_ID).fetchone()[0]
+    before = connection.total_changes
+    connection.executemany(_SQLITE_INSERT, [_sqlite_values(row) for row in rows])
+    if connection.total_changes - before == len(rows):
+        return {(row["channel"], row["platform_id"]) for row in rows}
+    return {(channel, key) for channel, key in connection.execute(_SQLITE_ADDED_SINCE, (last_id,))}
+
+
+def _sqlite_values(row: dict[str, Any]) -> list[Any]:
+    values = [row[column] for column in _SQLITE_COLUMNS]
+    values[7] = 1 if values[7] else 0
+    values[11] = _sqlite_time(values[11])
+    return values
 
 
 def _sqlite_time(value: datetime) -> str:
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    value = value.astimezone(UTC) if value.tzinfo is not None else value
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _settle(

@@ -65,6 +65,15 @@ async def test_redelivered_events_are_acknowledged_and_stored_once(store: Store)
     assert await stored_rows(store) == 10
 
 
+async def test_a_batch_mixing_new_and_redelivered_events_flags_exactly_the_new_ones(
+    store: Store,
+) -> None:
+    await store.accept([message(n) for n in range(0, 10, 2)])  # the even ones arrive first
+    mixed = await asyncio.gather(*(store.accept([message(n)]) for n in range(10)))
+    assert mixed == [[n % 2 == 1] for n in range(10)]
+    assert await stored_rows(store) == 10
+
+
 async def test_one_request_with_several_messages_gets_a_flag_for_each(store: Store) -> None:
     assert await store.accept([message(1), message(2), message(1)]) == [True, True, False]
     assert await store.accept([]) == []
