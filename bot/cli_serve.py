@@ -22,8 +22,9 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from bot.config import ChannelConfig, ConfigError, Settings, read_channels, reda
 from bot.db import StoreUnavailable
 from bot.handoff import Handoff, StaffChannel
 from bot.metrics import Metrics
+from bot.pg_wake import PostgresWake
 from bot.privacy import install_log_masking
 from bot.reload import KnowledgeHolder
 from bot.store import Store
@@ -175,7 +177,19 @@ class Parts:
             handoff=self.config.handoff,
         )
         app.on_startup.append(_reload_on_sighup)
+        if runner is not None and url.startswith("postgresql"):
+            wake = PostgresWake(url, runner.notify, runner.notify_outbox)
+            app.cleanup_ctx.append(partial(_listen_for_work, wake))
         return app, runner
+
+
+async def _listen_for_work(wake: PostgresWake, _app: web.Application) -> AsyncIterator[None]:
+    """Work committed by other processes wakes this one's workers (bot.pg_wake)."""
+    wake.start()
+    try:
+        yield
+    finally:
+        await wake.stop()
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

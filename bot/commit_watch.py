@@ -12,19 +12,22 @@ must not make the workers claim in vain).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+
+from bot.background import BackgroundTask
 
 log = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL = 0.002  # seconds between looks: 500 cheap reads per second, well under 1 % CPU
 
 
-class SqliteCommitWatch:
+class SqliteCommitWatch(BackgroundTask):
     """Calls `on_inbox()` / `on_outbox()` when another process added inbox / outbox rows."""
+
+    name = "sqlite-commit-watch"
 
     def __init__(
         self,
@@ -34,22 +37,11 @@ class SqliteCommitWatch:
         *,
         interval: float = DEFAULT_INTERVAL,
     ) -> None:
+        super().__init__()
         self._path = path
         self._on_inbox = on_inbox
         self._on_outbox = on_outbox
         self._interval = interval
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="sqlite-commit-watch")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     async def _run(self) -> None:
         # Reads in WAL mode never wait for the writer, so these calls stay in the event loop:

@@ -85,6 +85,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def postgres_database_url(postgres_url: str) -> str:
+    """The session's PostgreSQL database emptied (for tests about PostgreSQL itself)."""
+    asyncio.run(_pg_empty(postgres_url))
+    return postgres_url
+
+
+@pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     """A new SQLite file (for tests about SQLite itself)."""
     return f"sqlite+aiosqlite:///{tmp_path / 'civicdesk.db'}"

@@ -64,10 +64,19 @@ def serve_environment(database_url: str, outbound_url: str, **settings: str) -> 
 
 
 class ServeProcess:
-    """One `civicdesk serve` child process. The working directory is a test folder, so no
-    `.env` of the developer's is read."""
+    """One `civicdesk serve` child process (or `command`: `("work",)`, `("serve",
+    "--no-workers")`). The working directory is a test folder, so no `.env` of the developer's
+    is read."""
 
-    def __init__(self, environ: Mapping[str, str], workdir: Path, *, name: str = "serve") -> None:
+    def __init__(
+        self,
+        environ: Mapping[str, str],
+        workdir: Path,
+        *,
+        name: str = "serve",
+        command: Sequence[str] = ("serve",),
+    ) -> None:
+        self.command = tuple(command)
         self.environ = dict(environ)
         self.workdir = workdir
         self.name = name
@@ -86,7 +95,7 @@ class ServeProcess:
                 sys.executable,
                 "-m",
                 "bot",
-                "serve",
+                *self.command,
                 "--host",
                 "127.0.0.1",
                 "--port",

@@ -1,0 +1,57 @@
+"""The Procfile's two process types, as a deployer runs them: `civicdesk serve --no-workers`
+takes the messages in, `civicdesk work` answers them. The worker must learn of new messages at
+once, not at its next poll (set to 30 s here): on SQLite by watching the file's commits
+(`bot.commit_watch`), on PostgreSQL by LISTEN/NOTIFY (`bot.pg_wake`).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from serve_support import Platform, Receiver, ServeProcess, burst, civicdesk, serve_environment
+
+pytestmark = pytest.mark.slow
+
+MESSAGES = 20
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def split_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'civicdesk.db'}"
+    url: str = request.getfixturevalue("empty_postgres_url")
+    return url
+
+
+async def test_the_worker_process_answers_what_the_web_process_stored_without_waiting_to_poll(
+    tmp_path: Path, split_database: str
+) -> None:
+    receiver = Receiver()
+    outbound = await receiver.start()
+    environ = serve_environment(
+        split_database, outbound, CIVICDESK_POLL_INTERVAL="30", CIVICDESK_RATE_PER_SECOND="0"
+    )
+    web = ServeProcess(environ, tmp_path, name="web", command=("serve", "--no-workers"))
+    worker = ServeProcess(environ, tmp_path, name="worker", command=("work",))
+    platform = Platform(concurrency=5)
+    try:
+        if split_database.startswith("postgresql"):
+            code, _, errors = await civicdesk(environ, tmp_path, "db", "upgrade")
+            assert code == 0, errors
+        await web.start()  # first: on SQLite it creates the file's tables
+        await worker.start()
+        started = time.monotonic()
+        await platform.send([web.url], burst(MESSAGES, "split"))
+        accepted = set(platform.accepted)
+        await receiver.wait_until(
+            lambda: receiver.answered_messages() >= accepted, timeout=20, what="every reply"
+        )
+        took = time.monotonic() - started
+    finally:
+        await worker.stop()
+        await web.stop()
+        await receiver.close()
+    assert len(accepted) == MESSAGES
+    assert took < 10, f"{took:.1f} s: the worker waited for its poll"
