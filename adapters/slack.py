@@ -39,6 +39,7 @@ from adapters.http import (
     same,
 )
 from adapters.payload import compact, json_object, load_object
+from adapters.slack_users import SlackDirectory, profile_name
 from bot.adapter import TEXT_RULES, BadRequest, HttpReply, RawRequest, Unauthorized
 from bot.config import AdapterSpec, ChannelConfig, ChannelSetting, ConfigError, Secret
 from bot.messages import InboundMessage, OutboundMessage, SendResult
@@ -128,6 +129,7 @@ class SlackAdapter:
         self.api_base = api_base.rstrip("/")
         self._clock = clock
         self._http = SessionSlot()
+        self._directory = SlackDirectory(self._http, self.api_base, bot_token)
 
     @classmethod
     def from_config(cls, config: ChannelConfig) -> SlackAdapter:
@@ -141,6 +143,10 @@ class SlackAdapter:
 
     def attach_session(self, session: aiohttp.ClientSession) -> None:
         self._http.attach(session)
+
+    async def staff_name(self, user: str) -> str | None:
+        """bot.adapter.StaffDirectory: the name of the member who wrote in a ticket's thread."""
+        return await self._directory.name(user)
 
     def handshake(self, raw: RawRequest) -> HttpReply | None:
         """Echo the challenge of a signed `url_verification`; refuse an unsigned one."""
@@ -236,7 +242,7 @@ class SlackAdapter:
             platform_id=f"{channel}:{ts}",
             conversation=channel,
             sender=event["user"],
-            sender_name=_profile_name(event.get("user_profile")),
+            sender_name=profile_name(event.get("user_profile")),
             text=_plain(event["text"], own),
             public=False,
             reply_to=f"{channel}:{thread_ts}",
@@ -309,18 +315,6 @@ def _by_a_person(event: dict[str, Any], own: frozenset[str]) -> bool:
         and user not in own
         and all(isinstance(event.get(key), str) for key in ("type", "channel", "text", "ts"))
     )
-
-
-def _profile_name(profile: Any) -> str | None:
-    """The name shown in Slack, when the event carries the author's profile (often it does not:
-    then the member id, U0123ABCD, stands for the staff member)."""
-    if not isinstance(profile, dict):
-        return None
-    for key in ("display_name", "real_name", "name"):
-        value = profile.get(key)
-        if isinstance(value, str) and value.strip():
-            return value.strip()[:255]
-    return None
 
 
 def _own_users(data: dict[str, Any]) -> frozenset[str]:

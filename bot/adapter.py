@@ -170,3 +170,13 @@ class Poller(Protocol):
     async def poll(self, cursor: str | None) -> PollResult:
         """Messages after `cursor` (None: first run; start from now rather than replaying the
         account's whole history). Raise PollFailed for a poll that could not be made."""
+
+
+@runtime_checkable
+class StaffDirectory(Protocol):
+    """A staff channel whose events name their author by id only (Slack's message events often
+    carry no profile): the name to record as who answered, looked up on the platform."""
+
+    async def staff_name(self, user: str) -> str | None:
+        """The name the platform shows for `user`; None when it cannot say (never raises)."""
+        ...

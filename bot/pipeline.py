@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -143,6 +143,7 @@ async def handle_batch(
     store: Store,
     *,
     handoff: Handoff = NO_HANDOFF,
+    staff_names: StaffNames | None = None,
 ) -> list[Handled | Exception]:
     """Answer rows claimed together: one read of their state, one transaction for the results.
 
@@ -155,13 +156,27 @@ async def handle_batch(
     for segment in _segments(rows, handoff.staff_names):
         if rows[segment[0]].channel in handoff.staff_names:
             [index] = segment
-            results[index] = await _staff_reply(store, rows[index], handoff, rules_for)
+            row = await _named(rows[index], staff_names)
+            results[index] = await _staff_reply(store, row, handoff, rules_for)
         else:
             answered = await _answer_citizens(
                 store, rows, segment, desk=desk, rules_for=rules_for, handoff=handoff
             )
             results.update(answered)
     return [results[i] for i in range(len(rows))]
+
+
+# (channel, user id) -> the name the platform shows, or None (bot.adapter.StaffDirectory)
+StaffNames = Callable[[str, str], Awaitable[str | None]]
+
+
+async def _named(row: InboxRow, staff_names: StaffNames | None) -> InboxRow:
+    """A staff message with its author's name, where the event gave only an id: the ticket
+    and its log say who answered by name."""
+    if row.sender_name or staff_names is None:
+        return row
+    name = await staff_names(row.channel, row.sender)
+    return replace(row, sender_name=name) if name else row
 
 
 def _segments(rows: Sequence[InboxRow], staff: frozenset[str]) -> list[list[int]]:

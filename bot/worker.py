@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from bot.adapter import Adapter, TextRules, rules_for
+from bot.adapter import Adapter, StaffDirectory, TextRules, rules_for
 from bot.db import StoreUnavailable
 from bot.delivery import Delivery, DeliveryConfig
 from bot.desk import Desk
@@ -218,6 +218,10 @@ class Workers:
         adapter = self._adapters.get(channel)
         return adapter.text_rules if adapter is not None else rules_for(channel)
 
+    async def _staff_name(self, channel: str, user: str) -> str | None:
+        adapter = self._adapters.get(channel)
+        return await adapter.staff_name(user) if isinstance(adapter, StaffDirectory) else None
+
     async def _answer(self, rows: list[InboxRow]) -> None:
         try:
             results = await handle_batch(
@@ -226,6 +230,7 @@ class Workers:
                 self._rules,
                 self._store,
                 handoff=self._config.handoff,
+                staff_names=self._staff_name,
             )
         except asyncio.CancelledError:
             for row in rows:

@@ -45,7 +45,9 @@ class FakeApi:
     url: str = ""
 
     async def handle(self, request: web.Request) -> web.Response:
-        call = Call(request.path, dict(request.headers), json.loads(await request.read()))
+        # Reads (Slack's users.info) are GETs with their arguments in the query.
+        body = dict(request.query) if request.method == "GET" else json.loads(await request.read())
+        call = Call(request.path, dict(request.headers), body)
         self.calls.append(call)
         self.arrived.set()
         answer = self.scripted.pop(0) if self.scripted else self.answer(call, len(self.calls))
@@ -66,7 +68,16 @@ def telegram_ok(call: Call, number: int) -> Answer:
     return Answer(200, {"ok": True, "result": message})
 
 
+STAFF_NAMES = {"U0LI": "Li Wei"}  # the members the fake Slack workspace knows
+
+
 def slack_ok(call: Call, number: int) -> Answer:
+    if call.path.endswith("/users.info"):
+        user = call.body.get("user")
+        if user not in STAFF_NAMES:
+            return Answer(200, {"ok": False, "error": "user_not_found"})
+        profile = {"display_name": "", "real_name": STAFF_NAMES[user]}
+        return Answer(200, {"ok": True, "user": {"id": user, "name": "li", "profile": profile}})
     ts = f"1700000000.{number:06d}"
     return Answer(200, {"ok": True, "channel": call.body["channel"], "ts": ts})
 
@@ -75,7 +86,9 @@ def slack_ok(call: Call, number: int) -> Answer:
 async def fake_api(answer: Answerer, prefix: str = "") -> AsyncIterator[FakeApi]:
     """A fake API; its `url` is the base URL to configure (`prefix` is Slack's /api)."""
     fake = FakeApi(answer)
-    async with serve([("POST", "/{tail:.*}", fake.handle)]) as url:
+    async with serve(
+        [("POST", "/{tail:.*}", fake.handle), ("GET", "/{tail:.*}", fake.handle)]
+    ) as url:
         fake.url = url + prefix
         yield fake
 

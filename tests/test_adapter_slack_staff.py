@@ -9,7 +9,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from fake_telegram_slack import FakeApi, fake_api, slack_ok
+from fake_telegram_slack import Answer, FakeApi, fake_api, slack_ok
 from test_adapter_slack import BOT_TOKEN, NOW, SECRET, fixture, signed
 
 from adapters import ADAPTERS
@@ -169,3 +169,31 @@ async def test_a_ticket_is_posted_at_the_top_and_its_update_in_its_thread(
     reply = thread_reply(thread_ts="1700000000.000001")
     (message,) = channel.parse(signed(reply))
     assert message.reply_to == ticket.platform_id
+
+
+async def test_a_members_name_is_asked_of_slack_once_and_kept(
+    slack_api: FakeApi, session: aiohttp.ClientSession
+) -> None:
+    channel = staff_adapter(slack_api.url)
+    channel.attach_session(session)
+
+    assert await channel.staff_name("U0LI") == "Li Wei"  # the profile's full name
+    assert await channel.staff_name("U0LI") == "Li Wei"
+    assert await channel.staff_name("U0NOBODY") is None  # user_not_found: the id stands in
+    assert [(c.path, c.body) for c in slack_api.calls] == [
+        ("/api/users.info", {"user": "U0LI"}),
+        ("/api/users.info", {"user": "U0NOBODY"}),
+    ]
+
+
+async def test_without_the_users_read_scope_the_log_says_what_to_add(
+    slack_api: FakeApi, session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    slack_api.scripted.append(Answer(200, {"ok": False, "error": "missing_scope"}))
+    channel = staff_adapter(slack_api.url)
+    channel.attach_session(session)
+
+    assert await channel.staff_name("U0LI") is None
+    [warning] = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert "missing_scope" in warning.getMessage() and "users:read" in warning.getMessage()
+    assert BOT_TOKEN not in caplog.text

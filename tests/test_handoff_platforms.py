@@ -158,18 +158,21 @@ async def test_a_telegram_question_is_answered_from_a_slack_thread(
     assert answer.body["chat_id"] == CITIZEN_CHAT
     assert answer.body["text"] == ANSWER
     assert answer.body["reply_parameters"]["message_id"] == 1301  # it quotes the question
-    _, update = await scene.slack.wait_for(2)
+    # The event names Li by member id only: civicdesk asks Slack who that is.
+    _, lookup, update = await scene.slack.wait_for(3)
+    assert (lookup.path, lookup.body) == ("/api/users.info", {"user": "U0LI"})
+    assert lookup.headers["Authorization"] == f"Bearer {SLACK_TOKEN}"
     assert update.body["channel"] == STAFF_CHANNEL and update.body["thread_ts"] == ticket_ts
     assert update.body["text"].startswith(f"[{reference}] answered; the answer is on its way")
-    assert "U0LI" in update.body["text"]  # the event names the member by id only
+    assert " · Li Wei · " in update.body["text"]
 
     await settled(scene.database)
     record = await cli_json(
         scene.database, "escalations", "show", reference, monkeypatch=monkeypatch
     )
-    assert (record["status"], record["answered_by"]) == ("closed", "U0LI")
+    assert (record["status"], record["answered_by"]) == ("closed", "Li Wei")
     assert [e["kind"] for e in record["history"]] == ["opened", "answered"]
-    assert (len(scene.telegram.calls), len(scene.slack.calls)) == (2, 2)
+    assert (len(scene.telegram.calls), len(scene.slack.calls)) == (2, 3)
 
 
 async def test_a_follow_up_goes_to_the_slack_thread_and_the_bot_stays_quiet(

@@ -1,0 +1,91 @@
+"""Who a Slack member is: `users.info`, for staff replies whose event names the author by member
+id only (Slack's message events often carry no `user_profile`). Needs the `users:read` scope;
+without it the member id stands for the staff member, and the log says what to add once.
+
+Names are kept for an hour: a staff member answering ten tickets costs one call.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from adapters.http import SessionSlot, exchange
+from bot.config import Secret
+
+log = logging.getLogger("civicdesk.slack")
+
+KEEP_NAMES = 3600.0  # seconds a looked-up name is kept
+TIMEOUT = 5.0
+
+
+class SlackDirectory:
+    def __init__(
+        self,
+        http: SessionSlot,
+        api_base: str,
+        bot_token: Secret,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._http = http
+        self._api_base = api_base
+        self._bot_token = bot_token
+        self._clock = clock
+        self._names: dict[str, tuple[str, float]] = {}
+        self._warned = False
+
+    async def name(self, user: str) -> str | None:
+        kept = self._names.get(user)
+        now = self._clock()
+        if kept is not None and kept[1] > now:
+            return kept[0]
+        token = self._bot_token.reveal()
+        reply = await exchange(
+            self._http.session,
+            "GET",
+            f"{self._api_base}/users.info",
+            None,
+            {"Authorization": f"Bearer {token}", "User-Agent": "civicdesk"},
+            params={"user": user},
+            timeout=TIMEOUT,
+            secrets=(token,),
+        )
+        data = getattr(reply, "data", None)
+        if not isinstance(data, Mapping) or data.get("ok") is not True:
+            self._warn(user, data.get("error") if isinstance(data, Mapping) else reply)
+            return None
+        found = member_name(data.get("user"))
+        if found is not None:
+            self._names[user] = (found, now + KEEP_NAMES)
+        return found
+
+    def _warn(self, user: str, error: Any) -> None:
+        hint = (
+            " (add the users:read scope and reinstall the app)" if error == "missing_scope" else ""
+        )
+        level = logging.DEBUG if self._warned else logging.WARNING
+        self._warned = True
+        log.log(level, "users.info for %s failed: %s%s; the member id stands for them",
+                user, getattr(error, "error", error), hint)  # fmt: skip
+
+
+def member_name(member: Any) -> str | None:
+    """The name Slack shows for a `users.info` member: from the profile, else the member's."""
+    if not isinstance(member, Mapping):
+        return None
+    return profile_name(member.get("profile")) or profile_name(member)
+
+
+def profile_name(profile: Any) -> str | None:
+    """The display name, else the full name, else the user name; None when there is none (an
+    event's `user_profile` is often absent or empty)."""
+    if not isinstance(profile, Mapping):
+        return None
+    for key in ("display_name", "real_name", "name"):
+        value = profile.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()[:255]
+    return None
