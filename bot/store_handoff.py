@@ -187,7 +187,10 @@ def apply_staff_command(
         add_event(connection, _id(escalation), EVENT_NOTE, at=now, actor=actor, channel=channel,
                   detail=command.text)  # fmt: skip
         return Outcome(escalation, EVENT_NOTE)
-    if escalation.status != ESCALATION_OPEN:
+    # An undeliverable ticket may still be closed: the citizen was reached another way, and
+    # its kept answer must then not go out when they write again.
+    reached_otherwise = escalation.status == ESCALATION_UNDELIVERABLE and isinstance(command, Close)
+    if escalation.status != ESCALATION_OPEN and not reached_otherwise:
         raise EscalationClosed(reference)
     if isinstance(command, Claim):
         escalation = _change(connection, escalation, assigned_to=actor)
@@ -195,7 +198,7 @@ def apply_staff_command(
     elif isinstance(command, Close):
         escalation = _change(connection, escalation, status=ESCALATION_CLOSED, closed_at=now,
                              close_reason=command.reason or None)  # fmt: skip
-        if command.reason:
+        if command.reason and not reached_otherwise:  # the platform would refuse it now
             _to_citizen(
                 connection, escalation, command.reason, now=now, rules_for=rules_for,
                 kind=KIND_REPLY,

@@ -32,7 +32,7 @@ from bot.cli import main as cli
 from bot.config import Secret
 from bot.delivery import Delivery, DeliveryConfig
 from bot.desk import Desk
-from bot.handoff import Answer, Handoff, StaffChannel
+from bot.handoff import Answer, Close, Handoff, StaffChannel
 from bot.hours import BusinessHours, OfficeCalendar, parse_week
 from bot.knowledge import check_knowledge, load_knowledge
 from bot.messages import InboundMessage
@@ -338,6 +338,28 @@ async def test_a_kept_answer_is_sent_when_the_citizen_writes_again_and_reopens_t
     # The conversation is the bot's again.
     handled = await _citizen_writes(store, handoff, clock, "m-3", "如何缴纳诉讼费？")
     assert handled.decision == "answer"
+
+
+async def test_an_undeliverable_ticket_closed_by_staff_sends_nothing_then_or_later(
+    clocked_store: Store, clock: Clock
+) -> None:
+    store = clocked_store
+    handoff = STAFF
+    reference = await _escalated(store, handoff, clock)
+    await outbox_kinds(store)
+    clock.now += timedelta(hours=49)
+    await store.staff_command(reference, Answer("It is filed."), actor="li", handoff=handoff)
+    await outbox_kinds(store)
+
+    # Li phoned the citizen instead.
+    outcome = await store.staff_command(reference, Close("reached by phone"), actor="li",
+                                        handoff=handoff)  # fmt: skip
+    assert outcome.escalation.status == "closed"
+    assert [channel for _, channel, _ in await outbox_kinds(store)] == ["staff"]
+    handled = await _citizen_writes(store, handoff, clock, "m-2", "如何缴纳诉讼费？")
+    assert handled.decision == "answer"  # the bot again; the kept answer stays kept
+    sent = await outbox_kinds(store)
+    assert [kind for kind, _, _ in sent] == ["reply"] and "It is filed." not in sent[0][2]
 
 
 async def test_an_answer_after_the_reply_window_goes_by_email_to_the_address_the_citizen_gave(

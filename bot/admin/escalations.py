@@ -29,7 +29,8 @@ DONE = {  # what the ticket page says after an action (never text from the reque
     "answered": "Answer sent: it is on its way to the citizen, and the ticket is closed.",
     "undeliverable": (
         "NOT sent: the platform's reply window has closed. The answer is kept and the ticket "
-        "marked undeliverable: reach the citizen another way."
+        "marked undeliverable: it goes out by itself if the citizen writes again; if you reach "
+        "them another way, close the ticket."
     ),
     "claimed": "You claimed this ticket.",
     "note": "Note added to the log (not sent to the citizen).",
@@ -94,6 +95,7 @@ async def ticket(request: web.Request) -> web.StreamResponse:
         messages=await state.admin_store.ticket_messages(escalation.id),
         done=DONE.get(request.query.get("done", "")),
         is_open=escalation.status == ESCALATION_OPEN,
+        is_undeliverable=escalation.status == ESCALATION_UNDELIVERABLE,
     )
 
 
