@@ -2,21 +2,24 @@
 
 The page POSTs a question as JSON to /webhooks/<channel> like any platform would, so it takes the
 same path through the inbox and the workers. Workers answer asynchronously, so `send` cannot write
-into the page's HTTP response: it drops the reply into an in-process mailbox, and the page
-long-polls `GET /chat/api/replies?conversation=...&after=<seq>` for it.
+into the page's HTTP response: the page long-polls `GET /chat/api/replies?conversation=...&after=
+<id>` for the replies after the last it saw, numbered by their outbox ids.
 
-The mailbox lives in the process that delivers the reply. With several processes behind a load
-balancer, a reply may be delivered by another process than the one the page polls: route /chat and
-/webhooks/webchat to one process (sticky sessions) or leave webchat to a single-process set-up.
+The outbox is where the replies are read: a reply delivered by another process (the Procfile's
+`civicdesk work`, another server behind a load balancer) reaches the page too, found by a look at
+the database every `LOOK_EVERY` seconds while a poll waits. A reply this process delivers is
+kept a while in its mailbox and wakes the waiting poll at once, before its row is marked sent.
+Replies are shown in order: a reply still being sent holds back the ones after it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
-from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -25,14 +28,18 @@ from adapters.payload import json_object
 from bot.adapter import TEXT_RULES, BadRequest, HttpReply, RawRequest
 from bot.config import AdapterSpec, ChannelConfig, ChannelSetting
 from bot.messages import InboundMessage, OutboundMessage, SendResult
+from bot.models import OUTBOX_DEAD, OUTBOX_SENT
 
 MAX_QUESTION = 2000  # characters: a question, not an essay
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")  # conversation and message ids made by the page
 
 
+LOOK_EVERY = 0.5  # seconds between looks at the outbox while a poll waits
+
+
 @dataclass(frozen=True)
 class ChatReply:
-    seq: int  # increasing across the mailbox: the page asks for replies after the last it saw
+    seq: int  # the reply's outbox id: the page asks for replies after the last it saw
     text: str
     reply_to: str | None
     at: str  # ISO 8601, UTC
@@ -43,13 +50,14 @@ class ChatReply:
 
 @dataclass
 class _Box:
-    replies: deque[ChatReply]
+    replies: dict[int, ChatReply]
     touched: float
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class Mailbox:
-    """Replies per conversation, kept for a while so that a page that reconnects still gets them.
+    """Replies this process delivered, per conversation (the outbox marks them sent a moment
+    later), and the wake-up of the polls waiting for them.
 
     Bounded: at most `keep` replies per conversation and `max_conversations` conversations (the
     least recently used go first), each dropped `ttl` seconds after it was last used.
@@ -64,41 +72,36 @@ class Mailbox:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._boxes: OrderedDict[str, _Box] = OrderedDict()
-        self._seq = 0
         self._keep, self._ttl, self._max = keep, ttl, max_conversations
         self._clock = clock
-        self._closed = False
+        self.closed = False
 
     def __len__(self) -> int:
         return len(self._boxes)
 
-    def put(self, conversation: str, text: str, reply_to: str | None = None) -> ChatReply:
-        self._seq += 1
-        at = datetime.now(UTC).isoformat(timespec="seconds")
-        reply = ChatReply(self._seq, text, reply_to, at)
+    def put(self, conversation: str, reply: ChatReply) -> None:
         box = self._box(conversation)
-        box.replies.append(reply)
+        box.replies[reply.seq] = reply
+        while len(box.replies) > self._keep:
+            del box.replies[min(box.replies)]
         # Wake every waiter of this conversation, and give later waiters a fresh event.
         box.changed.set()
         box.changed = asyncio.Event()
-        return reply
 
-    async def wait(self, conversation: str, after: int, timeout: float) -> list[ChatReply]:
-        """The replies after `after`, waiting up to `timeout` seconds for one if there is none."""
+    def delivered(self, conversation: str, after: int) -> dict[int, ChatReply]:
+        """The replies delivered here after `after`, by id."""
         box = self._box(conversation)
-        newer = [r for r in box.replies if r.seq > after]
-        if newer or self._closed:
-            return newer
-        changed = box.changed
-        try:
+        return {seq: reply for seq, reply in box.replies.items() if seq > after}
+
+    async def wait(self, conversation: str, timeout: float) -> None:
+        """Until a reply is put in this conversation, the mailbox closes, or `timeout`."""
+        changed = self._box(conversation).changed
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(changed.wait(), timeout)
-        except TimeoutError:
-            return []
-        return [r for r in box.replies if r.seq > after]
 
     def close(self) -> None:
         """Release every waiter (the server is stopping)."""
-        self._closed = True
+        self.closed = True
         for box in self._boxes.values():
             box.changed.set()
 
@@ -111,12 +114,29 @@ class Mailbox:
                 break
             self._boxes.popitem(last=False)[1].changed.set()
         if box is None:
-            box = _Box(deque(maxlen=self._keep), now)
-            if self._closed:
+            box = _Box({}, now)
+            if self.closed:
                 box.changed.set()
         box.touched = now
         self._boxes[conversation] = box  # the most recently used goes last
         return box
+
+
+def shown(rows: Sequence[Any], here: Mapping[int, ChatReply]) -> list[ChatReply]:
+    """What the page may show of a conversation's outbox rows after its last id (oldest first):
+    each reply delivered (by this process: `here`, or marked sent), up to the first one still
+    on its way; dead letters are skipped, they will not come."""
+    replies: list[ChatReply] = []
+    for row in rows:
+        if row.id in here:
+            replies.append(here[row.id])
+        elif row.status == OUTBOX_SENT:
+            sent = row.sent_at.replace(tzinfo=row.sent_at.tzinfo or UTC) if row.sent_at else None
+            at = sent.isoformat(timespec="seconds") if sent else ""
+            replies.append(ChatReply(row.id, row.text, row.reply_to, at))
+        elif row.status != OUTBOX_DEAD:
+            break
+    return replies
 
 
 class WebchatAdapter:
@@ -127,6 +147,12 @@ class WebchatAdapter:
     def __init__(self, name: str = "webchat", mailbox: Mailbox | None = None) -> None:
         self.name = name
         self.mailbox = mailbox or Mailbox()
+        self._outbox: Callable[[str, int], Awaitable[list[Any]]] | None = None
+
+    def read_outbox(self, reader: Callable[[str, int], Awaitable[list[Any]]]) -> None:
+        """Where to read a conversation's replies (`Store.conversation_replies` of this
+        channel): without it, only replies delivered by this process reach the page."""
+        self._outbox = reader
 
     @classmethod
     def from_config(cls, config: ChannelConfig) -> WebchatAdapter:
@@ -170,14 +196,28 @@ class WebchatAdapter:
         return HttpReply(200, b'{"ok":true}', "application/json")
 
     async def send(self, msg: OutboundMessage) -> SendResult:
-        reply = self.mailbox.put(msg.conversation, msg.text, msg.reply_to)
-        return SendResult.sent(f"webchat-{reply.seq}")
+        at = datetime.now(UTC).isoformat(timespec="seconds")
+        self.mailbox.put(msg.conversation, ChatReply(msg.id, msg.text, msg.reply_to, at))
+        return SendResult.sent(f"webchat-{msg.id}")
 
     async def replies(self, conversation: str, after: int, timeout: float) -> list[dict[str, Any]]:
         """For the page's long poll: replies after `after`, waiting up to `timeout` seconds."""
         if not _TOKEN.match(conversation):
             raise BadRequest("conversation must be 8-64 letters, digits, '-' or '_'")
-        return [r.as_json() for r in await self.mailbox.wait(conversation, after, timeout)]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            found = await self._delivered(conversation, after)
+            left = deadline - loop.time()
+            if found or left <= 0 or self.mailbox.closed:
+                return [reply.as_json() for reply in found]
+            await self.mailbox.wait(conversation, min(left, LOOK_EVERY))
+
+    async def _delivered(self, conversation: str, after: int) -> list[ChatReply]:
+        here = self.mailbox.delivered(conversation, after)
+        if self._outbox is None:
+            return [here[seq] for seq in sorted(here)]
+        return shown(await self._outbox(conversation, after), here)
 
     def stop_waiting(self) -> None:
         """The server is stopping: answer every waiting poll now rather than hold shutdown."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Mapping
+from functools import partial
 from typing import Protocol, runtime_checkable
 
 import aiohttp
@@ -67,6 +68,8 @@ def create_app(
         chat=chats[0] if chats else None,
     )
     app[GATEWAY] = gateway
+    for chat in chats:  # replies delivered by any process reach the page (adapters.webchat)
+        chat.read_outbox(partial(store.conversation_replies, chat.name))
     pollers = [a for a in adapters.values() if isinstance(a, Poller)]
     if polling and pollers:
         app[POLLING] = PollRunner(store, pollers, events=gateway.metrics)

@@ -43,7 +43,7 @@ from bot.pg_wake import PostgresWake
 from bot.privacy import install_log_masking
 from bot.reload import KnowledgeHolder
 from bot.store import Store
-from bot.web import GATEWAY, AccessLogger, LiveChat
+from bot.web import GATEWAY, AccessLogger
 from bot.worker import WorkerConfig, Workers
 
 log = logging.getLogger("civicdesk.serve")
@@ -199,12 +199,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
     parts = Parts.assemble(settings)
-    if not args.workers and any(isinstance(a, LiveChat) for a in parts.adapters.values()):
-        log.warning(
-            "the web chat shows replies delivered in this process: with --no-workers they are "
-            "delivered by `civicdesk work` and the page will not show them; serve the web chat "
-            "from a `civicdesk serve` with workers"
-        )
 
     async def make_app() -> web.Application:
         app, _ = await parts.app(workers=args.workers)

@@ -90,6 +90,8 @@ class OutboxMessage(SQLModel, table=True):
         Index("ix_outbox_due", "status", "next_attempt_at"),
         # A staff reply names the ticket post it answers by the platform's id of that post.
         Index("ix_outbox_posted", "channel", "platform_message_id"),
+        # The web chat page reads its conversation's replies by id, from any process.
+        Index("ix_outbox_conversation", "channel", "conversation", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

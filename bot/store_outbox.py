@@ -11,6 +11,8 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+from sqlalchemy import bindparam, select
+
 from bot import store_claims as claims
 from bot.batching import Batcher, BatcherClosed
 from bot.db import StoreUnavailable
@@ -25,6 +27,17 @@ from bot.models import (
 )
 
 log = logging.getLogger("bot.store")
+
+_CONVERSATION_REPLIES = (
+    select(OUTBOX.c.id, OUTBOX.c.text, OUTBOX.c.reply_to, OUTBOX.c.status, OUTBOX.c.sent_at)
+    .where(
+        OUTBOX.c.channel == bindparam("b_channel"),
+        OUTBOX.c.conversation == bindparam("b_conversation"),
+        OUTBOX.c.id > bindparam("b_after"),
+    )
+    .order_by(OUTBOX.c.id)
+    .limit(bindparam("b_limit"))
+)
 
 
 class OutboxMethods:
@@ -120,6 +133,19 @@ class OutboxMethods:
         if revived:
             log.info("outbox %d: dead letter queued again", outbox_id)
         return revived
+
+    async def conversation_replies(
+        self, channel: str, conversation: str, after: int, limit: int = 50
+    ) -> list[Any]:
+        """The replies queued in a conversation after outbox id `after`, oldest first, whatever
+        their state (the web chat shows what was delivered; adapters.webchat). Each row: id,
+        text, reply_to, status, sent_at."""
+        values = {"b_channel": channel, "b_conversation": conversation, "b_after": after,
+                  "b_limit": limit}  # fmt: skip
+        rows: list[Any] = await self._db.read(
+            lambda connection: list(connection.execute(_CONVERSATION_REPLIES, values))
+        )
+        return rows
 
     async def list_dead(self) -> list[OutboxRow]:
         rows = await self._db.read(claims.dead_letters)

@@ -11,7 +11,7 @@ import asyncio
 import html
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any, Protocol, runtime_checkable
@@ -42,6 +42,9 @@ class InboxStore(Protocol):
     async def ping(self) -> None: ...
     async def queue_depths(self) -> dict[str, int]: ...
     async def load_cursor(self, channel: str) -> str | None: ...
+    async def conversation_replies(
+        self, channel: str, conversation: str, after: int, limit: int = 50
+    ) -> list[Any]: ...
     async def save_cursor(self, channel: str, cursor: str) -> None: ...
     async def close(self) -> None: ...
 
@@ -54,6 +57,10 @@ class Runnable(Protocol):
     def notify(self) -> None: ...
 
 
+# (conversation, after outbox id) -> that conversation's outbox rows after it (Store)
+OutboxReader = Callable[[str, int], Awaitable[list[Any]]]
+
+
 @runtime_checkable
 class LiveChat(Protocol):
     """An adapter whose replies a page fetches by long poll (the web chat)."""
@@ -63,6 +70,8 @@ class LiveChat(Protocol):
     async def replies(
         self, conversation: str, after: int, timeout: float
     ) -> list[dict[str, Any]]: ...
+
+    def read_outbox(self, reader: OutboxReader) -> None: ...
 
     def stop_waiting(self) -> None: ...
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from functools import partial
 
 import pytest
 
-from adapters.webchat import Mailbox, WebchatAdapter
+from adapters.webchat import ChatReply, Mailbox, WebchatAdapter
 from bot.adapter import BadRequest, RawRequest
-from bot.messages import OutboundMessage
+from bot.drafts import OutboxDraft
+from bot.messages import InboundMessage, OutboundMessage
+from bot.store import Store
 
 JSON = {"Content-Type": "application/json; charset=utf-8"}
 
@@ -70,17 +73,63 @@ async def test_stopping_releases_every_waiting_poll() -> None:
 async def test_the_mailbox_is_bounded() -> None:
     now = [0.0]
     mailbox = Mailbox(keep=2, ttl=100, max_conversations=3, clock=lambda: now[0])
-    for number in range(5):
-        mailbox.put("conv-0001", f"reply {number}")
-    assert [r.text for r in await mailbox.wait("conv-0001", 0, 0)] == ["reply 3", "reply 4"]
+    for number in range(1, 6):
+        mailbox.put("conv-0001", ChatReply(number, f"reply {number}", None, ""))
+    assert [r.text for r in mailbox.delivered("conv-0001", 0).values()] == ["reply 4", "reply 5"]
 
-    for name in ("conv-0002", "conv-0003", "conv-0004"):
-        mailbox.put(name, "x")
+    for number, name in enumerate(("conv-0002", "conv-0003", "conv-0004"), start=6):
+        mailbox.put(name, ChatReply(number, "x", None, ""))
     assert len(mailbox) == 3  # the least recently used went first
 
     now[0] = 1000.0
-    mailbox.put("conv-0005", "y")
+    mailbox.put("conv-0005", ChatReply(9, "y", None, ""))
     assert len(mailbox) == 1  # the others expired
+
+
+# --- replies read from the outbox: delivered by whichever process --------------------------
+
+
+async def queue_replies(store: Store, conversation: str, *texts: str) -> list[int]:
+    """A question on the web chat answered with `texts`, as a worker would: their outbox ids."""
+    await store.accept([InboundMessage("webchat", f"q-{conversation}", conversation, conversation,
+                                       "问题", False)])  # fmt: skip
+    [row] = await store.claim_inbox("answering", 1, 30)
+    drafts = [OutboxDraft("webchat", conversation, text) for text in texts]
+    assert await store.finish_inbox(row.id, decision="answer", entry_id=None, replies=drafts,
+                                    escalation=None, pending_clarify=None)  # fmt: skip
+    claimed = await store.claim_outbox("another-process", 10, 30)
+    return [r.id for r in claimed]
+
+
+async def test_a_reply_delivered_by_another_process_reaches_this_processs_page(
+    store: Store,
+) -> None:
+    chat = WebchatAdapter()  # this process: it delivers nothing itself
+    chat.read_outbox(partial(store.conversation_replies, "webchat"))
+    poll = asyncio.create_task(chat.replies("conv-split", after=0, timeout=30))
+    [reply_id] = await queue_replies(store, "conv-split", "可网上缴纳。")
+    await asyncio.sleep(0.1)
+    assert not poll.done()  # queued and being sent is not delivered
+
+    assert await store.mark_sent(reply_id, f"webchat-{reply_id}")  # by the other process
+    [got] = await asyncio.wait_for(poll, 5)
+    assert (got["seq"], got["text"]) == (reply_id, "可网上缴纳。")
+    assert await chat.replies("conv-split", after=got["seq"], timeout=0) == []
+
+
+async def test_replies_reach_the_page_in_order_and_dead_letters_do_not_hold_them_back(
+    store: Store,
+) -> None:
+    chat = WebchatAdapter()
+    chat.read_outbox(partial(store.conversation_replies, "webchat"))
+    first, second, third = await queue_replies(store, "conv-order", "one", "two", "three")
+
+    await store.mark_sent(second, None)
+    assert await chat.replies("conv-order", 0, 0) == []  # "one" is still on its way
+    await chat.send(reply("conv-order", "one", first))  # this process delivers it
+    assert [r["text"] for r in await chat.replies("conv-order", 0, 0)] == ["one", "two"]
+    await store.mark_dead(third, "refused")
+    assert [r["text"] for r in await chat.replies("conv-order", second, 0)] == []
 
 
 def test_parse_reads_the_page_s_question() -> None:
