@@ -38,6 +38,7 @@ from bot.commit_watch import SqliteCommitWatch
 from bot.config import ChannelConfig, ConfigError, Settings, read_channels, redacted_url
 from bot.db import StoreUnavailable
 from bot.handoff import Handoff, StaffChannel
+from bot.memory import freeze_long_lived
 from bot.metrics import Metrics
 from bot.pg_wake import PostgresWake
 from bot.privacy import install_log_masking
@@ -202,6 +203,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     async def make_app() -> web.Application:
         app, _ = await parts.app(workers=args.workers)
+        freeze_long_lived()
         log.info(
             "serving channels %s on http://%s:%d (database %s)%s",
             ", ".join(parts.adapters),
@@ -253,6 +255,7 @@ async def _work(parts: Parts, host: str, port: int | None) -> None:
     assert workers is not None
     runner = web.AppRunner(app, access_log_class=AccessLogger)
     await runner.setup()  # opens the store and the HTTP session, starts workers and pollers
+    freeze_long_lived()
     watch = None
     database = sqlite_path(parts.settings.database_url)
     if database is not None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from bot.config import Settings
 from bot.desk import ClarifyMemory, Desk
 from bot.knowledge import KnowledgeBase, KnowledgeError, load_knowledge
+from bot.memory import freeze_long_lived
 from bot.metrics import Metrics
 
 log = logging.getLogger("civicdesk.knowledge")
@@ -108,6 +109,7 @@ class KnowledgeHolder:
             self._count("failed")
             return False
         self._desk = desk
+        freeze_long_lived()  # the new version is long-lived; the old one is freed
         self.loaded_at = datetime.now(UTC)
         self.error = self.failed_at = None
         log.info("knowledge reloaded from %s: %d entries", self.folder, len(desk.knowledge.entries))

@@ -4,10 +4,12 @@ last good version serving and /readyz says why; fixing it serves the new content
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import shutil
 import signal
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from web_support import (
 
 from bot.cli_serve import install_sighup
 from bot.config import Settings
+from bot.memory import freeze_long_lived
 from bot.metrics import Metrics
 from bot.reload import KnowledgeHolder
 
@@ -79,6 +82,20 @@ def test_an_edit_is_served_after_a_reload(folder: Path) -> None:
     assert knowledge.reload_now()
     assert answer(knowledge).startswith(NEW)
     assert not knowledge.changed()
+
+
+def test_a_reload_frees_the_version_it_replaces(folder: Path) -> None:
+    # Nothing may keep the old knowledge base (a cache, a frozen generation: bot.memory), or
+    # every FAQ edit would leak a copy of it in a server that runs for months.
+    knowledge = holder(folder)
+    freeze_long_lived()
+    old = weakref.ref(knowledge.desk.knowledge)
+    edit(folder, (OLD_LINE, NEW_LINE))
+
+    assert knowledge.reload_now()
+    assert old() is None
+    assert gc.get_freeze_count() > 0  # the new version is frozen in its turn
+    gc.unfreeze()
 
 
 def test_a_bad_edit_keeps_the_last_good_version_and_says_where(folder: Path) -> None:
