@@ -22,6 +22,7 @@ from bot.admin import mount_admin
 from bot.config import Settings
 from bot.handoff import Handoff
 from bot.metrics import Metrics
+from bot.poll_leader import PostgresPollLocks
 from bot.polling import PollRunner
 from bot.reload import KnowledgeHolder
 from bot.store_purge import daily_purge
@@ -72,7 +73,10 @@ def create_app(
         chat.read_outbox(partial(store.conversation_replies, chat.name))
     pollers = [a for a in adapters.values() if isinstance(a, Poller)]
     if polling and pollers:
-        app[POLLING] = PollRunner(store, pollers, events=gateway.metrics)
+        # On PostgreSQL several processes may run: one of them polls each channel.
+        url = settings.database_url
+        leadership = PostgresPollLocks(url) if url.startswith("postgresql") else None
+        app[POLLING] = PollRunner(store, pollers, events=gateway.metrics, leadership=leadership)
     add_routes(app)
     mount_admin(app, handoff=handoff)
     app.cleanup_ctx.append(_store)

@@ -32,6 +32,13 @@ class CursorStore(Protocol):
     async def save_cursor(self, channel: str, cursor: str) -> None: ...
 
 
+class PollLeadership(Protocol):
+    """Which process polls a channel when several could (bot.poll_leader)."""
+
+    async def leads(self, channel: str) -> bool: ...
+    async def close(self) -> None: ...
+
+
 class PollEvents(Protocol):
     """What the runner reports (bot.metrics.Metrics)."""
 
@@ -53,8 +60,10 @@ class PollRunner:
         events: PollEvents | None = None,
         max_backoff: float = MAX_BACKOFF,
         sleep: Sleep = asyncio.sleep,
+        leadership: PollLeadership | None = None,
     ) -> None:
         self._store = store
+        self._leadership = leadership
         self._pollers = list(pollers)
         self._events = events
         self._max_backoff = max_backoff
@@ -72,12 +81,18 @@ class PollRunner:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        if self._leadership is not None:
+            await self._leadership.close()
 
     async def _run(self, poller: Poller) -> None:
         failures = 0
         cursor: str | None = None
         loaded = False
         while True:
+            if self._leadership is not None and not await self._leadership.leads(poller.name):
+                loaded = False  # another process polls; if this one takes over, it reads the
+                await self._sleep(max(poller.poll_interval, 1.0))  # cursor that one saved
+                continue
             try:
                 if not loaded:
                     cursor = await self._store.load_cursor(poller.name)
