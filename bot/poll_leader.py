@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from typing import Any
 
 from bot.pg_wake import listen_dsn
@@ -24,6 +25,7 @@ from bot.pg_wake import listen_dsn
 log = logging.getLogger(__name__)
 
 LOCK_NAMESPACE = "civicdesk-poll:"
+PROBE_EVERY = 30.0  # seconds between checks that the lock holder's connection is alive
 
 
 def lock_key(channel: str) -> int:
@@ -40,12 +42,14 @@ class PostgresPollLocks:
         self._connection: Any = None
         self._held: set[str] = set()
         self._lock = asyncio.Lock()
+        self._probed_at = time.monotonic()
 
     async def leads(self, channel: str) -> bool:
         async with self._lock:
             try:
                 connection = await self._connect()
                 if channel in self._held:
+                    await self._probe(connection)
                     return True
                 key = lock_key(channel)
                 taken = bool(await connection.fetchval("SELECT pg_try_advisory_lock($1)", key))
@@ -59,6 +63,14 @@ class PostgresPollLocks:
                 self._held.add(channel)
                 log.info("channel=%s: this process polls it (it holds the poll lock)", channel)
             return taken
+
+    async def _probe(self, connection: Any) -> None:
+        """A dropped connection has lost its locks though nothing said so: ask the server now
+        and then (a failure raises, and the caller lets the lock go)."""
+        now = time.monotonic()
+        if now - self._probed_at >= PROBE_EVERY:
+            await connection.fetchval("SELECT 1", timeout=5)
+            self._probed_at = now
 
     async def close(self) -> None:
         """Release every lock (the connection ends: another process takes over at once)."""

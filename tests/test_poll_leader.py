@@ -7,11 +7,15 @@ import asyncio
 import time
 from collections.abc import Callable
 
+import asyncpg  # type: ignore[import-untyped]
+import pytest
 from sqlalchemy import select
 
+from bot import poll_leader
 from bot.adapter import TEXT_RULES, PollResult
 from bot.messages import InboundMessage, OutboundMessage, SendResult
 from bot.models import INBOX
+from bot.pg_wake import listen_dsn
 from bot.poll_leader import PostgresPollLocks, lock_key
 from bot.polling import PollRunner
 from bot.store import Store
@@ -92,3 +96,30 @@ async def test_one_process_polls_and_another_takes_over_from_the_saved_cursor_wh
     # Every mention stored once, none skipped.
     numbers = sorted(int(i.removeprefix("status-")) for i in ids)
     assert numbers == list(range(1, len(numbers) + 1))
+
+
+async def test_a_holder_whose_session_the_server_ended_lets_the_other_poll(
+    postgres_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(poll_leader, "PROBE_EVERY", 0.0)  # and it checks its connection each round
+    first, second = (
+        PostgresPollLocks(postgres_database_url),
+        PostgresPollLocks(postgres_database_url),
+    )
+    try:
+        assert await first.leads("board")
+        assert not await second.leads("board")
+        # The server ends the first one's session (a network drop, a failover, an admin).
+        admin = await asyncpg.connect(listen_dsn(postgres_database_url))
+        try:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            )
+        finally:
+            await admin.close()
+        assert await second.leads("board")  # the lock went with the session
+        assert not await first.leads("board")  # and the first one knows it
+    finally:
+        await first.close()
+        await second.close()
