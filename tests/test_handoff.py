@@ -38,6 +38,7 @@ from bot.knowledge import check_knowledge, load_knowledge
 from bot.messages import InboundMessage
 from bot.pipeline import Handled, handle_batch
 from bot.store import Store
+from bot.store_handoff import Outcome
 
 Client = TestClient[web.Request, web.Application]
 MakeClient = Callable[[web.Application], Awaitable[Client]]
@@ -280,6 +281,16 @@ async def _citizen_writes(
     return handled
 
 
+async def _answered_too_late(store: Store, handoff: Handoff, clock: Clock) -> tuple[str, Outcome]:
+    """A private WeChat question escalated, then answered 49 hours later: past its window."""
+    reference = await _escalated(store, handoff, clock)
+    await outbox_kinds(store)  # the acknowledgement and the ticket post leave
+    clock.now += timedelta(hours=49)
+    outcome = await store.staff_command(reference, Answer("It is filed."), actor="li",
+                                        handoff=handoff)  # fmt: skip
+    return reference, outcome
+
+
 async def outbox_kinds(store: Store) -> list[tuple[str, str, str]]:
     """Replies queued since the last look (each marked sent, as the delivery would)."""
     rows = await store.claim_outbox("reader", 100, 30)
@@ -292,15 +303,10 @@ async def test_an_answer_after_the_reply_window_is_kept_and_shown_as_undeliverab
     clocked_store: Store, clock: Clock
 ) -> None:
     store = clocked_store
-    handoff = STAFF
-    reference = await _escalated(store, handoff, clock)
+    asked_at = clock.now
+    reference, outcome = await _answered_too_late(store, STAFF, clock)
     ticket = await store.get_escalation(reference)
-    assert ticket is not None and ticket.reply_deadline == clock.now + timedelta(hours=48)
-    await outbox_kinds(store)  # the acknowledgement and the ticket post leave
-
-    clock.now += timedelta(hours=49)
-    outcome = await store.staff_command(reference, Answer("It is filed."), actor="li",
-                                        handoff=handoff)  # fmt: skip
+    assert ticket is not None and ticket.reply_deadline == asked_at + timedelta(hours=48)
     assert outcome.kind == "undeliverable"
     assert outcome.escalation.status == "undeliverable" and outcome.escalation.answer
     [(kind, channel, text)] = await outbox_kinds(store)  # nothing to the citizen
@@ -314,11 +320,7 @@ async def test_a_kept_answer_is_sent_when_the_citizen_writes_again_and_reopens_t
 ) -> None:
     store = clocked_store
     handoff = STAFF
-    reference = await _escalated(store, handoff, clock)
-    await outbox_kinds(store)
-    clock.now += timedelta(hours=49)
-    outcome = await store.staff_command(reference, Answer("It is filed."), actor="li",
-                                        handoff=handoff)  # fmt: skip
+    reference, outcome = await _answered_too_late(store, handoff, clock)
     assert outcome.kind == "undeliverable"
     await outbox_kinds(store)
 
@@ -345,10 +347,7 @@ async def test_an_undeliverable_ticket_closed_by_staff_sends_nothing_then_or_lat
 ) -> None:
     store = clocked_store
     handoff = STAFF
-    reference = await _escalated(store, handoff, clock)
-    await outbox_kinds(store)
-    clock.now += timedelta(hours=49)
-    await store.staff_command(reference, Answer("It is filed."), actor="li", handoff=handoff)
+    reference, _ = await _answered_too_late(store, handoff, clock)
     await outbox_kinds(store)
 
     # Li phoned the citizen instead.
