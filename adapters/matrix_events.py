@@ -189,22 +189,15 @@ def message_from(
 
     `direct`: True in a private room, False in a group room, None when not known yet (treated as
     a group room: answered when it names the bot)."""
-    if event.get("type") != "m.room.message" or "state_key" in event:
+    message = _room_message(event)
+    if message is None:
         return None
-    event_id, sender = event.get("event_id"), event.get("sender")
-    content = event.get("content")
-    if not (isinstance(event_id, str) and isinstance(sender, str) and isinstance(content, Mapping)):
-        return None
+    event_id, sender, content = message
     if sender == me.user_id:
         own.add(event_id)
         return None
-    unsigned = event.get("unsigned")
-    if isinstance(unsigned, Mapping) and "redacted_because" in unsigned:
-        return None
-    if content.get("msgtype") != "m.text" or relation(content).get("rel_type") == "m.replace":
-        return None
-    body = content.get("body")
-    if not isinstance(body, str):
+    body = _new_text(event, content)
+    if body is None:
         return None
     answers = replied_to(content)
     if not direct and not (mentions(content, me) or (answers is not None and answers in own)):
@@ -241,20 +234,13 @@ def staff_message_from(
     = the thread root, the ticket post) or a reply (reply_to = the replied-to event: a ticket
     post or an update in its thread). None for the bot's own events, top-level talk, edits and
     what is not text. civicdesk itself tells ticket threads from other threads."""
-    if event.get("type") != "m.room.message" or "state_key" in event:
+    message = _room_message(event)
+    if message is None or message[1] == me.user_id:
         return None
-    event_id, sender = event.get("event_id"), event.get("sender")
-    content = event.get("content")
-    if not (isinstance(event_id, str) and isinstance(sender, str) and isinstance(content, Mapping)):
-        return None
-    unsigned = event.get("unsigned")
-    if sender == me.user_id or (isinstance(unsigned, Mapping) and "redacted_because" in unsigned):
-        return None
-    if content.get("msgtype") != "m.text" or relation(content).get("rel_type") == "m.replace":
-        return None
+    event_id, sender, content = message
+    body = _new_text(event, content)
     answers = thread_root(content) or replied_to(content)
-    body = content.get("body")
-    if answers is None or not isinstance(body, str):
+    if answers is None or body is None:
         return None
     text = staff_text(body, me)
     if not text:
@@ -270,6 +256,29 @@ def staff_message_from(
         reply_to=answers,
         raw=dict(event),
     )
+
+
+def _room_message(event: Mapping[str, Any]) -> tuple[str, str, Mapping[str, Any]] | None:
+    """(event id, sender, content) of an `m.room.message` event; None for anything else."""
+    if event.get("type") != "m.room.message" or "state_key" in event:
+        return None
+    event_id, sender = event.get("event_id"), event.get("sender")
+    content = event.get("content")
+    if not (isinstance(event_id, str) and isinstance(sender, str) and isinstance(content, Mapping)):
+        return None
+    return event_id, sender, content
+
+
+def _new_text(event: Mapping[str, Any], content: Mapping[str, Any]) -> str | None:
+    """The body of a text message as first sent; None for a redacted one, an edit, a notice,
+    an image and the like."""
+    unsigned = event.get("unsigned")
+    if isinstance(unsigned, Mapping) and "redacted_because" in unsigned:
+        return None
+    if content.get("msgtype") != "m.text" or relation(content).get("rel_type") == "m.replace":
+        return None
+    body = content.get("body")
+    return body if isinstance(body, str) else None
 
 
 def is_private(joined: int, invited: int = 0) -> bool:
