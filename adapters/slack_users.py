@@ -12,8 +12,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from adapters.http import SessionSlot, exchange
+from adapters.http import SessionSlot, request_json
 from bot.config import Secret
+from bot.messages import SendResult
 
 log = logging.getLogger("civicdesk.slack")
 
@@ -43,19 +44,21 @@ class SlackDirectory:
         if kept is not None and kept[1] > now:
             return kept[0]
         token = self._bot_token.reveal()
-        reply = await exchange(
+        reply = await request_json(
             self._http.session,
             "GET",
             f"{self._api_base}/users.info",
-            None,
-            {"Authorization": f"Bearer {token}", "User-Agent": "civicdesk"},
             params={"user": user},
+            headers={"Authorization": f"Bearer {token}", "User-Agent": "civicdesk"},
             timeout=TIMEOUT,
             secrets=(token,),
         )
-        data = getattr(reply, "data", None)
+        if isinstance(reply, SendResult):  # no answer: network, time-out
+            self._warn(user, reply.error)
+            return None
+        data = reply.data
         if not isinstance(data, Mapping) or data.get("ok") is not True:
-            self._warn(user, data.get("error") if isinstance(data, Mapping) else reply)
+            self._warn(user, data.get("error") if isinstance(data, Mapping) else reply.status)
             return None
         found = member_name(data.get("user"))
         if found is not None:
@@ -69,7 +72,7 @@ class SlackDirectory:
         level = logging.DEBUG if self._warned else logging.WARNING
         self._warned = True
         log.log(level, "users.info for %s failed: %s%s; the member id stands for them",
-                user, getattr(error, "error", error), hint)  # fmt: skip
+                user, error, hint)  # fmt: skip
 
 
 def member_name(member: Any) -> str | None:
