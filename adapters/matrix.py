@@ -31,7 +31,6 @@ from bot.config import AdapterSpec, ChannelConfig, ChannelSetting, ConfigError, 
 API_BASE = "https://matrix-client.matrix.org"
 MODES = ("sync", "appservice")
 _USER_ID = re.compile(r"^@[a-z0-9._=/+-]+:[A-Za-z0-9.:\[\]-]+$")
-_ROOM_ID = re.compile(r"^!\S+$")
 
 
 def _user_id(value: str) -> str:
@@ -95,20 +94,13 @@ SETTINGS = (
 )
 
 
-def _staff_room(config: ChannelConfig) -> str | None:
-    room = config.staff_room
-    if room is not None and not _ROOM_ID.match(room):
-        raise ConfigError(
-            f"{config.var('STAFF_ROOM')}={room!r} is not a room id: give the staff room's id, "
-            "like !AbCdEf:example.org (Element: Room settings, Advanced, Internal room ID), not "
-            "its #alias"
-        )
-    return room
-
-
 def build(config: ChannelConfig) -> MatrixSyncAdapter | MatrixAppServiceAdapter:
     me = Identity(config.get("USER_ID"), config.get("DISPLAY_NAME") or None)
-    staff_room = _staff_room(config)
+    staff_room = config.staff_room_id(
+        r"!\S+",
+        "is not a room id: give the staff room's id, like !AbCdEf:example.org (Element: Room "
+        "settings, Advanced, Internal room ID), not its #alias",
+    )
     api_base = config.api_base or API_BASE
     values = config.values
     if config.get("MODE") == "appservice":

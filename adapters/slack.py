@@ -41,7 +41,7 @@ from adapters.http import (
 from adapters.payload import compact, json_object, load_object
 from adapters.slack_users import SlackDirectory, profile_name
 from bot.adapter import TEXT_RULES, BadRequest, HttpReply, RawRequest, Unauthorized
-from bot.config import AdapterSpec, ChannelConfig, ChannelSetting, ConfigError, Secret
+from bot.config import AdapterSpec, ChannelConfig, ChannelSetting, Secret
 from bot.messages import InboundMessage, OutboundMessage, SendResult
 
 log = logging.getLogger("civicdesk.slack")
@@ -138,7 +138,11 @@ class SlackAdapter:
             config.secret("SIGNING_SECRET"),
             config.secret("BOT_TOKEN"),
             api_base=config.api_base or API_BASE,
-            staff_room=_staff_room(config.staff_room, config.var("STAFF_ROOM")),
+            staff_room=config.staff_room_id(
+                r"[CG][A-Z0-9]{2,}",
+                "must be the staff channel's id (C0123ABCD: the channel's details in Slack, at "
+                "the bottom of About), not its name",
+            ),
         )
 
     def attach_session(self, session: aiohttp.ClientSession) -> None:
@@ -291,18 +295,6 @@ class SlackAdapter:
 
     async def close(self) -> None:
         """Nothing to release: the HTTP session is the app's."""
-
-
-def _staff_room(value: str | None, variable: str) -> str | None:
-    if value is None:
-        return None
-    room = value.strip()
-    if not re.fullmatch(r"[CG][A-Z0-9]{2,}", room):
-        raise ConfigError(
-            f"{variable}={room!r} must be the staff channel's id (C0123ABCD: the channel's "
-            "details in Slack, at the bottom of About), not its name"
-        )
-    return room
 
 
 def _by_a_person(event: dict[str, Any], own: frozenset[str]) -> bool:

@@ -39,7 +39,7 @@ from adapters.telegram_parts import (
     short,
 )
 from bot.adapter import TEXT_RULES, BadRequest, HttpReply, RawRequest, Unauthorized
-from bot.config import AdapterSpec, ChannelConfig, ChannelSetting, ConfigError, Secret
+from bot.config import AdapterSpec, ChannelConfig, ChannelSetting, Secret
 from bot.messages import InboundMessage, OutboundMessage, SendResult
 
 log = logging.getLogger("civicdesk.telegram")
@@ -135,7 +135,11 @@ class TelegramAdapter:
             config.secret("SECRET_TOKEN"),
             username=username,
             api_base=config.api_base or API_BASE,
-            staff_room=_staff_room(config.staff_room, config.var("STAFF_ROOM")),
+            staff_room=config.staff_room_id(
+                r"-\d+",
+                "must be the staff group's chat id (a negative number such as -1001234567890: "
+                "getUpdates shows it as chat.id once someone writes in the group)",
+            ),
         )
 
     def attach_session(self, session: aiohttp.ClientSession) -> None:
@@ -330,18 +334,6 @@ class TelegramAdapter:
 
     async def close(self) -> None:
         """Nothing to release: the HTTP session is the app's."""
-
-
-def _staff_room(value: str | None, variable: str) -> str | None:
-    if value is None:
-        return None
-    room = value.strip()
-    if not re.fullmatch(r"-\d+", room):
-        raise ConfigError(
-            f"{variable}={room!r} must be the staff group's chat id (a negative number such as "
-            "-1001234567890: getUpdates shows it as chat.id once someone writes in the group)"
-        )
-    return room
 
 
 SPEC = AdapterSpec(

@@ -588,6 +588,14 @@ class ChannelConfig:
     def get(self, key: str) -> Any:
         return self.values[key]
 
+    def staff_room_id(self, pattern: str, fix: str) -> str | None:
+        """STAFF_ROOM when it has the platform's form of id (`pattern`, the whole value); else
+        ConfigError "<variable>=<value> <fix>", `fix` saying what to give instead."""
+        room = self.staff_room
+        if room is not None and not re.fullmatch(pattern, room):
+            raise ConfigError(f"{self.var('STAFF_ROOM')}={room!r} {fix}")
+        return room
+
     def secret(self, key: str) -> Secret:
         value = self.values[key]
         if not isinstance(value, Secret):
