@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
+from synapse_support import Synapse, running_synapse
 
 from bot.db import create_engine, upgrade
 from bot.store import Store
@@ -131,6 +134,23 @@ def empty_postgres_url() -> Iterator[str]:
 
 
 # === end of process fixtures ======================================================================
+
+
+# --- Matrix: a real Synapse per test module (test_matrix_synapse.py, test_handoff_matrix.py) ---
+
+
+@pytest.fixture(scope="module")
+def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synapse]:
+    started = time.monotonic()
+    with running_synapse(tmp_path_factory.mktemp("synapse")) as server:
+        print(f"Synapse up in {time.monotonic() - started:.1f} s at {server.url}")
+        yield server
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
 
 
 # --- Knowledge files (tests/test_knowledge.py, tests/test_kb_check.py) ---------------------------

@@ -22,7 +22,7 @@ import json
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,6 @@ from synapse_support import (
     Synapse,
     relation,
     replied_to,
-    running_synapse,
 )
 from web_support import SMALL_KB, served_app
 
@@ -48,20 +47,6 @@ CASE_QUESTION = "我的案件进展到哪一步了"  # an entry of SMALL_KB that
 ANSWER = "Your case was filed on 20 November.\nThe hearing is set for 8 January."
 STAFF_NAME = "Li Wei"
 TICKET = re.compile(r"^\[civicdesk\] New ticket (\S+) · matrix \(private\)")
-
-
-@pytest.fixture(scope="module")
-def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synapse]:
-    started = time.monotonic()
-    with running_synapse(tmp_path_factory.mktemp("synapse")) as server:
-        print(f"Synapse up in {time.monotonic() - started:.1f} s at {server.url}")
-        yield server
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 def deployment(

@@ -8,34 +8,17 @@ arrives in the room as a reply to the question. Skipped, saying how to install S
 from __future__ import annotations
 
 import secrets
-import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
-from synapse_support import NEEDS_SYNAPSE, MatrixUser, Person, Synapse, running_synapse
+from synapse_support import NEEDS_SYNAPSE, MatrixUser, Person, Synapse
 from web_support import SMALL_KB, count_rows, served_app
 
 pytestmark = NEEDS_SYNAPSE
 
 QUESTION = "How do I pay the court fee?"
 ANSWER = "Pay online or at the litigation service centre. https://court.example.gov/fees"
-
-
-@pytest.fixture(scope="module")
-def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synapse]:
-    started = time.monotonic()
-    with running_synapse(tmp_path_factory.mktemp("synapse")) as server:
-        print(f"Synapse up in {time.monotonic() - started:.1f} s at {server.url}")
-        yield server
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def start_civicdesk(aiohttp_client: Any, synapse: Synapse, bot: MatrixUser, db: Path) -> Any:
