@@ -243,6 +243,18 @@ UPDATES: Mapping[str, tuple[str, str]] = {
 }
 
 
+KEPT_ANSWER_SENT = (
+    "市民再次来信，平台回复期限重新开始：之前未能送达的答复现已发出",
+    "the citizen wrote again, which reopened the platform's reply window: the kept answer "
+    "is sent now",
+)
+
+
+def for_staff(handoff: Handoff, texts: tuple[str, str]) -> str:
+    """The (zh, en) text in the staff's language."""
+    return texts[0 if handoff.lang == "zh" else 1]
+
+
 def ticket_update(
     handoff: Handoff,
     reference: str,
@@ -253,8 +265,7 @@ def ticket_update(
     detail: str | None = None,
 ) -> str:
     """One line for a ticket's thread: what happened, who did it, when (and what was said)."""
-    zh = handoff.lang == "zh"
-    what = UPDATES[kind][0 if zh else 1]
+    what = for_staff(handoff, UPDATES[kind])
     by = f" · {actor}" if actor else ""
     said = f"\n{detail}" if detail else ""
     return f"[{reference}] {what}{by} · {_at(at, handoff)}{said}"

@@ -21,7 +21,17 @@ from bot.drafts import KIND_ANSWER, KIND_REPLY, KIND_TICKET, KIND_TICKET_UPDATE
 from bot.escalation import EscalationClosed, EscalationNotFound
 from bot.fallback import EmailAnswer, citizen_address, email_answer, staff_note
 from bot.faq_draft import ticket_hint
-from bot.handoff import Answer, Claim, Close, Handoff, Note, StaffCommand, ticket_update
+from bot.handoff import (
+    KEPT_ANSWER_SENT,
+    Answer,
+    Claim,
+    Close,
+    Handoff,
+    Note,
+    StaffCommand,
+    for_staff,
+    ticket_update,
+)
 from bot.models import (
     ESCALATION,
     ESCALATION_CLOSED,
@@ -317,19 +327,12 @@ def follow_up(
         _to_citizen(connection, escalation, escalation.answer, now=now, rules_for=rules_for,
                     kind=KIND_ANSWER)  # fmt: skip
         escalation = _change(connection, escalation, status=ESCALATION_CLOSED, closed_at=now)
-        said = LATE_DELIVERY[0 if handoff.lang == "zh" else 1]
+        said = for_staff(handoff, KEPT_ANSWER_SENT)
         add_event(connection, _id(escalation), EVENT_ANSWERED, at=now,
                   actor=escalation.answered_by, channel=escalation.channel,
                   detail=f"{said}\n{escalation.answer}")  # fmt: skip
         post_update(connection, handoff, escalation, EVENT_ANSWERED, at=now,
                     actor=escalation.answered_by, detail=said)  # fmt: skip
-
-
-LATE_DELIVERY = (
-    "市民再次来信，平台回复期限重新开始：之前未能送达的答复现已发出",
-    "the citizen wrote again, which reopened the platform's reply window: the kept answer "
-    "is sent now",
-)
 
 
 def remind_overdue(connection: Connection, *, now: datetime, every: float, handoff: Handoff) -> int:
