@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from importlib import import_module
 
-from bot.config import AdapterSpec
+from bot.config.settings import AdapterSpec
 
 ADAPTER_MODULES: dict[str, str] = {
     "webchat": "adapters.webchat",

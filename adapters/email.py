@@ -29,9 +29,9 @@ from adapters.email_parse import Mail, authentication_summary, read_mail, reply_
 from adapters.email_settings import SETTINGS, SMTP_PORTS
 from adapters.email_staff import staff_headers, staff_message, staff_room
 from adapters.payload import compact, load_object
-from bot.adapter import TEXT_RULES, HttpReply, PollFailed, PollResult, RawRequest
-from bot.config import AdapterSpec, ChannelConfig, ConfigError, Secret
-from bot.messages import InboundMessage, OutboundMessage, SendResult
+from bot.config.settings import AdapterSpec, ChannelConfig, ConfigError, Secret
+from bot.platform.adapter import TEXT_RULES, HttpReply, PollFailed, PollResult, RawRequest
+from bot.platform.messages import InboundMessage, OutboundMessage, SendResult
 
 log = logging.getLogger("civicdesk.adapters.email")
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import aioimaplib
 
-from bot.config import Secret
+from bot.config.settings import Secret
 
 MAX_FETCH_BYTES = 2_000_000  # enough for the text parts; attachments after it are not needed
 _STATUS = re.compile(rb"\[(UIDVALIDITY|UIDNEXT) (\d+)\]")

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from email.utils import parseaddr
 
 from adapters.email_imap import TLS_MODES
-from bot.config import ChannelSetting, seconds
+from bot.config.settings import ChannelSetting, seconds
 
 SMTP_TLS_MODES = ("implicit", "starttls", "none")
 SMTP_PORTS = {"implicit": 465, "starttls": 587, "none": 25}

@@ -16,8 +16,8 @@ from email.message import EmailMessage
 from email.utils import parseaddr
 
 from adapters.email_parse import Mail, reply_subject
-from bot.config import ConfigError
-from bot.messages import InboundMessage, OutboundMessage
+from bot.config.settings import ConfigError
+from bot.platform.messages import InboundMessage, OutboundMessage
 
 log = logging.getLogger("civicdesk.adapters.email")
 

@@ -21,8 +21,8 @@ from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 
-from bot.adapter import Unauthorized
-from bot.messages import SendResult
+from bot.platform.adapter import Unauthorized
+from bot.platform.messages import SendResult
 
 MAX_RETRY_AFTER = 3600.0  # a platform asking for more than an hour is capped: the worker decides
 ERROR_TEXT_LIMIT = 300  # how much of an error response body is kept for the operator

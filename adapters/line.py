@@ -34,9 +34,9 @@ from adapters.http import (
 )
 from adapters.line_mentions import reply_message, self_mentions, without_mentions
 from adapters.payload import compact, json_object, load_object, optional_string, required_string
-from bot.adapter import TEXT_RULES, BadRequest, HttpReply, RawRequest, Unauthorized
-from bot.config import AdapterSpec, ChannelConfig, ChannelSetting, Secret, seconds
-from bot.messages import InboundMessage, OutboundMessage, SendResult
+from bot.config.settings import AdapterSpec, ChannelConfig, ChannelSetting, Secret, seconds
+from bot.platform.adapter import TEXT_RULES, BadRequest, HttpReply, RawRequest, Unauthorized
+from bot.platform.messages import InboundMessage, OutboundMessage, SendResult
 
 log = logging.getLogger("civicdesk.line")
 

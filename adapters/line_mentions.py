@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bot.adapter import TEXT_RULES
-from bot.lengths import utf16_length
+from bot.platform.adapter import TEXT_RULES
+from bot.platform.lengths import utf16_length
 
 ASKER = "asker"  # the textV2 placeholder of the asker's mention
 

@@ -38,15 +38,7 @@ from adapters.mastodon_text import (
     retry_after,
 )
 from adapters.payload import string_values
-from bot.adapter import (
-    TEXT_RULES,
-    HttpReply,
-    PollFailed,
-    PollResult,
-    RawRequest,
-    Unauthorized,
-)
-from bot.config import (
+from bot.config.settings import (
     AdapterSpec,
     ChannelConfig,
     ChannelSetting,
@@ -54,8 +46,16 @@ from bot.config import (
     Secret,
     seconds,
 )
-from bot.config import channel_prefix as prefix_of
-from bot.messages import InboundMessage, OutboundMessage, SendResult
+from bot.config.settings import channel_prefix as prefix_of
+from bot.platform.adapter import (
+    TEXT_RULES,
+    HttpReply,
+    PollFailed,
+    PollResult,
+    RawRequest,
+    Unauthorized,
+)
+from bot.platform.messages import InboundMessage, OutboundMessage, SendResult
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,8 @@ class MastodonAdapter:
 
     @classmethod
     def from_config(cls, config: ChannelConfig) -> MastodonAdapter:
-        # bot.config refuses a channel without API_BASE (api_base_required); it must be a URL.
+        # bot.config.settings refuses a channel without API_BASE (api_base_required); it must be a
+        # URL.
         try:
             api_base = http_url(config.api_base or "")
         except ValueError as exc:
@@ -292,7 +293,8 @@ SPEC = AdapterSpec(
     "(direct questions directly).",
     settings=SETTINGS,
     build=MastodonAdapter.from_config,
-    # No default instance: every channel's API_BASE names its own (bot.config checks it is set).
+    # No default instance: every channel's API_BASE names its own (bot.config.settings checks it
+    # is set).
     api_base=None,
     api_base_required=True,
 )

@@ -12,9 +12,9 @@ from typing import Any
 
 from adapters.http import MAX_RETRY_AFTER, JsonReply, parse_retry_after
 from adapters.payload import compact
-from bot.adapter import TextRules
-from bot.lengths import graphemes
-from bot.messages import InboundMessage
+from bot.platform.adapter import TextRules
+from bot.platform.lengths import graphemes
+from bot.platform.messages import InboundMessage
 
 PUBLIC_VISIBILITIES = ("public", "unlisted")
 ELLIPSIS = "…"

@@ -26,7 +26,7 @@ import re
 from adapters.matrix_appservice import MatrixAppServiceAdapter
 from adapters.matrix_events import Identity
 from adapters.matrix_sync import MatrixSyncAdapter
-from bot.config import AdapterSpec, ChannelConfig, ChannelSetting, ConfigError, seconds
+from bot.config.settings import AdapterSpec, ChannelConfig, ChannelSetting, ConfigError, seconds
 
 API_BASE = "https://matrix-client.matrix.org"
 MODES = ("sync", "appservice")

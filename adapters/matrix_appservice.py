@@ -22,9 +22,9 @@ from adapters.http import same
 from adapters.matrix_client import MatrixClient
 from adapters.matrix_events import Identity, membership_of, message_from
 from adapters.payload import json_object
-from bot.adapter import BadRequest, HttpReply, RawRequest, Unauthorized
-from bot.config import Secret
-from bot.messages import InboundMessage
+from bot.config.settings import Secret
+from bot.platform.adapter import BadRequest, HttpReply, RawRequest, Unauthorized
+from bot.platform.messages import InboundMessage
 
 log = logging.getLogger("civicdesk.matrix")
 

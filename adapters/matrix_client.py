@@ -31,9 +31,9 @@ from adapters.matrix_events import (
     is_private,
     staff_message_from,
 )
-from bot.adapter import TEXT_RULES, HttpReply, RawRequest
-from bot.config import Secret
-from bot.messages import InboundMessage, OutboundMessage, SendResult
+from bot.config.settings import Secret
+from bot.platform.adapter import TEXT_RULES, HttpReply, RawRequest
+from bot.platform.messages import InboundMessage, OutboundMessage, SendResult
 
 log = logging.getLogger("civicdesk.matrix")
 

@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import quote
 
 from adapters.payload import compact, load_object
-from bot.messages import InboundMessage
+from bot.platform.messages import InboundMessage
 
 MAX_TEXT = 10_000
 OWN_EVENTS_KEPT = 2000  # the bot's recent event ids, to tell replies to the bot

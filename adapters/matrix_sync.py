@@ -17,9 +17,9 @@ from typing import Any
 from adapters.http import JsonReply
 from adapters.matrix_client import MatrixClient, error_of
 from adapters.matrix_events import Identity, membership_of, message_from
-from bot.adapter import HttpReply, PollFailed, PollResult, RawRequest, Unauthorized
-from bot.config import Secret
-from bot.messages import InboundMessage, SendResult
+from bot.config.settings import Secret
+from bot.platform.adapter import HttpReply, PollFailed, PollResult, RawRequest, Unauthorized
+from bot.platform.messages import InboundMessage, SendResult
 
 log = logging.getLogger("civicdesk.matrix")
 

@@ -8,7 +8,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from bot.adapter import BadRequest
+from bot.platform.adapter import BadRequest
 
 
 def json_object(body: bytes, expected: str) -> dict[str, Any]:

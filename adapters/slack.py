@@ -40,9 +40,9 @@ from adapters.http import (
 )
 from adapters.payload import compact, json_object, load_object
 from adapters.slack_users import SlackDirectory, profile_name
-from bot.adapter import TEXT_RULES, BadRequest, HttpReply, RawRequest, Unauthorized
-from bot.config import AdapterSpec, ChannelConfig, ChannelSetting, Secret
-from bot.messages import InboundMessage, OutboundMessage, SendResult
+from bot.config.settings import AdapterSpec, ChannelConfig, ChannelSetting, Secret
+from bot.platform.adapter import TEXT_RULES, BadRequest, HttpReply, RawRequest, Unauthorized
+from bot.platform.messages import InboundMessage, OutboundMessage, SendResult
 
 log = logging.getLogger("civicdesk.slack")
 
@@ -149,7 +149,8 @@ class SlackAdapter:
         self._http.attach(session)
 
     async def staff_name(self, user: str) -> str | None:
-        """bot.adapter.StaffDirectory: the name of the member who wrote in a ticket's thread."""
+        """bot.platform.adapter.StaffDirectory: the name of the member who wrote in a ticket's
+        thread."""
         return await self._directory.name(user)
 
     def handshake(self, raw: RawRequest) -> HttpReply | None:

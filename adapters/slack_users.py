@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from adapters.http import SessionSlot, request_json
-from bot.config import Secret
-from bot.messages import SendResult
+from bot.config.settings import Secret
+from bot.platform.messages import SendResult
 
 log = logging.getLogger("civicdesk.slack")
 

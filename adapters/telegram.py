@@ -38,9 +38,9 @@ from adapters.telegram_parts import (
     send_failure,
     short,
 )
-from bot.adapter import TEXT_RULES, BadRequest, HttpReply, RawRequest, Unauthorized
-from bot.config import AdapterSpec, ChannelConfig, ChannelSetting, Secret
-from bot.messages import InboundMessage, OutboundMessage, SendResult
+from bot.config.settings import AdapterSpec, ChannelConfig, ChannelSetting, Secret
+from bot.platform.adapter import TEXT_RULES, BadRequest, HttpReply, RawRequest, Unauthorized
+from bot.platform.messages import InboundMessage, OutboundMessage, SendResult
 
 log = logging.getLogger("civicdesk.telegram")
 

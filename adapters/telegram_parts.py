@@ -7,8 +7,8 @@ from typing import Any
 
 from adapters.http import JsonReply, is_retryable_status, parse_retry_after
 from adapters.payload import load_object
-from bot.adapter import BadRequest
-from bot.messages import OutboundMessage, SendResult
+from bot.platform.adapter import BadRequest
+from bot.platform.messages import OutboundMessage, SendResult
 
 
 def send_failure(reply: JsonReply, data: dict[str, Any], token: str) -> SendResult:

@@ -23,9 +23,9 @@ import aiohttp
 
 from adapters.http import SessionSlot, check_fresh, hmac_sha256_hex, post_json, same
 from adapters.payload import json_object, optional_string, required_string
-from bot.adapter import TEXT_RULES, BadRequest, HttpReply, RawRequest, Unauthorized
-from bot.config import AdapterSpec, ChannelConfig, ChannelSetting, Secret, seconds
-from bot.messages import InboundMessage, OutboundMessage, SendResult
+from bot.config.settings import AdapterSpec, ChannelConfig, ChannelSetting, Secret, seconds
+from bot.platform.adapter import TEXT_RULES, BadRequest, HttpReply, RawRequest, Unauthorized
+from bot.platform.messages import InboundMessage, OutboundMessage, SendResult
 
 SIGNATURE_HEADER = "X-Civicdesk-Signature"
 TIMESTAMP_HEADER = "X-Civicdesk-Timestamp"

@@ -24,9 +24,9 @@ import aiohttp
 from adapters.http import check_fresh, same, sha1_sorted
 from adapters.wechat_api import WeChatApi
 from adapters.wechat_crypto import CryptoError, WeChatCrypto, aes_key
-from bot.adapter import TEXT_RULES, BadRequest, HttpReply, RawRequest, Unauthorized
-from bot.config import AdapterSpec, ChannelConfig, ChannelSetting, Secret, seconds
-from bot.messages import InboundMessage, OutboundMessage, SendResult
+from bot.config.settings import AdapterSpec, ChannelConfig, ChannelSetting, Secret, seconds
+from bot.platform.adapter import TEXT_RULES, BadRequest, HttpReply, RawRequest, Unauthorized
+from bot.platform.messages import InboundMessage, OutboundMessage, SendResult
 
 log = logging.getLogger("civicdesk.wechat")
 

@@ -20,8 +20,8 @@ from urllib.parse import quote
 import aiohttp
 
 from adapters.http import JsonReply, SessionSlot, call_json, classify_reply, redact
-from bot.config import Secret
-from bot.messages import SendResult
+from bot.config.settings import Secret
+from bot.platform.messages import SendResult
 
 log = logging.getLogger("civicdesk.wechat")
 

@@ -47,7 +47,8 @@ from adapters.weibo_api import (
     push_message,
     weibo_error,
 )
-from bot.adapter import (
+from bot.config.settings import AdapterSpec, ChannelConfig, Secret, channel_prefix
+from bot.platform.adapter import (
     TEXT_RULES,
     HttpReply,
     PollFailed,
@@ -55,8 +56,7 @@ from bot.adapter import (
     RawRequest,
     Unauthorized,
 )
-from bot.config import AdapterSpec, ChannelConfig, Secret, channel_prefix
-from bot.messages import InboundMessage, OutboundMessage, SendResult
+from bot.platform.messages import InboundMessage, OutboundMessage, SendResult
 
 log = logging.getLogger(__name__)
 

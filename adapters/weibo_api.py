@@ -16,9 +16,9 @@ from typing import Any
 
 from adapters.http import http_url
 from adapters.payload import compact, string_values
-from bot.adapter import BadRequest
-from bot.config import ChannelSetting, seconds
-from bot.messages import InboundMessage
+from bot.config.settings import ChannelSetting, seconds
+from bot.platform.adapter import BadRequest
+from bot.platform.messages import InboundMessage
 
 MESSAGES_API_BASE = "https://m.api.weibo.com"
 

@@ -334,7 +334,7 @@ def code_version() -> dict[str, str | None]:
 
 
 def percentile(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile (the same definition as bot.evaluation.percentile)."""
+    """Nearest-rank percentile (the same definition as bot.answering.evaluation.percentile)."""
     if not values:
         return math.nan
     ordered = sorted(values)

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Before numpy (imported by bot.matcher and below): one thread for BLAS / OpenMP pools.
+# Before numpy (imported by bot.answering.matcher and below): one thread for BLAS / OpenMP pools.
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_variable] = "1"
 
@@ -48,10 +48,10 @@ import numpy as np  # noqa: E402
 import rapidfuzz  # noqa: E402
 from rapidfuzz import fuzz, process, utils  # noqa: E402
 
-import bot.matcher  # noqa: E402
-from bot.evaluation import EvalFileError, load_eval_file, percentile  # noqa: E402
-from bot.matcher import MatchDoc, Matcher  # noqa: E402
-from bot.text import fold  # noqa: E402
+import bot.answering.matcher  # noqa: E402
+from bot.answering.evaluation import EvalFileError, load_eval_file, percentile  # noqa: E402
+from bot.answering.matcher import MatchDoc, Matcher  # noqa: E402
+from bot.answering.text import fold  # noqa: E402
 
 try:
     import resource
@@ -338,7 +338,7 @@ def pin_to_one_core() -> int | None:
 
 def code_version() -> dict[str, str | None]:
     """Which matcher was measured: bot/ changes often, so numbers need the code they came from."""
-    matcher_file = Path(bot.matcher.__file__)
+    matcher_file = Path(bot.answering.matcher.__file__)
     try:
         head = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
@@ -659,7 +659,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "rapidfuzz": rapidfuzz.__version__,
             "baseline": "rapidfuzz.process.extract(default_process(q), default_process(phrasings),"
             " scorer=fuzz.token_sort_ratio, limit=5, processor=None)",
-            "latency": "per query, time.perf_counter; p99 = bot.evaluation.percentile(ms, 99)",
+            "latency": "per query, time.perf_counter;"
+            " p99 = bot.answering.evaluation.percentile(ms, 99)",
             "peak_rss": "resource.getrusage(RUSAGE_SELF).ru_maxrss after each size, MiB",
         },
         "results": results,

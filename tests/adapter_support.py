@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.adapter import HttpReply, RawRequest
-from bot.messages import InboundMessage
+from bot.platform.adapter import HttpReply, RawRequest
+from bot.platform.messages import InboundMessage
 
 
 class SendOnlyAdapter:

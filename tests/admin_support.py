@@ -15,14 +15,14 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from bot.adapter import rules_for
 from bot.admin.passwords import hash_password
-from bot.desk import Desk
-from bot.knowledge import load_knowledge
-from bot.messages import InboundMessage
-from bot.pipeline import handle_batch
-from bot.store import Store
-from bot.store_admin import AdminStore
+from bot.answering.desk import Desk
+from bot.answering.knowledge import load_knowledge
+from bot.gateway.pipeline import handle_batch
+from bot.platform.adapter import rules_for
+from bot.platform.messages import InboundMessage
+from bot.storage.admin_queries import AdminStore
+from bot.storage.store import Store
 
 Client = TestClient[web.Request, web.Application]
 

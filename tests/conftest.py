@@ -18,8 +18,8 @@ import aiohttp
 import pytest
 from synapse_support import Synapse, running_synapse
 
-from bot.db import create_engine, upgrade
-from bot.store import Store
+from bot.storage.engine import create_engine, upgrade
+from bot.storage.store import Store
 from tests.kb_support import copy_base
 
 _PG_SERVER = os.environ.get("CIVICDESK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")

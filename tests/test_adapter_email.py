@@ -17,9 +17,9 @@ from adapters.email import EmailAdapter
 from adapters.email_imap import ImapAccount, is_loopback
 from adapters.email_parse import authentication_summary, read_mail, reply_subject
 from adapters.email_quotes import strip_reply
-from bot.adapter import TEXT_RULES, RawRequest
-from bot.config import ConfigError, Secret, read_channels
-from bot.messages import OutboundMessage
+from bot.config.settings import ConfigError, Secret, read_channels
+from bot.platform.adapter import TEXT_RULES, RawRequest
+from bot.platform.messages import OutboundMessage
 from tests.mail_support import SmtpSink, citizen_mail, free_port, smtp_sink
 
 FIXTURES = Path(__file__).parent / "fixtures" / "email"

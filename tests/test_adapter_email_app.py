@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bot.web import GATEWAY
+from bot.gateway.web import GATEWAY
 from tests.mail_support import (
     Dovecot,
     SmtpSink,

@@ -9,8 +9,8 @@ import pytest
 
 from adapters.email import BATCH, EmailAdapter
 from adapters.email_imap import ImapAccount
-from bot.adapter import Poller, PollFailed
-from bot.config import Secret
+from bot.config.settings import Secret
+from bot.platform.adapter import Poller, PollFailed
 from tests.mail_support import Dovecot, citizen_mail, dovecot_missing, free_port, running_dovecot
 
 pytestmark = pytest.mark.skipif(dovecot_missing() is not None, reason=dovecot_missing() or "")

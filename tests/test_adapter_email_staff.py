@@ -11,8 +11,8 @@ import pytest
 from adapters import ADAPTERS
 from adapters.email import EmailAdapter
 from adapters.email_imap import ImapAccount
-from bot.config import ConfigError, Secret, read_channels
-from bot.messages import OutboundMessage
+from bot.config.settings import ConfigError, Secret, read_channels
+from bot.platform.messages import OutboundMessage
 from tests.mail_support import SmtpSink, citizen_mail, smtp_sink
 
 DESK = "desk@example.gov"

@@ -21,9 +21,9 @@ from fake_apis import serve
 
 from adapters.line import LineAdapter, retry_key
 from adapters.line_mentions import without_mentions
-from bot.adapter import TEXT_RULES, BadRequest, RawRequest, Unauthorized
-from bot.config import Secret
-from bot.messages import OutboundMessage
+from bot.config.settings import Secret
+from bot.platform.adapter import TEXT_RULES, BadRequest, RawRequest, Unauthorized
+from bot.platform.messages import OutboundMessage
 
 FIXTURES = Path(__file__).parent / "fixtures" / "line"
 VECTORS = json.loads((FIXTURES / "signature_vectors.json").read_text(encoding="utf-8"))

@@ -22,10 +22,10 @@ from fake_mastodon import (
 from adapters import ADAPTERS
 from adapters.mastodon import MastodonAdapter
 from adapters.mastodon_text import addressed, html_to_text, mention_message, rate_limit_wait
-from bot.adapter import TEXT_RULES, Poller, PollFailed, RawRequest, Unauthorized
-from bot.config import ConfigError, Secret, read_channels
-from bot.lengths import mastodon_length
-from bot.messages import OutboundMessage
+from bot.config.settings import ConfigError, Secret, read_channels
+from bot.platform.adapter import TEXT_RULES, Poller, PollFailed, RawRequest, Unauthorized
+from bot.platform.lengths import mastodon_length
+from bot.platform.messages import OutboundMessage
 
 NOW = 1_700_000_000.0  # 2023-11-14T22:13:20Z; the fake's X-RateLimit-Reset is 300 s later
 Api = tuple[FakeMastodon, str, aiohttp.ClientSession]

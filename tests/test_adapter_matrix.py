@@ -20,9 +20,9 @@ from adapters.matrix_appservice import MatrixAppServiceAdapter
 from adapters.matrix_client import transaction_id
 from adapters.matrix_events import Identity, OwnEvents, ReplyContext, message_from
 from adapters.matrix_sync import MatrixSyncAdapter
-from bot.adapter import BadRequest, Poller, PollFailed, RawRequest, Unauthorized
-from bot.config import ConfigError, Secret, read_channels
-from bot.messages import OutboundMessage
+from bot.config.settings import ConfigError, Secret, read_channels
+from bot.platform.adapter import BadRequest, Poller, PollFailed, RawRequest, Unauthorized
+from bot.platform.messages import OutboundMessage
 
 FIXTURES = Path(__file__).parent / "fixtures" / "matrix"
 BOT = Identity("@civicdesk:example.org", "Civic Desk")

@@ -18,9 +18,9 @@ from adapters.matrix import SPEC
 from adapters.matrix_appservice import MatrixAppServiceAdapter
 from adapters.matrix_events import DisplayNames, Identity, staff_message_from
 from adapters.matrix_sync import MatrixSyncAdapter
-from bot.adapter import RawRequest
-from bot.config import ConfigError, Secret, read_channels
-from bot.messages import InboundMessage, OutboundMessage
+from bot.config.settings import ConfigError, Secret, read_channels
+from bot.platform.adapter import RawRequest
+from bot.platform.messages import InboundMessage, OutboundMessage
 
 BOT = Identity("@civicdesk-duty:example.org", "Duty Desk")
 STAFF_ROOM = "!duty:example.org"

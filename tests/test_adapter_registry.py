@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PROBE = """
 import json, os, sys
 from adapters import ADAPTERS
-from bot.cli_serve import Parts
-from bot.config import Settings
+from bot.cli.serve import Parts
+from bot.config.settings import Settings
 parts = Parts.assemble(Settings.from_env(os.environ))
 print(json.dumps({
     "channels": sorted(parts.adapters),

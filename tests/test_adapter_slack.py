@@ -23,9 +23,9 @@ from web_support import SMALL_KB, count_rows, served_app
 
 from adapters import ADAPTERS
 from adapters.slack import SlackAdapter, sign
-from bot.adapter import BadRequest, RawRequest, Unauthorized
-from bot.config import ConfigError, Secret, read_channels
-from bot.messages import OutboundMessage
+from bot.config.settings import ConfigError, Secret, read_channels
+from bot.platform.adapter import BadRequest, RawRequest, Unauthorized
+from bot.platform.messages import OutboundMessage
 
 FIXTURES = Path(__file__).parent / "fixtures" / "slack"
 VECTOR: dict[str, Any] = json.loads((FIXTURES / "signature_vector.json").read_text("utf-8"))

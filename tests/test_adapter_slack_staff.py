@@ -14,8 +14,8 @@ from test_adapter_slack import BOT_TOKEN, NOW, SECRET, fixture, signed
 
 from adapters import ADAPTERS
 from adapters.slack import SlackAdapter
-from bot.config import ConfigError, Secret, read_channels
-from bot.messages import OutboundMessage
+from bot.config.settings import ConfigError, Secret, read_channels
+from bot.platform.messages import OutboundMessage
 
 ROOM = "C0STAFF"
 TICKET_TS = "1726133698.626339"

@@ -21,9 +21,9 @@ from web_support import SMALL_KB, count_rows, served_app
 
 from adapters import ADAPTERS
 from adapters.telegram import SECRET_HEADER, TelegramAdapter
-from bot.adapter import BadRequest, RawRequest, Unauthorized
-from bot.config import ConfigError, Secret, read_channels
-from bot.messages import OutboundMessage
+from bot.config.settings import ConfigError, Secret, read_channels
+from bot.platform.adapter import BadRequest, RawRequest, Unauthorized
+from bot.platform.messages import OutboundMessage
 
 FIXTURES = Path(__file__).parent / "fixtures" / "telegram"
 TOKEN = "123456789:AAE-fake_token_for_tests_only"

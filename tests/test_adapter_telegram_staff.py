@@ -14,8 +14,8 @@ from test_adapter_telegram import BOT_ID, SECRET_TOKEN, TOKEN, USERNAME, deliver
 
 from adapters import ADAPTERS
 from adapters.telegram import TelegramAdapter
-from bot.config import ConfigError, Secret, read_channels
-from bot.messages import OutboundMessage
+from bot.config.settings import ConfigError, Secret, read_channels
+from bot.platform.messages import OutboundMessage
 
 ROOM = "-1001234567890"
 

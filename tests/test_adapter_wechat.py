@@ -20,9 +20,9 @@ from fake_apis import serve
 
 from adapters.wechat import SPEC, WeChatAdapter
 from adapters.wechat_crypto import CryptoError, WeChatCrypto
-from bot.adapter import TEXT_RULES, BadRequest, RawRequest, Unauthorized
-from bot.config import ConfigError, Secret, read_channels
-from bot.messages import OutboundMessage
+from bot.config.settings import ConfigError, Secret, read_channels
+from bot.platform.adapter import TEXT_RULES, BadRequest, RawRequest, Unauthorized
+from bot.platform.messages import OutboundMessage
 
 FIXTURES = Path(__file__).parent / "fixtures" / "wechat"
 VECTORS = json.loads((FIXTURES / "crypto_vectors.json").read_text(encoding="utf-8"))

@@ -24,10 +24,10 @@ from fake_weibo import (
 
 from adapters.weibo import WeiboAdapter
 from adapters.weibo_api import question_text
-from bot.adapter import BadRequest, Poller, PollFailed, RawRequest, Unauthorized
-from bot.config import Secret
-from bot.lengths import weibo_length
-from bot.messages import OutboundMessage
+from bot.config.settings import Secret
+from bot.platform.adapter import BadRequest, Poller, PollFailed, RawRequest, Unauthorized
+from bot.platform.lengths import weibo_length
+from bot.platform.messages import OutboundMessage
 
 FIXTURES = Path(__file__).parent / "fixtures" / "weibo"
 NOW_MS = 1_700_000_000_000

@@ -35,10 +35,10 @@ from web_support import SAMPLE_KB, environment, served_app
 
 from bot.admin.ratelimit import FailureLimiter
 from bot.admin.sessions import SessionSigner
-from bot.cli import main as cli
-from bot.config import ConfigError, Settings
-from bot.knowledge import load_knowledge
-from bot.reload import KnowledgeHolder
+from bot.answering.knowledge import load_knowledge
+from bot.cli.main import main as cli
+from bot.config.settings import ConfigError, Settings
+from bot.gateway.reload import KnowledgeHolder
 
 MakeClient = Callable[[web.Application], Awaitable[Client]]
 TEMPLATES = Path(__file__).resolve().parents[1] / "bot" / "templates" / "admin"

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
-from bot.config import SETTINGS
-from bot.lengths import weibo_length
-from bot.policy import PolicyConfig
+from bot.answering.policy import PolicyConfig
+from bot.cli.main import main
+from bot.config.settings import SETTINGS
+from bot.platform.lengths import weibo_length
 
 ROOT = Path(__file__).resolve().parents[1]
 KNOWLEDGE = ROOT / "knowledge"

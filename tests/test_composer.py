@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.adapter import DEFAULT_TEXT_RULES, TEXT_RULES, TextRules, rules_for
-from bot.composer import ELLIPSIS, compose, compose_clarify, fits
-from bot.lengths import mastodon_length, weibo_length, x_length
+from bot.answering.composer import ELLIPSIS, compose, compose_clarify, fits
+from bot.platform.adapter import DEFAULT_TEXT_RULES, TEXT_RULES, TextRules, rules_for
+from bot.platform.lengths import mastodon_length, weibo_length, x_length
 
 LINK = "https://court.example.gov/fees"
 WEIBO = TEXT_RULES["weibo"]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import SETTINGS, ConfigError, Settings
-from bot.policy import PolicyConfig
+from bot.answering.policy import PolicyConfig
+from bot.config.settings import SETTINGS, ConfigError, Settings
 
 README = Path(__file__).parents[1] / "README.md"
 

@@ -11,9 +11,8 @@ import pytest
 from adapters import ADAPTERS
 from adapters.webchat import WebchatAdapter
 from adapters.webhook import WebhookAdapter
-from bot.adapter import Adapter
-from bot.cli_serve import worker_config
-from bot.config import (
+from bot.cli.serve import worker_config
+from bot.config.settings import (
     AdapterSpec,
     ChannelConfig,
     ConfigError,
@@ -22,6 +21,7 @@ from bot.config import (
     read_channels,
     redacted_url,
 )
+from bot.platform.adapter import Adapter
 
 WEBHOOK = {
     "CIVICDESK_CHANNELS": "webchat,webhook",

@@ -26,7 +26,7 @@ from serve_support import (
     sqlite_rows,
 )
 
-from bot.worker import WorkerConfig
+from bot.gateway.worker import WorkerConfig
 
 pytestmark = pytest.mark.slow
 

@@ -12,12 +12,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bot.adapter import TextRules
-from bot.desk import Desk
-from bot.knowledge import load_knowledge
-from bot.messages import InboundMessage, OutboundMessage, SendResult
-from bot.store import Store
-from bot.worker import WorkerConfig, Workers
+from bot.answering.desk import Desk
+from bot.answering.knowledge import load_knowledge
+from bot.gateway.worker import WorkerConfig, Workers
+from bot.platform.adapter import TextRules
+from bot.platform.messages import InboundMessage, OutboundMessage, SendResult
+from bot.storage.store import Store
 from tests.adapter_support import SendOnlyAdapter
 
 DESK = Desk(load_knowledge(Path(__file__).parents[1] / "knowledge"))

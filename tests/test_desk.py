@@ -11,17 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from bot.desk import (
+from bot.answering.desk import (
     CLARIFY_MAX_PENDING,
     CLARIFY_TTL_SECONDS,
     ClarifyMemory,
     Desk,
     parse_pick,
 )
-from bot.knowledge import Entry, KnowledgeBase, load_knowledge
-from bot.lengths import weibo_length
-from bot.policy import Answer, Clarify, PolicyConfig
-from bot.replies import ESCALATION_ACK, INVITE_PRIVATE
+from bot.answering.knowledge import Entry, KnowledgeBase, load_knowledge
+from bot.answering.policy import Answer, Clarify, PolicyConfig
+from bot.answering.replies import ESCALATION_ACK, INVITE_PRIVATE
+from bot.platform.lengths import weibo_length
 
 KNOWLEDGE = Path(__file__).parents[1] / "knowledge"
 TODAY = date(2026, 1, 15)

@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from bot.adapter import TEXT_RULES
-from bot.cli_escalations import COMMANDS, add_parsers, run
-from bot.config import Settings
-from bot.db import create_engine, has_schema
-from bot.desk import Desk
-from bot.knowledge import load_knowledge
-from bot.lengths import weibo_length
-from bot.messages import InboundMessage
-from bot.pipeline import handle
-from bot.store import Store
+from bot.answering.desk import Desk
+from bot.answering.knowledge import load_knowledge
+from bot.cli.escalations import COMMANDS, add_parsers, run
+from bot.config.settings import Settings
+from bot.gateway.pipeline import handle
+from bot.platform.adapter import TEXT_RULES
+from bot.platform.lengths import weibo_length
+from bot.platform.messages import InboundMessage
+from bot.storage.engine import create_engine, has_schema
+from bot.storage.store import Store
 
 KNOWLEDGE = load_knowledge(Path(__file__).parents[1] / "knowledge")
 DESK = Desk(KNOWLEDGE)  # built once (~0.4 s); the pipeline keeps no state in it

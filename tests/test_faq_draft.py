@@ -17,9 +17,13 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.desk import match_docs
-from bot.escalation import candidate_records
-from bot.faq_draft import (
+from bot.answering.desk import match_docs
+from bot.answering.knowledge import CheckReport, Entry, KnowledgeBase, check_knowledge
+from bot.answering.knowledge_schema import SHORT_LIMIT
+from bot.answering.matcher import Matcher
+from bot.platform.lengths import weibo_length
+from bot.tickets.escalation import candidate_records
+from bot.tickets.faq_draft import (
     FaqDraft,
     Group,
     draft_entry,
@@ -28,10 +32,6 @@ from bot.faq_draft import (
     similar_groups,
     ticket_hint,
 )
-from bot.knowledge import CheckReport, Entry, KnowledgeBase, check_knowledge
-from bot.knowledge_schema import SHORT_LIMIT
-from bot.lengths import weibo_length
-from bot.matcher import Matcher
 
 SAMPLE = Path(__file__).resolve().parents[1] / "knowledge"
 TODAY = date(2026, 1, 15)

@@ -27,18 +27,18 @@ from web_support import SMALL_KB, Receiver, served_app, signed_post
 
 from adapters.email import EmailAdapter
 from adapters.email_imap import ImapAccount
-from bot.adapter import rules_for
-from bot.cli import main as cli
-from bot.config import Secret
-from bot.delivery import Delivery, DeliveryConfig
-from bot.desk import Desk
-from bot.handoff import Answer, Close, Handoff, StaffChannel
-from bot.hours import BusinessHours, OfficeCalendar, parse_week
-from bot.knowledge import check_knowledge, load_knowledge
-from bot.messages import InboundMessage
-from bot.pipeline import Handled, handle_batch
-from bot.store import Store
-from bot.store_handoff import Outcome
+from bot.answering.desk import Desk
+from bot.answering.knowledge import check_knowledge, load_knowledge
+from bot.cli.main import main as cli
+from bot.config.settings import Secret
+from bot.gateway.delivery import Delivery, DeliveryConfig
+from bot.gateway.pipeline import Handled, handle_batch
+from bot.platform.adapter import rules_for
+from bot.platform.messages import InboundMessage
+from bot.storage.store import Store
+from bot.storage.ticket_sql import Outcome
+from bot.tickets.handoff import Answer, Close, Handoff, StaffChannel
+from bot.tickets.hours import BusinessHours, OfficeCalendar, parse_week
 
 Client = TestClient[web.Request, web.Application]
 MakeClient = Callable[[web.Application], Awaitable[Client]]

@@ -39,7 +39,7 @@ from synapse_support import (
 )
 from web_support import SMALL_KB, served_app
 
-from bot.cli import main as cli
+from bot.cli.main import main as cli
 
 pytestmark = NEEDS_SYNAPSE
 

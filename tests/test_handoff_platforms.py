@@ -33,7 +33,7 @@ from test_adapter_wechat_app import APP_ID, TOKEN, FakeWeChat, query, text_messa
 from test_handoff import CASE_QUESTION, cli_json
 from web_support import SMALL_KB, served_app
 
-from bot.web import GATEWAY
+from bot.gateway.web import GATEWAY
 
 Client = TestClient[web.Request, web.Application]
 

@@ -1,4 +1,5 @@
-"""Working time (bot.hours): opening periods, due times, promises, and the settings that say so.
+"""Working time (bot.tickets.hours): opening periods, due times, promises, and the settings that
+say so.
 
 Every time is fixed: nothing here depends on the clock of the machine running the tests.
 """
@@ -13,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.hours import (
+from bot.tickets.hours import (
     ENV_ANSWER_TARGET,
     ENV_BUSINESS_HOURS,
     ENV_CALENDAR,

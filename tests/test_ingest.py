@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select
 
-from bot.db import StoreUnavailable, create_engine
-from bot.db_runner import SqliteRunner, make_runner
-from bot.ingest import GroupCommitter
-from bot.messages import InboundMessage
-from bot.models import INBOX
-from bot.store import Store
+from bot.platform.messages import InboundMessage
+from bot.storage.engine import StoreUnavailable, create_engine
+from bot.storage.ingest import GroupCommitter
+from bot.storage.models import INBOX
+from bot.storage.runner import SqliteRunner, make_runner
+from bot.storage.store import Store
 
 
 def message(n: int) -> InboundMessage:

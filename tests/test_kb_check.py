@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from bot.kb_check import run_kb_check
+from bot.answering.kb_check import run_kb_check
 from tests.kb_support import TODAY, edit
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot import knowledge_yaml
-from bot.knowledge import (
+from bot.answering import knowledge_yaml
+from bot.answering.knowledge import (
     CheckReport,
     KnowledgeError,
     Problem,

@@ -14,7 +14,7 @@ import pytest
 import regex
 import yaml
 
-from bot.lengths import (
+from bot.platform.lengths import (
     mastodon_length,
     plain_length,
     url_spans,

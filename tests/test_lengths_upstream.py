@@ -16,7 +16,7 @@ import pytest
 import regex
 import yaml
 
-from bot.lengths import mastodon_length, x_length
+from bot.platform.lengths import mastodon_length, x_length
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "lengths"
 MASTODON_FILE = FIXTURES / "mastodon_status_length_cases.json"

@@ -10,10 +10,10 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from bot.drafts import OutboxDraft
-from bot.pg_wake import PostgresWake, listen_dsn
-from bot.store import Store
-from bot.worker import WorkerConfig
+from bot.gateway.worker import WorkerConfig
+from bot.storage.pg_wake import PostgresWake, listen_dsn
+from bot.storage.store import Store
+from bot.tickets.drafts import OutboxDraft
 from tests.test_worker import ScriptedAdapter, inbound, make_workers
 
 SLOW_POLL = WorkerConfig(poll_interval=30.0, rate_per_second=0)

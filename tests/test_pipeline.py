@@ -10,18 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from bot.adapter import TEXT_RULES, TextRules
-from bot.composer import compose
-from bot.desk import Desk
-from bot.escalation import REFERENCE_ALPHABET
-from bot.handoff import NO_HANDOFF
-from bot.knowledge import Entry, KnowledgeBase, load_knowledge
-from bot.lengths import weibo_length
-from bot.messages import InboundMessage
-from bot.models import InboxRow, OutboxRow
-from bot.pipeline import handle, handle_batch
-from bot.policy import PolicyConfig
-from bot.store import Store
+from bot.answering.composer import compose
+from bot.answering.desk import Desk
+from bot.answering.knowledge import Entry, KnowledgeBase, load_knowledge
+from bot.answering.policy import PolicyConfig
+from bot.gateway.pipeline import handle, handle_batch
+from bot.platform.adapter import TEXT_RULES, TextRules
+from bot.platform.lengths import weibo_length
+from bot.platform.messages import InboundMessage
+from bot.storage.models import InboxRow, OutboxRow
+from bot.storage.store import Store
+from bot.tickets.escalation import REFERENCE_ALPHABET
+from bot.tickets.handoff import NO_HANDOFF
 
 KNOWLEDGE = Path(__file__).parents[1] / "knowledge"
 TODAY = date(2026, 1, 15)
@@ -150,7 +150,7 @@ async def test_an_escalated_question_gets_a_ticket_and_an_acknowledgement_with_i
     [ack] = await outbox(store)
     assert ack.kind == "ack" and ack.escalation_id == ticket.id
     assert reference in ack.text
-    # When to expect an answer, from the office's working hours (bot.hours).
+    # When to expect an answer, from the office's working hours (bot.tickets.hours).
     assert NO_HANDOFF.promise(row.received_at, lang) in ack.text
 
 
@@ -168,7 +168,7 @@ async def test_a_reference_already_in_use_is_drawn_again(
     store: Store, desk: Desk, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     codes = iter(["AAAAAA", "AAAAAA", "BBBBBB"])
-    monkeypatch.setattr("bot.pipeline.new_reference", lambda: next(codes))
+    monkeypatch.setattr("bot.gateway.pipeline.new_reference", lambda: next(codes))
     first = await handle(await arrive(store, "我的案子现在到哪一步了？"), desk, WEBHOOK, store)
     other = await arrive(store, "我的案子现在到哪一步了？", conversation="c2")
     second = await handle(other, desk, WEBHOOK, store)

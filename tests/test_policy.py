@@ -10,9 +10,9 @@ from datetime import date
 
 import pytest
 
-from bot.knowledge import Entry, KnowledgeBase
-from bot.matcher import Candidate
-from bot.policy import (
+from bot.answering.knowledge import Entry, KnowledgeBase
+from bot.answering.matcher import Candidate
+from bot.answering.policy import (
     Answer,
     Clarify,
     Context,

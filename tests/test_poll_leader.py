@@ -1,5 +1,5 @@
 """Several processes on one PostgreSQL: each channel without push is polled by one of them, and
-another takes over, from the saved cursor, when that one stops (bot.poll_leader)."""
+another takes over, from the saved cursor, when that one stops (bot.storage.poll_leader)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import asyncpg  # type: ignore[import-untyped]
 import pytest
 from sqlalchemy import select
 
-from bot import poll_leader
-from bot.adapter import TEXT_RULES, PollResult
-from bot.messages import InboundMessage, OutboundMessage, SendResult
-from bot.models import INBOX
-from bot.pg_wake import listen_dsn
-from bot.poll_leader import PostgresPollLocks, lock_key
-from bot.polling import PollRunner
-from bot.store import Store
+from bot.gateway.polling import PollRunner
+from bot.platform.adapter import TEXT_RULES, PollResult
+from bot.platform.messages import InboundMessage, OutboundMessage, SendResult
+from bot.storage import poll_leader
+from bot.storage.models import INBOX
+from bot.storage.pg_wake import listen_dsn
+from bot.storage.poll_leader import PostgresPollLocks, lock_key
+from bot.storage.store import Store
 from tests.adapter_support import SendOnlyAdapter
 
 

@@ -12,17 +12,17 @@ import pytest
 from aiohttp.test_utils import TestServer
 from sqlalchemy import func, select
 
-from bot.adapter import TEXT_RULES, PollFailed, PollResult
-from bot.app import create_app
-from bot.config import Settings
-from bot.db import StoreUnavailable
-from bot.messages import InboundMessage, OutboundMessage, SendResult
-from bot.metrics import Metrics
-from bot.models import INBOX
-from bot.polling import PollRunner
-from bot.reload import KnowledgeHolder
-from bot.store import Store
-from bot.worker import WorkerConfig, Workers
+from bot.config.settings import Settings
+from bot.gateway.app import create_app
+from bot.gateway.polling import PollRunner
+from bot.gateway.reload import KnowledgeHolder
+from bot.gateway.worker import WorkerConfig, Workers
+from bot.platform.adapter import TEXT_RULES, PollFailed, PollResult
+from bot.platform.messages import InboundMessage, OutboundMessage, SendResult
+from bot.runtime.metrics import Metrics
+from bot.storage.engine import StoreUnavailable
+from bot.storage.models import INBOX
+from bot.storage.store import Store
 from tests.adapter_support import SendOnlyAdapter
 from tests.web_support import SMALL_KB
 

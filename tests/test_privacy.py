@@ -1,4 +1,4 @@
-"""Masking personal data in citizen text (bot.privacy): what is masked and how, what is left
+"""Masking personal data in citizen text (bot.runtime.privacy): what is masked and how, what is left
 alone, two properties over any text, and the logs of a served app with DEBUG on everywhere."""
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from web_support import (
     start_receiver,
 )
 
-from bot import cli_serve
-from bot.privacy import MaskingFilter, install_log_masking, mask
+import bot.cli.serve as cli_serve
+from bot.runtime.privacy import MaskingFilter, install_log_masking, mask
 
 # Real-looking values: the ID's check digit and the cards' Luhn digit are valid.
 PHONE = "13812345678"

@@ -1,7 +1,7 @@
 """The Procfile's two process types, as a deployer runs them: `civicdesk serve --no-workers`
 takes the messages in, `civicdesk work` answers them. The worker must learn of new messages at
 once, not at its next poll (set to 30 s here): on SQLite by watching the file's commits
-(`bot.commit_watch`), on PostgreSQL by LISTEN/NOTIFY (`bot.pg_wake`).
+(`bot.storage.commit_watch`), on PostgreSQL by LISTEN/NOTIFY (`bot.storage.pg_wake`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import pytest
 from serve_support import Platform, Receiver, ServeProcess, burst, civicdesk, serve_environment
 from web_support import SAMPLE_KB
 
-from bot.desk import Desk
-from bot.knowledge import load_knowledge
+from bot.answering.desk import Desk
+from bot.answering.knowledge import load_knowledge
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""Retention (bot.store_purge, `civicdesk purge`, the daily purge of serve and work): texts and
+"""Retention (bot.storage.purge, `civicdesk purge`, the daily purge of serve and work): texts and
 identities older than the retention are blanked, the rows and so every count of the report stay,
 and nothing in progress is touched. On SQLite and PostgreSQL."""
 
@@ -16,18 +16,18 @@ import pytest
 from sqlalchemy import Connection, event, func, insert, select
 from web_support import SMALL_KB, environment, served_app
 
-from bot import store_purge
-from bot.cli import main as cli
-from bot.config import ConfigError, Settings
-from bot.models import (
+from bot.cli.main import main as cli
+from bot.config.settings import ConfigError, Settings
+from bot.storage import purge as store_purge
+from bot.storage.models import (
     CONVERSATION_STATE,
     ESCALATION,
     ESCALATION_EVENT,
     INBOX,
     OUTBOX,
 )
-from bot.store import Store
-from bot.store_purge import PurgeCounts, purge, purge_every_day
+from bot.storage.purge import PurgeCounts, purge, purge_every_day
+from bot.storage.store import Store
 
 NOW = datetime(2026, 6, 30, 12, 0, tzinfo=UTC)
 DAYS = 200

@@ -1,6 +1,7 @@
 """The README is documentation people rely on: check it against the code and the CI script.
 
-- The configuration table lists exactly the settings of `bot.config.SETTINGS`, with their defaults.
+- The configuration table lists exactly the settings of `bot.config.settings.SETTINGS`, with their
+defaults.
 - The test command in "Test it" is the one `.ci/run` runs.
 - `.env.example` lists every setting with its default.
 - Every key every channel has, every adapter of `adapters.ADAPTERS` and every key of each adapter
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from adapters import ADAPTERS
-from bot.config import CHANNEL_SETTINGS, SETTINGS
+from bot.config.settings import CHANNEL_SETTINGS, SETTINGS
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"

@@ -26,11 +26,11 @@ from web_support import (
     start_receiver,
 )
 
-from bot.cli_serve import install_sighup
-from bot.config import Settings
-from bot.memory import freeze_long_lived
-from bot.metrics import Metrics
-from bot.reload import KnowledgeHolder
+from bot.cli.serve import install_sighup
+from bot.config.settings import Settings
+from bot.gateway.reload import KnowledgeHolder
+from bot.runtime.memory import freeze_long_lived
+from bot.runtime.metrics import Metrics
 
 Client = TestClient[web.Request, web.Application]
 OLD = "Pay online or at the litigation service centre."
@@ -85,7 +85,7 @@ def test_an_edit_is_served_after_a_reload(folder: Path) -> None:
 
 
 def test_a_reload_frees_the_version_it_replaces(folder: Path) -> None:
-    # Nothing may keep the old knowledge base (a cache, a frozen generation: bot.memory), or
+    # Nothing may keep the old knowledge base (a cache, a frozen generation: bot.runtime.memory), or
     # every FAQ edit would leak a copy of it in a server that runs for months.
     knowledge = holder(folder)
     freeze_long_lived()

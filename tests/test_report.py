@@ -1,4 +1,5 @@
-"""The report of public concerns (`civicdesk report`, bot.report): its figures against counts
+"""The report of public concerns (`civicdesk report`, bot.reports.concerns): its figures against
+counts
 computed here in plain Python over seeded data, on SQLite and PostgreSQL; escaping and masking
 of citizen text; what "rising" means; an empty database; office days across a DST change."""
 
@@ -23,11 +24,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Connection, insert
 
-from bot.cli import main
-from bot.config import SETTINGS
-from bot.knowledge import load_knowledge
-from bot.models import ESCALATION, INBOX
-from bot.report import (
+from bot.answering.knowledge import load_knowledge
+from bot.cli.main import main
+from bot.config.settings import SETTINGS
+from bot.reports.concerns import (
     RISE_MIN_COUNT,
     build_report,
     make_report,
@@ -37,8 +37,9 @@ from bot.report import (
     render_text,
     rising,
 )
-from bot.store import Store
-from bot.store_report import ReportData, TicketFigures, offset_spans
+from bot.storage.models import ESCALATION, INBOX
+from bot.storage.report_data import ReportData, TicketFigures, offset_spans
+from bot.storage.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 KNOWLEDGE_PATH = ROOT / "knowledge"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.smalltalk import SmallTalk, classify_smalltalk
+from bot.answering.smalltalk import SmallTalk, classify_smalltalk
 
 
 @pytest.mark.parametrize(

@@ -18,13 +18,13 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, Table, text
 from sqlmodel import SQLModel
 
-from bot.db import StoreUnavailable, create_engine, has_schema
-from bot.desk import PendingClarify
-from bot.drafts import KIND_ACK, EscalationDraft, OutboxDraft
-from bot.escalation import ReferenceTaken
-from bot.messages import InboundMessage
-from bot.models import INBOX, OUTBOX, InboxRow, OutboxRow
-from bot.store import Store
+from bot.answering.desk import PendingClarify
+from bot.platform.messages import InboundMessage
+from bot.storage.engine import StoreUnavailable, create_engine, has_schema
+from bot.storage.models import INBOX, OUTBOX, InboxRow, OutboxRow
+from bot.storage.store import Store
+from bot.tickets.drafts import KIND_ACK, EscalationDraft, OutboxDraft
+from bot.tickets.escalation import ReferenceTaken
 
 
 def message(n: int, *, channel: str = "webhook", conversation: str = "c1") -> InboundMessage:

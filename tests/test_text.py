@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.text import (
+from bot.answering.text import (
     apply_synonyms,
     chinese_runs,
     detect_lang,

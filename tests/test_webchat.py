@@ -10,10 +10,10 @@ from functools import partial
 import pytest
 
 from adapters.webchat import ChatReply, Mailbox, WebchatAdapter
-from bot.adapter import BadRequest, RawRequest
-from bot.drafts import OutboxDraft
-from bot.messages import InboundMessage, OutboundMessage
-from bot.store import Store
+from bot.platform.adapter import BadRequest, RawRequest
+from bot.platform.messages import InboundMessage, OutboundMessage
+from bot.storage.store import Store
+from bot.tickets.drafts import OutboxDraft
 
 JSON = {"Content-Type": "application/json; charset=utf-8"}
 

@@ -15,9 +15,9 @@ from aiohttp.test_utils import TestServer
 
 from adapters.http import classify, hmac_sha256_base64, parse_retry_after
 from adapters.webhook import IDEMPOTENCY_HEADER, WebhookAdapter, sign, signed_headers
-from bot.adapter import BadRequest, RawRequest, Unauthorized
-from bot.config import Secret
-from bot.messages import OutboundMessage
+from bot.config.settings import Secret
+from bot.platform.adapter import BadRequest, RawRequest, Unauthorized
+from bot.platform.messages import OutboundMessage
 
 SECRET = "test-secret"
 NOW = 1_700_000_000.0

@@ -16,14 +16,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from bot.adapter import TextRules
-from bot.desk import Desk, Reply
-from bot.knowledge import load_knowledge
-from bot.messages import InboundMessage, OutboundMessage, SendResult
-from bot.models import INBOX, OUTBOX, OutboxRow
-from bot.pacing import TokenBucket, backoff_delay
-from bot.store import Store
-from bot.worker import WorkerConfig, Workers
+from bot.answering.desk import Desk, Reply
+from bot.answering.knowledge import load_knowledge
+from bot.gateway.worker import WorkerConfig, Workers
+from bot.platform.adapter import TextRules
+from bot.platform.messages import InboundMessage, OutboundMessage, SendResult
+from bot.runtime.pacing import TokenBucket, backoff_delay
+from bot.storage.models import INBOX, OUTBOX, OutboxRow
+from bot.storage.store import Store
 from tests.adapter_support import SendOnlyAdapter
 
 KNOWLEDGE = load_knowledge(Path(__file__).parents[1] / "knowledge")

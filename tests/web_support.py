@@ -19,14 +19,14 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from adapters import ADAPTERS
-from bot.adapter import Adapter
-from bot.app import create_app
-from bot.cli_serve import worker_config
-from bot.config import Settings, read_channels
-from bot.metrics import Metrics
-from bot.reload import KnowledgeHolder
-from bot.store import Store
-from bot.worker import Workers
+from bot.cli.serve import worker_config
+from bot.cli.wiring import assemble_app
+from bot.config.settings import Settings, read_channels
+from bot.gateway.reload import KnowledgeHolder
+from bot.gateway.worker import Workers
+from bot.platform.adapter import Adapter
+from bot.runtime.metrics import Metrics
+from bot.storage.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_KB = ROOT / "tests" / "fixtures" / "kb" / "base"
@@ -121,11 +121,12 @@ async def served_app(
         worker_config(settings, channels), poll_interval=0.05, lease_seconds=30, backoff_base=0.05
     )
     runner = Workers(store, holder.get_desk, adapters, config, "test", events=metrics)
-    app = create_app(
+    app = assemble_app(
         settings,
         adapters,
         store=store,
         desk_holder=holder,
+        handoff=config.handoff,
         workers=runner if workers else None,
         metrics=metrics,
     )

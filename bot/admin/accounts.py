@@ -11,8 +11,8 @@ import re
 
 from bot.admin.passwords import verify_password, waste_time
 from bot.admin.sessions import Session, SessionSigner
-from bot.config import Secret
-from bot.store_admin import AdminStore
+from bot.config.settings import Secret
+from bot.storage.admin_queries import AdminStore
 
 NAME_MAX = 64
 _NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,64}$")

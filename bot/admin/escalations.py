@@ -12,15 +12,15 @@ from aiohttp import web
 
 from bot.admin.render import page, problem, see_other
 from bot.admin.state import operator_of, state_of
-from bot.escalation import EscalationClosed, EscalationNotFound, normalise_reference
-from bot.handoff import Answer, Claim, Close, Note, StaffCommand
-from bot.models import (
+from bot.storage.admin_queries import EscalationFilter
+from bot.storage.models import (
     ESCALATION_ANSWERED,
     ESCALATION_CLOSED,
     ESCALATION_OPEN,
     ESCALATION_UNDELIVERABLE,
 )
-from bot.store_admin import EscalationFilter
+from bot.tickets.escalation import EscalationClosed, EscalationNotFound, normalise_reference
+from bot.tickets.handoff import Answer, Claim, Close, Note, StaffCommand
 
 PAGE_SIZE = 25
 STATUSES = (ESCALATION_OPEN, ESCALATION_ANSWERED, ESCALATION_CLOSED, ESCALATION_UNDELIVERABLE)

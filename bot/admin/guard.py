@@ -13,12 +13,12 @@ from urllib.parse import urlencode
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from bot.admin import csrf
+import bot.admin.csrf as csrf
 from bot.admin.render import HEADERS, problem
 from bot.admin.sessions import COOKIE
 from bot.admin.state import OPERATOR, SESSION, state_of
-from bot.db import StoreUnavailable
-from bot.web import json_response
+from bot.gateway.web import json_response
+from bot.storage.engine import StoreUnavailable
 
 log = logging.getLogger("civicdesk.admin")
 

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from bot.admin.render import page
 from bot.admin.state import state_of
-from bot.knowledge import check_knowledge
+from bot.answering.knowledge import check_knowledge
 
 UNUSED_DAYS = 30
 

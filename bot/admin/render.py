@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 from aiohttp import web
 
-from bot.admin import csrf
+import bot.admin.csrf as csrf
 from bot.admin.state import OPERATOR, SESSION, state_of
 
 # Like the chat page's: nothing from elsewhere, no script at all, never in a frame, not cached.

@@ -1,4 +1,5 @@
-"""The report of public concerns (`bot.report`, as `civicdesk report` builds it) as a page."""
+"""The report of public concerns (`bot.reports.concerns`, as `civicdesk report` builds it) as a
+page."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from markupsafe import Markup
 
 from bot.admin.render import HEADERS, page
 from bot.admin.state import state_of
-from bot.report import DEFAULT_SINCE, build_report, parse_since, render_html
+from bot.reports.concerns import DEFAULT_SINCE, build_report, parse_since, render_html
 
 # The report's charts carry their own <style> and style attributes: allowed on this page only.
 # Still no script, and every value in the report is escaped by `render_html` itself.

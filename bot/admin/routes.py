@@ -7,7 +7,11 @@ from importlib.resources import files
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from bot.admin import deliveries, escalations, knowledge, report_page, signin
+import bot.admin.deliveries as deliveries
+import bot.admin.escalations as escalations
+import bot.admin.knowledge as knowledge
+import bot.admin.report_page as report_page
+import bot.admin.signin as signin
 from bot.admin.guard import guard
 from bot.admin.render import see_other
 from bot.admin.state import ADMIN, AdminState

@@ -1,0 +1,38 @@
+"""`civicdesk kb check [PATH]`: tell a staff editor everything that is wrong with the FAQ files."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import TextIO
+
+from bot.answering.knowledge import check_knowledge
+
+
+def _count(number: int, word: str, plural: str | None = None) -> str:
+    return f"{number} {word if number == 1 else plural or word + 's'}"
+
+
+def run_kb_check(path: Path, out: TextIO, today: date | None = None) -> int:
+    """Print errors, warnings, expired entries and a summary; 0 when there is no error, else 1."""
+    report = check_knowledge(path, today=today)
+    for error in report.errors:
+        print(f"{error.location}: {error.message}", file=out)
+    for warning in report.warnings:
+        print(f"{warning.location}: warning: {warning.message}", file=out)
+    for entry in report.expired:
+        print(
+            f"expired: {entry.id} (valid until {entry.valid_until}) {entry.file}:{entry.line}",
+            file=out,
+        )
+    warnings = _count(len(report.warnings), "warning")
+    if report.errors:
+        print(f"knowledge has {_count(len(report.errors), 'error')}, {warnings}", file=out)
+        return 1
+    entries = len(report.knowledge.entries) if report.knowledge else 0
+    print(
+        f"knowledge OK: {_count(entries, 'entry', 'entries')} in "
+        f"{_count(len(report.files), 'file')}, {warnings}, {len(report.expired)} expired",
+        file=out,
+    )
+    return 0

@@ -1,0 +1,357 @@
+"""Answer claimed inbox rows: ask the desk, then record the outcomes in one transaction.
+
+Orchestration only: what to say is decided by `bot.answering.desk` (and `bot.answering.policy`);
+where it is kept is
+`bot.storage.store`'s business. The one thing added here is the escalation ticket: its reference
+code and
+the acknowledgement that carries it, which the desk cannot know.
+
+`handle` takes one row; `handle_batch` takes the rows of one claim, reads their conversations'
+state in one query and records them in one transaction, which is what keeps a busy desk's
+database work per message small.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from bot.answering.desk import Desk, PendingClarify, Reply
+from bot.answering.policy import Escalate
+from bot.platform.adapter import TextRules
+from bot.storage.engine import StoreUnavailable
+from bot.storage.models import ESCALATION_UNDELIVERABLE, InboxRow
+from bot.storage.store import Store
+from bot.tickets.drafts import KIND_ACK, KIND_REPLY, EscalationDraft, Finish, OutboxDraft
+from bot.tickets.escalation import (
+    ReferenceTaken,
+    acknowledgement,
+    candidate_records,
+    new_reference,
+)
+from bot.tickets.handoff import NO_HANDOFF, Handoff, ticket_post
+
+log = logging.getLogger(__name__)
+
+REFERENCE_TRIES = 5  # a collision among ~1e9 codes is rare; five in a row means something is wrong
+
+
+@dataclass(frozen=True)
+class Handled:
+    """What became of a row: for the worker's wake-ups, metrics and logs."""
+
+    finished: bool  # False: the claim was lost to another worker, which answers instead
+    decision: str
+    replies: int
+    reference: str | None = None
+    seconds: float = 0.0  # the desk's time for this message
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A row's answer, ready to record; `redrawn()` when its ticket code turned out taken."""
+
+    row: InboxRow
+    reply: Reply
+    rules: TextRules
+    pending_clarify: PendingClarify | Literal["clear"] | None
+    reference: str | None  # set when the decision is to escalate
+    seconds: float = 0.0
+    handoff: Handoff = NO_HANDOFF
+
+    @property
+    def mention(self) -> str | None:
+        return self.row.mention if self.row.public else None
+
+    def finish(self) -> Finish:
+        row, reply = self.row, self.reply
+        escalation = None
+        text = reply.text
+        if self.reference is not None and isinstance(reply.decision, Escalate):
+            escalation = _ticket(row, reply, reply.decision, self.reference, self.handoff)
+            text = acknowledgement(
+                self.reference,
+                reply.lang,
+                self.rules,
+                promise=self.handoff.promise(row.received_at, reply.lang),
+                mention=self.mention,
+                invite_email=self.handoff.invites_email(row.channel, row.public, row.text),
+            )
+        replies = [_reply(row, text, KIND_ACK if escalation else KIND_REPLY)] if text else []
+        return Finish(
+            inbox_id=row.id,
+            decision=reply.decision.decision,
+            entry_id=reply.entry_id,
+            replies=replies,
+            escalation=escalation,
+            pending_clarify=self.pending_clarify,
+        )
+
+    def redrawn(self) -> Prepared:
+        return replace(self, reference=new_reference())
+
+
+def prepare(
+    row: InboxRow,
+    desk: Desk,
+    rules: TextRules,
+    pending: PendingClarify | None,
+    *,
+    handoff: Handoff = NO_HANDOFF,
+) -> Prepared:
+    """Ask the desk about one row (CPU only: no I/O)."""
+    mention = row.mention if row.public else None
+    started = time.perf_counter()
+    reply = desk.respond(
+        row.text,
+        channel=row.channel,
+        public=row.public,
+        conversation=row.conversation,
+        mention=mention,
+        rules=rules,
+        pending=pending,
+    )
+    keep: PendingClarify | Literal["clear"] | None = reply.pending_clarify
+    if keep is None and pending is not None:
+        keep = "clear"  # whatever the citizen said next was their answer to the question
+    reference = new_reference() if isinstance(reply.decision, Escalate) else None
+    seconds = time.perf_counter() - started
+    return Prepared(row, reply, rules, keep, reference, seconds, handoff)
+
+
+async def handle(
+    row: InboxRow,
+    desk: Desk,
+    adapter_rules: TextRules,
+    store: Store,
+    *,
+    handoff: Handoff = NO_HANDOFF,
+) -> Handled:
+    """Answer one row (claimed by this store) and record the result."""
+    [handled] = await handle_batch([row], desk, lambda _: adapter_rules, store, handoff=handoff)
+    if isinstance(handled, Exception):
+        raise handled
+    return handled
+
+
+async def handle_batch(
+    rows: Sequence[InboxRow],
+    desk: Desk,
+    rules_for: Callable[[str], TextRules],
+    store: Store,
+    *,
+    handoff: Handoff = NO_HANDOFF,
+    staff_names: StaffNames | None = None,
+) -> list[Handled | Exception]:
+    """Answer rows claimed together: one read of their state, one transaction for the results.
+
+    Messages in staff channels are staff acting on tickets; a citizen's message while their
+    ticket is open goes to that ticket: the bot steps aside until it is closed. A row the desk
+    fails on gets its exception in the result (the others go on). A database failure raises
+    StoreUnavailable for the whole batch: nothing of it was written.
+    """
+    results: dict[int, Handled | Exception] = {}
+    for segment in _segments(rows, handoff.staff_names):
+        if rows[segment[0]].channel in handoff.staff_names:
+            [index] = segment
+            row = await _named(rows[index], staff_names)
+            results[index] = await _staff_reply(store, row, handoff, rules_for)
+        else:
+            answered = await _answer_citizens(
+                store, rows, segment, desk=desk, rules_for=rules_for, handoff=handoff
+            )
+            results.update(answered)
+    return [results[i] for i in range(len(rows))]
+
+
+# (channel, user id) -> the name the platform shows, or None (bot.platform.adapter.StaffDirectory)
+StaffNames = Callable[[str, str], Awaitable[str | None]]
+
+
+async def _named(row: InboxRow, staff_names: StaffNames | None) -> InboxRow:
+    """A staff message with its author's name, where the event gave only an id: the ticket
+    and its log say who answered by name."""
+    if row.sender_name or staff_names is None:
+        return row
+    name = await staff_names(row.channel, row.sender)
+    return replace(row, sender_name=name) if name else row
+
+
+def _segments(rows: Sequence[InboxRow], staff: frozenset[str]) -> list[list[int]]:
+    """The rows in arrival order, cut where order matters: each staff message alone (it may
+    close a ticket that a citizen's next message must no longer find open), and a citizen's
+    second message in a new segment (their first may open the ticket the second belongs to)."""
+    segments: list[list[int]] = []
+    current: list[int] = []
+    asking: set[tuple[str, str, str]] = set()
+    for index, row in enumerate(rows):
+        key = (row.channel, row.conversation, row.sender)
+        if row.channel in staff or key in asking:
+            if current:
+                segments.append(current)
+            current, asking = [], set()
+        if row.channel in staff:
+            segments.append([index])
+            continue
+        current.append(index)
+        asking.add(key)
+    if current:
+        segments.append(current)
+    return segments
+
+
+async def _answer_citizens(
+    store: Store,
+    rows: Sequence[InboxRow],
+    segment: Sequence[int],
+    *,
+    desk: Desk,
+    rules_for: Callable[[str], TextRules],
+    handoff: Handoff,
+) -> dict[int, Handled | Exception]:
+    """Citizens' messages, at most one per citizen: one read of their tickets and pending
+    questions, one transaction for the answers."""
+    results: dict[int, Handled | Exception] = {}
+    citizens = [(index, rows[index]) for index in segment]
+    keys = [(r.channel, r.conversation, r.sender) for _, r in citizens]
+    tickets, pending = await store.load_context(keys)
+    prepared: dict[int, Prepared] = {}
+    for count, (index, row) in enumerate(citizens):
+        if count:
+            await asyncio.sleep(0)  # let the web handlers in between two answers
+        ticket = tickets.get((row.channel, row.conversation, row.sender))
+        try:
+            if ticket is not None:
+                added = await store.add_follow_up(row, ticket, handoff=handoff, rules=rules_for)
+                # Replies: the lines in the ticket's threads, and a kept answer sent now.
+                kept = int(ticket.status == ESCALATION_UNDELIVERABLE)
+                replies = (1 + kept) * len(handoff.staff) + kept
+                results[index] = Handled(added, "follow-up", replies, ticket.reference)
+                continue
+            state = pending.get((row.channel, row.conversation))
+            prepared[index] = prepare(row, desk, rules_for(row.channel), state, handoff=handoff)
+        except StoreUnavailable:
+            raise
+        except Exception as exc:  # a bug or bad data in one row must not sink the others
+            results[index] = exc
+    results.update(await _record(store, prepared))
+    return results
+
+
+async def _staff_reply(
+    store: Store, row: InboxRow, handoff: Handoff, rules_for: Callable[[str], TextRules]
+) -> Handled | Exception:
+    try:
+        kind = await store.handle_staff_reply(row, handoff=handoff, rules=rules_for)
+    except StoreUnavailable:
+        raise
+    except Exception as exc:
+        return exc
+    if kind is not None:
+        log.info("inbox %d (%s): staff %s", row.id, row.channel, kind)
+    # Replies: the answer to the citizen and the lines in the ticket's threads (wake delivery).
+    return Handled(
+        True, f"staff-{kind}" if kind else "staff", 1 + len(handoff.staff) if kind else 0
+    )
+
+
+async def _record(store: Store, prepared: dict[int, Prepared]) -> dict[int, Handled | Exception]:
+    """Finish the prepared rows in one transaction; rows whose ticket code was taken are
+    finished again with a new one."""
+    recorded: dict[int, Handled | Exception] = {}
+    for _ in range(REFERENCE_TRIES):
+        if not prepared:
+            break
+        finishes = {index: p.finish() for index, p in prepared.items()}
+        outcomes = await store.finish_many(list(finishes.values()))
+        again: dict[int, Prepared] = {}
+        for (index, finish), outcome in zip(finishes.items(), outcomes, strict=True):
+            p = prepared[index]
+            if isinstance(outcome, ReferenceTaken):
+                log.warning("inbox %d: reference %s in use, drawing another", p.row.id, outcome)
+                again[index] = p.redrawn()
+            elif isinstance(outcome, Exception):
+                recorded[index] = outcome
+            else:
+                recorded[index] = _done(p, finish, finished=outcome)
+        prepared = again
+    for index in prepared:
+        recorded[index] = ReferenceTaken(f"no free reference code after {REFERENCE_TRIES} tries")
+    return recorded
+
+
+def _done(p: Prepared, finish: Finish, *, finished: bool) -> Handled:
+    decision = p.reply.decision.decision
+    if not finished:
+        return Handled(False, decision, 0, seconds=p.seconds)
+    # Tickets are worth a line each; routine answers only at DEBUG (they are counted in
+    # /metrics and kept in the inbox), as a line per message cost ~5 % of a worker's CPU.
+    log.log(
+        logging.INFO if p.reference else logging.DEBUG,
+        "inbox %d (%s): %s%s%s",
+        finish.inbox_id,
+        p.row.channel,
+        decision,
+        f" entry={finish.entry_id}" if finish.entry_id else "",
+        f" ref={p.reference}" if p.reference else "",
+    )
+    return Handled(True, decision, len(finish.replies), p.reference, p.seconds)
+
+
+def _reply(row: InboxRow, text: str, kind: str) -> OutboxDraft:
+    return OutboxDraft(
+        channel=row.channel,
+        conversation=row.conversation,
+        text=text,
+        public=row.public,
+        recipient=row.sender,
+        reply_to=row.platform_id,
+        reply_context=row.reply_context,
+        kind=kind,
+    )
+
+
+def _ticket(
+    row: InboxRow, reply: Reply, decision: Escalate, reference: str, handoff: Handoff
+) -> EscalationDraft:
+    # The desk's ranking, or (an entry marked for a human) the entry that asked for one.
+    candidates = candidate_records(reply.candidates or decision.candidates)
+    entry = decision.entry
+    if entry is not None and not any(c["entry_id"] == entry.id for c in candidates):
+        candidates.insert(0, {"entry_id": entry.id, "score": None, "phrasing": None})
+    window = None if row.public else handoff.reply_window(row.channel)
+    deadline = row.received_at + window if window is not None else None
+    due = handoff.due(row.received_at)
+    posts = tuple(
+        ticket_post(
+            staff,
+            handoff,
+            reference=reference,
+            question=row.text,
+            channel=row.channel,
+            public=row.public,
+            sender_name=row.sender_name,
+            candidates=candidates,
+            due_at=due,
+            reply_deadline=deadline,
+        )
+        for staff in handoff.staff
+    )
+    return EscalationDraft(
+        reference=reference,
+        channel=row.channel,
+        conversation=row.conversation,
+        sender=row.sender,
+        sender_name=row.sender_name,
+        public=row.public,
+        question=row.text,
+        reason=decision.reason,
+        candidates=candidates,
+        due_at=due,
+        reply_deadline=deadline,
+        staff_posts=posts,
+    )
