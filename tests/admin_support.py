@@ -87,7 +87,7 @@ async def seed(database: Path, knowledge: Path, *, extra_tickets: int = 0) -> Se
         desk = Desk(load_knowledge(knowledge))
         rows = await store.claim_inbox("seed", 1000, 30)
         await handle_batch(rows, desk, rules_for, store)
-        references = {e.conversation: e.reference for e in await store.find_escalations()}
+        references = {e.conversation: e.reference for e in await store.find_tickets()}
         dead_id = 0
         for row in await store.claim_outbox("seed", 1000, 30):
             if row.conversation == "case-1":

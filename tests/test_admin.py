@@ -108,7 +108,7 @@ async def test_without_a_session_every_admin_url_redirects_to_sign_in_or_answers
     admin: Admin,
 ) -> None:
     routes = admin_routes(admin.app)
-    assert ("GET", "/admin/escalations") in routes and (
+    assert ("GET", "/admin/tickets") in routes and (
         "POST",
         "/admin/deliveries/1/retry",
     ) in routes
@@ -149,7 +149,7 @@ async def test_pages_carry_the_security_headers_and_the_cookie_is_locked_down(
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/admin" in cookie
     assert "Secure" not in cookie  # plain http here
-    for path in ("/admin/signin", "/admin/escalations", "/admin/report"):
+    for path in ("/admin/signin", "/admin/tickets", "/admin/report"):
         page = await admin.client.get(path)
         csp = page.headers["Content-Security-Policy"]
         assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
@@ -174,8 +174,8 @@ async def test_the_cookie_is_secure_behind_a_trusted_tls_proxy_only(
 async def test_an_account_or_the_shared_password_signs_in(admin: Admin) -> None:
     assert (await sign_in(admin.client, "zhang", "wrong-password")).status == 401
     response = await sign_in(admin.client, "zhang", SHARED_PASSWORD)
-    assert response.status == 303 and response.headers["Location"] == "/admin/escalations"
-    page = await admin.client.get("/admin/escalations")
+    assert response.status == 303 and response.headers["Location"] == "/admin/tickets"
+    page = await admin.client.get("/admin/tickets")
     assert page.status == 200 and "zhang" in await page.text()
     # An account's name signs in with its own password only.
     admin.client.session.cookie_jar.clear()
@@ -186,8 +186,8 @@ async def test_an_account_or_the_shared_password_signs_in(admin: Admin) -> None:
 async def test_sign_in_goes_back_to_the_page_asked_for_but_never_elsewhere(admin: Admin) -> None:
     for target, landing in [
         ("/admin/deliveries", "/admin/deliveries"),
-        ("https://evil.example/admin/", "/admin/escalations"),
-        ("//evil.example/admin/", "/admin/escalations"),
+        ("https://evil.example/admin/", "/admin/tickets"),
+        ("//evil.example/admin/", "/admin/tickets"),
     ]:
         admin.client.session.cookie_jar.clear()
         page = await admin.client.get("/admin/signin", params={"next": target})
@@ -206,15 +206,15 @@ async def test_sign_in_goes_back_to_the_page_asked_for_but_never_elsewhere(admin
 
 async def test_signing_out_and_removing_the_account_end_the_session(signed_in: Admin) -> None:
     client = signed_in.client
-    token = await form_token(client, "/admin/escalations")
+    token = await form_token(client, "/admin/tickets")
     response = await client.post("/admin/signout", data={"csrf": token}, allow_redirects=False)
     assert response.status == 303
-    assert (await client.get("/admin/escalations", allow_redirects=False)).status == 303
+    assert (await client.get("/admin/tickets", allow_redirects=False)).status == 303
 
     assert (await sign_in(client)).status == 303
-    assert (await client.get("/admin/escalations", allow_redirects=False)).status == 200
+    assert (await client.get("/admin/tickets", allow_redirects=False)).status == 200
     signed_in.rows("DELETE FROM operator WHERE name = ?", OPERATOR)
-    assert (await client.get("/admin/escalations", allow_redirects=False)).status == 303
+    assert (await client.get("/admin/tickets", allow_redirects=False)).status == 303
 
 
 async def test_a_forged_cookie_is_no_session(admin: Admin) -> None:
@@ -224,7 +224,7 @@ async def test_a_forged_cookie_is_no_session(admin: Admin) -> None:
     forged = body[:-2] + ("A" if body[-2] != "A" else "B") + body[-1] + "." + mac
     admin.client.session.cookie_jar.clear()
     admin.client.session.cookie_jar.update_cookies({"civicdesk_admin": forged})
-    assert (await admin.client.get("/admin/escalations", allow_redirects=False)).status == 303
+    assert (await admin.client.get("/admin/tickets", allow_redirects=False)).status == 303
 
 
 def test_a_session_expires() -> None:
@@ -311,7 +311,7 @@ async def test_citizen_markup_shows_as_text_on_the_list_the_ticket_and_the_repor
     signed_in: Admin,
 ) -> None:
     client = signed_in.client
-    listing = await (await client.get("/admin/escalations", params={"q": "<script>"})).text()
+    listing = await (await client.get("/admin/tickets", params={"q": "<script>"})).text()
     assert sorted(references_in(listing)) == sorted(
         [signed_in.ref("case-2"), signed_in.ref("case-3")]
     )
@@ -341,32 +341,32 @@ def test_no_template_marks_anything_safe_or_turns_escaping_off() -> None:
 
 
 def references_in(page: str) -> list[str]:
-    return re.findall(r'href="/admin/escalations/([A-Z0-9]+)"', page)
+    return re.findall(r'href="/admin/tickets/([A-Z0-9]+)"', page)
 
 
 async def test_the_list_filters_searches_and_pages(signed_in: Admin) -> None:
     client = signed_in.client
-    first = await (await client.get("/admin/escalations")).text()
+    first = await (await client.get("/admin/tickets")).text()
     assert f"{EXTRA + 4} found" in first and "page 1 of 2" in first
     assert len(references_in(first)) == 25
-    second = await (await client.get("/admin/escalations", params={"page": "2"})).text()
+    second = await (await client.get("/admin/tickets", params={"page": "2"})).text()
     assert len(references_in(second)) == EXTRA + 4 - 25
     assert not set(references_in(first)) & set(references_in(second))
 
-    search = await (await client.get("/admin/escalations", params={"q": "案件进展"})).text()
+    search = await (await client.get("/admin/tickets", params={"q": "案件进展"})).text()
     assert references_in(search) == [signed_in.ref("case-1")]
-    overdue = await (await client.get("/admin/escalations", params={"overdue": "1"})).text()
+    overdue = await (await client.get("/admin/tickets", params={"overdue": "1"})).text()
     assert references_in(overdue) == [signed_in.ref("case-4")]
-    wrong_channel = await client.get("/admin/escalations", params={"channel": "webchat"})
+    wrong_channel = await client.get("/admin/tickets", params={"channel": "webchat"})
     assert "0 found" in await wrong_channel.text()
 
     reference = signed_in.ref("case-3")
     token = await form_token(client, f"/admin/escalations/{reference}")
     await client.post(f"/admin/escalations/{reference}/claim", data={"csrf": token})
-    by_staff = await client.get("/admin/escalations", params={"staff": OPERATOR})
+    by_staff = await client.get("/admin/tickets", params={"staff": OPERATOR})
     assert references_in(await by_staff.text()) == [reference]
     claimed_open = await client.get(
-        "/admin/escalations", params={"staff": OPERATOR, "status": "closed"}
+        "/admin/tickets", params={"staff": OPERATOR, "status": "closed"}
     )
     assert references_in(await claimed_open.text()) == []
 

@@ -20,7 +20,7 @@ from bot.answering.desk import (
 )
 from bot.answering.knowledge import Entry, KnowledgeBase, load_knowledge
 from bot.answering.policy import Answer, Clarify, PolicyConfig
-from bot.answering.replies import ESCALATION_ACK, INVITE_PRIVATE
+from bot.answering.replies import INVITE_PRIVATE, TICKET_ACK
 from bot.platform.lengths import weibo_length
 
 KNOWLEDGE = Path(__file__).parents[1] / "knowledge"
@@ -165,7 +165,7 @@ def test_a_question_about_ones_own_case_goes_to_staff_with_an_acknowledgement(
     reply = desk.respond(question)
 
     assert reply.decision.decision == "escalate"
-    assert reply.text == ESCALATION_ACK[lang]
+    assert reply.text == TICKET_ACK[lang]
     for entry in knowledge.entries:
         for text in (*entry.answer.values(), *entry.short.values()):
             assert text not in reply.text

@@ -13,7 +13,7 @@ import pytest
 
 from bot.answering.desk import Desk
 from bot.answering.knowledge import load_knowledge
-from bot.cli.escalations import COMMANDS, add_parsers, run
+from bot.cli.tickets import COMMANDS, add_parsers, run
 from bot.config.settings import Settings
 from bot.gateway.pipeline import handle
 from bot.platform.adapter import TEXT_RULES
@@ -77,7 +77,7 @@ def queued(url: str) -> list[tuple[str, str, str]]:
     return asyncio.run(_queued(url))
 
 
-def test_list_shows_each_escalation_with_its_reference(database_url: str) -> None:
+def test_list_shows_each_ticket_with_its_reference(database_url: str) -> None:
     first, second = escalate(
         database_url, private(1), private(2, "What is happening with my case?")
     )
@@ -126,7 +126,7 @@ def test_show_of_an_unknown_reference_fails_with_a_message(
     assert "no escalation has the reference ZZZZZZ" in capsys.readouterr().err
 
 
-def test_export_csv_has_a_row_per_escalation_for_spreadsheets(database_url: str) -> None:
+def test_export_csv_has_a_row_per_ticket_for_spreadsheets(database_url: str) -> None:
     references = escalate(database_url, private(1), private(2), private(3))
 
     status, out = cli(database_url, "escalations", "export", "--format", "csv")

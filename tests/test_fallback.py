@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bot.platform.adapter import TextRules, rules_for
-from bot.tickets.escalation import acknowledgement
 from bot.tickets.fallback import citizen_address, email_answer, staff_note
+from bot.tickets.reference import acknowledgement
 
 ASKED = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 

@@ -22,7 +22,6 @@ from bot.answering.knowledge import CheckReport, Entry, KnowledgeBase, check_kno
 from bot.answering.knowledge_schema import SHORT_LIMIT
 from bot.answering.matcher import Matcher
 from bot.platform.lengths import weibo_length
-from bot.tickets.escalation import candidate_records
 from bot.tickets.faq_draft import (
     FaqDraft,
     Group,
@@ -32,6 +31,7 @@ from bot.tickets.faq_draft import (
     similar_groups,
     ticket_hint,
 )
+from bot.tickets.reference import candidate_records
 
 SAMPLE = Path(__file__).resolve().parents[1] / "knowledge"
 TODAY = date(2026, 1, 15)
@@ -504,7 +504,7 @@ UNRELATED = [
 ]
 
 
-def escalations() -> list[tuple[str, str]]:
+def tickets() -> list[tuple[str, str]]:
     pairs = [
         (f"{prefix}{number}", question)
         for prefix, questions in PARAPHRASES.items()
@@ -516,7 +516,7 @@ def escalations() -> list[tuple[str, str]]:
 
 
 def test_paraphrases_group_and_unrelated_questions_do_not() -> None:
-    groups = similar_groups(escalations())
+    groups = similar_groups(tickets())
     found = {frozenset(group.references) for group in groups}
     expected = {
         frozenset(f"{prefix}{n}" for n in range(1, len(questions) + 1))
@@ -611,12 +611,12 @@ def test_render_groups() -> None:
     assert text.startswith("2 groups of escalations asked in similar words")
     assert "1. 12 escalations: R0, R1, R2, R3, R4, R5, R6, R7, R8, R9 and 2 more\n" in text
     assert "   - 诉讼费可以刷信用卡吗\n   - 能用信用卡交诉讼费吗\n" in text
-    assert "   draft an entry: civicdesk escalations suggest-faq R0\n" in text
+    assert "   draft an entry: civicdesk tickets suggest-faq R0\n" in text
     assert "   - " + "x" * 89 + "…\n" in text
     assert render_groups([]) == "no escalations were asked in similar words\n"
 
 
 def test_ticket_hint() -> None:
     assert ticket_hint(" q7k2m9 ") == (
-        "To add this answer to the FAQ: civicdesk escalations suggest-faq Q7K2M9"
+        "To add this answer to the FAQ: civicdesk tickets suggest-faq Q7K2M9"
     )

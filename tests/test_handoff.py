@@ -305,13 +305,13 @@ async def test_an_answer_after_the_reply_window_is_kept_and_shown_as_undeliverab
     store = clocked_store
     asked_at = clock.now
     reference, outcome = await _answered_too_late(store, STAFF, clock)
-    ticket = await store.get_escalation(reference)
+    ticket = await store.get_ticket(reference)
     assert ticket is not None and ticket.reply_deadline == asked_at + timedelta(hours=48)
     assert outcome.kind == "undeliverable"
-    assert outcome.escalation.status == "undeliverable" and outcome.escalation.answer
+    assert outcome.ticket.status == "undeliverable" and outcome.ticket.answer
     [(kind, channel, text)] = await outbox_kinds(store)  # nothing to the citizen
     assert (kind, channel) == ("ticket-update", "staff") and "NOT delivered" in text
-    listed = await store.find_escalations(status="undeliverable")
+    listed = await store.find_tickets(status="undeliverable")
     assert [e.reference for e in listed] == [reference]
 
 
@@ -332,9 +332,9 @@ async def test_a_kept_answer_is_sent_when_the_citizen_writes_again_and_reopens_t
     updates = [text for kind, channel, text in sent if channel == "staff"]
     assert any("还在吗？" in text for text in updates)  # what the citizen wrote, as a follow-up
     assert any("reopened the platform's reply window" in text for text in updates)
-    ticket = await store.get_escalation(reference)
+    ticket = await store.get_ticket(reference)
     assert ticket is not None and ticket.status == "closed" and ticket.answered_by == "li"
-    kinds = [event.kind for event in await store.escalation_events(reference)]
+    kinds = [event.kind for event in await store.ticket_events(reference)]
     assert kinds[-3:] == ["undeliverable", "follow-up", "answered"]
 
     # The conversation is the bot's again.
@@ -353,7 +353,7 @@ async def test_an_undeliverable_ticket_closed_by_staff_sends_nothing_then_or_lat
     # Li phoned the citizen instead.
     outcome = await store.staff_command(reference, Close("reached by phone"), actor="li",
                                         handoff=handoff)  # fmt: skip
-    assert outcome.escalation.status == "closed"
+    assert outcome.ticket.status == "closed"
     assert [channel for _, channel, _ in await outbox_kinds(store)] == ["staff"]
     handled = await _citizen_writes(store, handoff, clock, "m-2", "如何缴纳诉讼费？")
     assert handled.decision == "answer"  # the bot again; the kept answer stays kept
@@ -377,7 +377,7 @@ async def test_an_answer_after_the_reply_window_goes_by_email_to_the_address_the
     clock.now += timedelta(hours=49)  # past the 48 hours after the citizen's last message
     outcome = await store.staff_command(reference, Answer("立案材料已收到，正在审查。"),
                                         actor="li", handoff=handoff)  # fmt: skip
-    assert outcome.kind == "answered" and outcome.escalation.status == "closed"
+    assert outcome.kind == "answered" and outcome.ticket.status == "closed"
 
     # The staff thread says where the answer went, the address masked.
     rows = await store.claim_outbox("reader", 100, 30)
@@ -410,7 +410,7 @@ async def test_an_answer_after_the_reply_window_goes_by_email_to_the_address_the
     assert message["Subject"] == f"您的咨询 {reference} 的答复"  # the question was in Chinese
     body = message.get_content()
     assert "立案材料已收到，正在审查。" in body and f"> {CASE_QUESTION}" in body
-    events = await store.escalation_events(reference)
+    events = await store.ticket_events(reference)
     assert events[-1].kind == "answered" and events[-1].actor == "li"
 
 
@@ -452,7 +452,7 @@ async def test_an_overdue_ticket_is_posted_again_as_a_reminder_once_per_interval
     assert kind == "ticket-update" and text.startswith(f"[{reference}] overdue")
     clock.now += timedelta(minutes=30)
     assert await store.remind_overdue(every=3600, handoff=handoff) == 0  # not again so soon
-    overdue = await store.find_escalations(overdue_at=clock.now)
+    overdue = await store.find_tickets(overdue_at=clock.now)
     assert [e.reference for e in overdue] == [reference]
 
 
@@ -470,7 +470,7 @@ async def test_suggest_faq_turns_an_answered_ticket_into_an_entry_kb_check_accep
     answer = "有。诉讼服务中心东门设有无障碍坡道和电梯，需要帮助可拨打导诉台电话。"
     await staff_says(client, "s-1", answer, str(ticket["id"]), "li")
     updates = await staff.wait_for(2)
-    assert f"civicdesk escalations suggest-faq {reference}" in updates[1]["text"]
+    assert f"civicdesk tickets suggest-faq {reference}" in updates[1]["text"]
 
     monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{database}")
     monkeypatch.setenv("CIVICDESK_KNOWLEDGE", str(knowledge))
@@ -498,7 +498,7 @@ async def test_outside_working_hours_the_acknowledgement_names_the_next_working_
     [(_, _, text)] = [k for k in await outbox_kinds(store) if k[0] == "ack"]
     assert reference in text
     assert "11月30日（周一）09:00" in text  # the office opens again on Monday morning
-    ticket = await store.get_escalation(reference)
+    ticket = await store.get_ticket(reference)
     # Two working days of seven hours (09:00-12:00, 13:30-17:30) from Monday 09:00.
     assert ticket is not None and ticket.due_at == datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
 

@@ -73,7 +73,7 @@ def deployment(
     }
 
 
-async def escalation(database: Path, reference: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+async def show_ticket(database: Path, reference: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     """`civicdesk escalations show REF --json`, as an operator runs it (in a thread: the command
     runs an event loop of its own)."""
     out = StringIO()
@@ -165,7 +165,7 @@ async def test_a_staff_answer_in_the_tickets_thread_reaches_the_citizen_in_their
     assert relation(update) == thread  # in the thread, with the fallback to the ticket
     assert STAFF_NAME in update["content"]["body"]
 
-    record = await escalation(database, reference, monkeypatch)
+    record = await show_ticket(database, reference, monkeypatch)
     assert (record["status"], record["answered_by"]) == ("closed", STAFF_NAME)
     assert [e["kind"] for e in record["history"]] == ["opened", "answered"]
     assert record["history"][1]["channel"] == "duty"

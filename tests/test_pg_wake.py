@@ -74,7 +74,7 @@ async def test_a_reply_put_back_to_pending_elsewhere_wakes_the_delivery(
         [claimed] = await operator.claim_inbox("answering", 1, 30)
         reply = OutboxDraft("webhook", "conv-1", "Pay online.")
         assert await operator.finish_inbox(claimed.id, decision="answer", entry_id=None,
-                                           replies=[reply], escalation=None,
+                                           replies=[reply], ticket=None,
                                            pending_clarify=None)  # fmt: skip
         await until(lambda: "outbox" in wakes, timeout=10)
         [row] = await operator.claim_outbox("sender", 1, 30)

@@ -20,8 +20,8 @@ from bot.platform.lengths import weibo_length
 from bot.platform.messages import InboundMessage
 from bot.storage.models import InboxRow, OutboxRow
 from bot.storage.store import Store
-from bot.tickets.escalation import REFERENCE_ALPHABET
 from bot.tickets.handoff import NO_HANDOFF
+from bot.tickets.reference import REFERENCE_ALPHABET
 
 KNOWLEDGE = Path(__file__).parents[1] / "knowledge"
 TODAY = date(2026, 1, 15)
@@ -88,7 +88,7 @@ async def test_an_answered_question_queues_one_reply_fitted_to_the_channel(
     assert (reply.channel, reply.conversation, reply.recipient) == ("webhook", "c1", "u1")
     assert reply.reply_to == row.platform_id
     assert reply.kind == "reply"
-    assert await store.list_escalations() == []
+    assert await store.list_tickets() == []
 
 
 async def test_a_public_weibo_answer_mentions_the_asker_within_140(
@@ -140,7 +140,7 @@ async def test_an_escalated_question_gets_a_ticket_and_an_acknowledgement_with_i
     assert handled.decision == "escalate" and handled.reference is not None
     reference = handled.reference
     assert re.fullmatch(f"[{REFERENCE_ALPHABET}]{{6}}", reference)
-    [ticket] = await store.list_escalations()
+    [ticket] = await store.list_tickets()
     assert ticket.reference == reference
     assert ticket.status == "open"
     assert (ticket.channel, ticket.conversation, ticket.sender) == ("webhook", "c1", "u1")
@@ -303,4 +303,4 @@ async def test_a_citizens_second_message_in_the_same_batch_joins_the_ticket_the_
     results = await handle_batch(rows, desk, lambda _: WEBHOOK, store)
     decisions = [r.decision for r in results if not isinstance(r, Exception)]
     assert decisions == ["escalate", "follow-up"]
-    assert len(await store.list_escalations()) == 1
+    assert len(await store.list_tickets()) == 1

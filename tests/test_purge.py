@@ -21,10 +21,10 @@ from bot.config.settings import ConfigError, Settings
 from bot.storage import purge as store_purge
 from bot.storage.models import (
     CONVERSATION_STATE,
-    ESCALATION,
-    ESCALATION_EVENT,
     INBOX,
     OUTBOX,
+    TICKET,
+    TICKET_EVENT,
 )
 from bot.storage.purge import PurgeCounts, purge, purge_every_day
 from bot.storage.store import Store
@@ -74,14 +74,14 @@ def _seed(connection: Connection, now: datetime = NOW, days: int = DAYS) -> None
     still_open = _ticket(len(tickets) + 1, asked, status="open")
     tickets.append(still_open)
     events += _events(len(events) + 1, still_open)
-    connection.execute(insert(ESCALATION), tickets)
+    connection.execute(insert(TICKET), tickets)
     post = _reply(len(outbox) + 1, asked, status="sent", kind="ticket")
     outbox.append({**post, "escalation_id": still_open["id"]})
     # Replies still waiting to leave, or leaving, however old.
     outbox.append(_reply(len(outbox) + 1, inbox[5], status="pending"))
     outbox.append(_reply(len(outbox) + 1, inbox[6], status="sending"))
     connection.execute(insert(OUTBOX), outbox)
-    connection.execute(insert(ESCALATION_EVENT), events)
+    connection.execute(insert(TICKET_EVENT), events)
     connection.execute(
         insert(CONVERSATION_STATE),
         [
@@ -213,32 +213,31 @@ def _figures(connection: Connection) -> dict[str, Any]:
         OUTBOX.c.channel, OUTBOX.c.kind, OUTBOX.c.status
     )
     ticket_columns = [
-        c for c in ESCALATION.c if c.name not in _PERSONAL["escalation"] and c.name != "candidates"
+        c for c in TICKET.c if c.name not in _PERSONAL["escalation"] and c.name != "candidates"
     ]
-    events = select(ESCALATION_EVENT.c.escalation_id, ESCALATION_EVENT.c.kind, func.count())
+    events = select(TICKET_EVENT.c.escalation_id, TICKET_EVENT.c.kind, func.count())
     return {
         "per_day": sorted(map(tuple, connection.execute(per_day)), key=repr),
         "replies": sorted(map(tuple, connection.execute(replies)), key=repr),
         "tickets": [
-            tuple(row)
-            for row in connection.execute(select(*ticket_columns).order_by(ESCALATION.c.id))
+            tuple(row) for row in connection.execute(select(*ticket_columns).order_by(TICKET.c.id))
         ],
         "candidates": [
             row.candidates
-            for row in connection.execute(select(ESCALATION.c.candidates).order_by(ESCALATION.c.id))
+            for row in connection.execute(select(TICKET.c.candidates).order_by(TICKET.c.id))
         ],
         "events": sorted(
             map(
                 tuple,
                 connection.execute(
-                    events.group_by(ESCALATION_EVENT.c.escalation_id, ESCALATION_EVENT.c.kind)
+                    events.group_by(TICKET_EVENT.c.escalation_id, TICKET_EVENT.c.kind)
                 ),
             ),
             key=repr,
         ),
         "rows": {
             table.name: connection.execute(select(func.count()).select_from(table)).scalar_one()
-            for table in (INBOX, OUTBOX, ESCALATION, ESCALATION_EVENT)
+            for table in (INBOX, OUTBOX, TICKET, TICKET_EVENT)
         },
     }
 
@@ -252,8 +251,8 @@ _PERSONAL = {
 _TABLES = {
     "inbox": INBOX,
     "outbox": OUTBOX,
-    "escalation": ESCALATION,
-    "escalation_event": ESCALATION_EVENT,
+    "escalation": TICKET,
+    "escalation_event": TICKET_EVENT,
 }
 
 

@@ -37,7 +37,7 @@ from bot.reports.concerns import (
     render_text,
     rising,
 )
-from bot.storage.models import ESCALATION, INBOX
+from bot.storage.models import INBOX, TICKET
 from bot.storage.report_data import ReportData, TicketFigures, offset_spans
 from bot.storage.store import Store
 
@@ -179,7 +179,7 @@ def _insert(connection: Connection, seed: Seed) -> None:
     )  # fmt: skip
     if seed.tickets:
         connection.execute(
-            insert(ESCALATION),
+            insert(TICKET),
             [
                 {
                     **t, "reference": f"R{n:07d}", "channel": "webchat", "conversation": f"c{n}",

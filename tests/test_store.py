@@ -23,8 +23,8 @@ from bot.platform.messages import InboundMessage
 from bot.storage.engine import StoreUnavailable, create_engine, has_schema
 from bot.storage.models import INBOX, OUTBOX, InboxRow, OutboxRow
 from bot.storage.store import Store
-from bot.tickets.drafts import KIND_ACK, EscalationDraft, OutboxDraft
-from bot.tickets.escalation import ReferenceTaken
+from bot.tickets.drafts import KIND_ACK, OutboxDraft, TicketDraft
+from bot.tickets.reference import ReferenceTaken
 
 
 def message(n: int, *, channel: str = "webhook", conversation: str = "c1") -> InboundMessage:
@@ -42,8 +42,8 @@ def reply(text: str = "an answer", conversation: str = "c1") -> OutboxDraft:
     return OutboxDraft(channel="webhook", conversation=conversation, text=text, recipient="u")
 
 
-def ticket(reference: str = "Q7K2M9") -> EscalationDraft:
-    return EscalationDraft(
+def ticket(reference: str = "Q7K2M9") -> TicketDraft:
+    return TicketDraft(
         reference=reference,
         channel="webhook",
         conversation="c1",
@@ -59,7 +59,7 @@ async def finish(store: Store, inbox_id: int, **overrides: object) -> bool:
         "decision": "answer",
         "entry_id": "pay-court-fee",
         "replies": [reply()],
-        "escalation": None,
+        "ticket": None,
         "pending_clarify": None,
     }
     options.update(overrides)
@@ -229,9 +229,9 @@ async def test_finishing_after_the_lease_was_taken_over_writes_nothing(database_
         [taken] = await fast.claim_inbox("fast", 1, 30)
         assert row.id is not None and taken.id == row.id
 
-        assert await finish(slow, row.id, replies=[reply("late")], escalation=ticket()) is False
+        assert await finish(slow, row.id, replies=[reply("late")], ticket=ticket()) is False
         assert (await slow.queue_depths())["outbox_pending"] == 0
-        assert await slow.list_escalations() == []
+        assert await slow.list_tickets() == []
 
         assert await finish(fast, row.id, replies=[reply("on time")]) is True
         [sent] = await fast.claim_outbox("sender", 10, 30)
@@ -253,17 +253,17 @@ async def test_finish_writes_replies_ticket_and_state_together(store: Store) -> 
         decision="escalate",
         entry_id=None,
         replies=[ack],
-        escalation=ticket("Q7K2M9"),
+        ticket=ticket("Q7K2M9"),
         pending_clarify=pending,
     )
     assert done is True
-    escalation = await store.get_escalation("Q7K2M9")
-    assert escalation is not None
-    assert escalation.status == "open"
-    assert escalation.inbox_id == row.id
-    assert escalation.candidates[0]["entry_id"] == "my-case-status"
+    opened = await store.get_ticket("Q7K2M9")
+    assert opened is not None
+    assert opened.status == "open"
+    assert opened.inbox_id == row.id
+    assert opened.candidates[0]["entry_id"] == "my-case-status"
     [queued] = await store.claim_outbox("sender", 10, 30)
-    assert queued.escalation_id == escalation.id
+    assert queued.escalation_id == opened.id
     assert queued.kind == "ack"
     kept = await store.load_pending("webhook", "c1")
     assert kept is not None and kept.options == ("a", "b") and kept.lang == "en"
@@ -276,12 +276,12 @@ async def test_a_reference_in_use_rolls_the_whole_finish_back(store: Store) -> N
     await store.accept([message(1), message(2)])
     first, second = await store.claim_inbox("w", 2, 30)
     assert first.id is not None and second.id is not None
-    assert await finish(store, first.id, escalation=ticket("AAAAAA")) is True
+    assert await finish(store, first.id, ticket=ticket("AAAAAA")) is True
     with pytest.raises(ReferenceTaken):
-        await finish(store, second.id, replies=[reply("never")], escalation=ticket("AAAAAA"))
+        await finish(store, second.id, replies=[reply("never")], ticket=ticket("AAAAAA"))
     assert (await store.queue_depths())["inbox_claimed"] == 1  # still ours, nothing written
-    assert await finish(store, second.id, escalation=ticket("BBBBBB")) is True
-    assert [e.reference for e in await store.list_escalations()] == ["AAAAAA", "BBBBBB"]
+    assert await finish(store, second.id, ticket=ticket("BBBBBB")) is True
+    assert [e.reference for e in await store.list_tickets()] == ["AAAAAA", "BBBBBB"]
 
 
 async def test_pending_clarify_is_cleared_and_expires(store: Store) -> None:

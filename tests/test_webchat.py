@@ -96,7 +96,7 @@ async def queue_replies(store: Store, conversation: str, *texts: str) -> list[in
     [row] = await store.claim_inbox("answering", 1, 30)
     drafts = [OutboxDraft("webchat", conversation, text) for text in texts]
     assert await store.finish_inbox(row.id, decision="answer", entry_id=None, replies=drafts,
-                                    escalation=None, pending_clarify=None)  # fmt: skip
+                                    ticket=None, pending_clarify=None)  # fmt: skip
     claimed = await store.claim_outbox("another-process", 10, 30)
     return [r.id for r in claimed]
 

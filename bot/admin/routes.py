@@ -8,17 +8,17 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 import bot.admin.deliveries as deliveries
-import bot.admin.escalations as escalations
 import bot.admin.knowledge as knowledge
 import bot.admin.report_page as report_page
 import bot.admin.signin as signin
+import bot.admin.tickets as tickets
 from bot.admin.guard import guard
 from bot.admin.render import see_other
 from bot.admin.state import ADMIN, AdminState
 
 
 async def home(request: web.Request) -> web.StreamResponse:
-    return see_other("/admin/escalations")
+    return see_other("/admin/tickets")
 
 
 ASSETS = {"admin.css": "text/css", "icon.svg": "image/svg+xml"}  # from bot/static
@@ -49,9 +49,10 @@ def add_admin_routes(app: web.Application, state: AdminState) -> None:
     route("GET", "/signin", signin.signin_page)
     route("POST", "/signin", signin.signin)
     route("POST", "/signout", signin.signout)
-    route("GET", "/escalations", escalations.escalation_list)
-    route("GET", "/escalations/{ref}", escalations.ticket)
-    route("POST", "/escalations/{ref}/{action:answer|claim|note|close}", escalations.act)
+    for prefix in ("/tickets", "/escalations"):  # /escalations: the pages' first address
+        route("GET", prefix, tickets.ticket_list)
+        route("GET", prefix + "/{ref}", tickets.ticket)
+        route("POST", prefix + "/{ref}/{action:answer|claim|note|close}", tickets.act)
     route("GET", "/deliveries", deliveries.dead_letters)
     route("POST", r"/deliveries/{id:\d{1,18}}/retry", deliveries.retry)
     route("POST", r"/deliveries/{id:\d{1,18}}/discard", deliveries.discard)

@@ -15,7 +15,7 @@ from bot.admin.state import OPERATOR, SESSION, state_of
 
 log = logging.getLogger("civicdesk.admin")
 
-HOME = "/admin/escalations"
+HOME = "/admin/tickets"
 
 
 def client_address(request: web.Request, trust_proxy: bool) -> str:

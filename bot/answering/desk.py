@@ -35,7 +35,7 @@ from bot.answering.policy import (
     decide,
     serve_entry,
 )
-from bot.answering.replies import ESCALATION_ACK, INVITE_PRIVATE, SMALLTALK_REPLIES, pick
+from bot.answering.replies import INVITE_PRIVATE, SMALLTALK_REPLIES, TICKET_ACK, pick
 from bot.answering.smalltalk import classify_smalltalk
 from bot.answering.text import detect_lang, fold, fold_keeping_decorations
 from bot.platform.adapter import TextRules, rules_for
@@ -271,7 +271,7 @@ class Desk:
             case InvitePrivate():
                 text = compose(pick(INVITE_PRIVATE, lang), rules, mention=mention)
             case Escalate():
-                text = compose(pick(ESCALATION_ACK, lang), rules, mention=mention)
+                text = compose(pick(TICKET_ACK, lang), rules, mention=mention)
             case Chat(kind=kind):
                 text = compose(pick(SMALLTALK_REPLIES[kind], lang), rules, mention=mention)
         return Reply(decision, text, lang, candidates)

@@ -29,12 +29,12 @@ INVITE_PRIVATE = {
     "and we will answer you there.",
 }
 
-ESCALATION_ACK = {
+TICKET_ACK = {
     "zh": "您的问题已转交工作人员处理，我们将尽快答复您。",
     "en": "Your question has been passed to our staff, who will answer you as soon as possible.",
 }
 
-ESCALATION_ACK_WITH_REF = {
+TICKET_ACK_WITH_REF = {
     # {promise}: bot.tickets.hours.answer_promise, a clause that names the next working period when
     # the office is closed ("我们将于…开始办理，预计于…前答复").
     "zh": "您的问题已转交工作人员（编号 {ref}），{promise}。",
@@ -43,7 +43,7 @@ ESCALATION_ACK_WITH_REF = {
 
 # Added to the acknowledgement where the platform limits how long a private reply may be sent
 # and answers can go by e-mail instead (CIVICDESK_ANSWER_BY_EMAIL, bot.tickets.fallback).
-ESCALATION_EMAIL_INVITE = {
+TICKET_EMAIL_INVITE = {
     "zh": "如方便，可留下电子邮箱：若届时无法在此回复，我们将通过邮件答复。",
     "en": "You may leave an e-mail address: if we can no longer answer here, we will write to it.",
 }

@@ -15,10 +15,10 @@ from typing import Any, TextIO
 
 from dotenv import load_dotenv
 
-import bot.cli.escalations as cli_escalations
 import bot.cli.purge as cli_purge
 import bot.cli.report as cli_report
 import bot.cli.serve as cli_serve
+import bot.cli.tickets as cli_tickets
 import bot.cli.users as cli_users
 from bot.answering.desk import Desk, Reply
 from bot.answering.evaluation import EvalFileError, evaluate, load_eval_file
@@ -54,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="print one JSON object")
 
     cli_serve.add_parser(commands)
-    cli_escalations.add_parsers(commands)
+    cli_tickets.add_parsers(commands)
     cli_users.add_parser(commands)
     cli_report.add_parser(commands)
     cli_purge.add_parser(commands)
@@ -96,8 +96,8 @@ def _run(argv: Sequence[str] | None, out: TextIO) -> int:
             return cli_purge.run(args, settings, out)
         if args.command == cli_users.COMMAND:
             return cli_users.run(args, settings, out)
-        if args.command in cli_escalations.COMMANDS:
-            return cli_escalations.run(args, settings, out)
+        if args.command in cli_tickets.COMMANDS:
+            return cli_tickets.run(args, settings, out)
         return _eval(args, settings, out)
     except ConfigError as exc:
         print(f"civicdesk: configuration error: {exc}", file=sys.stderr)

@@ -1,6 +1,6 @@
 """The staff side of the settings: which channels take tickets, and the e-mail fallback, as one
 `Handoff` (the only place it is built from settings: `civicdesk serve`, /admin and
-`civicdesk escalations` all use it)."""
+`civicdesk tickets` all use it)."""
 
 from __future__ import annotations
 

@@ -364,7 +364,7 @@ SETTINGS: tuple[Setting, ...] = (
         "CIVICDESK_ESCALATE_TO",
         "",
         "Staff channels (comma-separated names from CIVICDESK_CHANNELS) where tickets are posted "
-        "and answered in their threads; empty: tickets are handled with `civicdesk escalations`.",
+        "and answered in their threads; empty: tickets are handled with `civicdesk tickets`.",
         _staff_channel_names,
     ),
     Setting(

@@ -24,16 +24,16 @@ from bot.answering.desk import Desk, PendingClarify, Reply
 from bot.answering.policy import Escalate
 from bot.platform.adapter import TextRules
 from bot.storage.engine import StoreUnavailable
-from bot.storage.models import ESCALATION_UNDELIVERABLE, InboxRow
+from bot.storage.models import TICKET_UNDELIVERABLE, InboxRow
 from bot.storage.store import Store
-from bot.tickets.drafts import KIND_ACK, KIND_REPLY, EscalationDraft, Finish, OutboxDraft
-from bot.tickets.escalation import (
+from bot.tickets.drafts import KIND_ACK, KIND_REPLY, Finish, OutboxDraft, TicketDraft
+from bot.tickets.handoff import NO_HANDOFF, Handoff, ticket_post
+from bot.tickets.reference import (
     ReferenceTaken,
     acknowledgement,
     candidate_records,
     new_reference,
 )
-from bot.tickets.handoff import NO_HANDOFF, Handoff, ticket_post
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +69,10 @@ class Prepared:
 
     def finish(self) -> Finish:
         row, reply = self.row, self.reply
-        escalation = None
+        ticket = None
         text = reply.text
         if self.reference is not None and isinstance(reply.decision, Escalate):
-            escalation = _ticket(row, reply, reply.decision, self.reference, self.handoff)
+            ticket = _ticket(row, reply, reply.decision, self.reference, self.handoff)
             text = acknowledgement(
                 self.reference,
                 reply.lang,
@@ -81,13 +81,13 @@ class Prepared:
                 mention=self.mention,
                 invite_email=self.handoff.invites_email(row.channel, row.public, row.text),
             )
-        replies = [_reply(row, text, KIND_ACK if escalation else KIND_REPLY)] if text else []
+        replies = [_reply(row, text, KIND_ACK if ticket else KIND_REPLY)] if text else []
         return Finish(
             inbox_id=row.id,
             decision=reply.decision.decision,
             entry_id=reply.entry_id,
             replies=replies,
-            escalation=escalation,
+            ticket=ticket,
             pending_clarify=self.pending_clarify,
         )
 
@@ -228,7 +228,7 @@ async def _answer_citizens(
             if ticket is not None:
                 added = await store.add_follow_up(row, ticket, handoff=handoff, rules=rules_for)
                 # Replies: the lines in the ticket's threads, and a kept answer sent now.
-                kept = int(ticket.status == ESCALATION_UNDELIVERABLE)
+                kept = int(ticket.status == TICKET_UNDELIVERABLE)
                 replies = (1 + kept) * len(handoff.staff) + kept
                 results[index] = Handled(added, "follow-up", replies, ticket.reference)
                 continue
@@ -317,7 +317,7 @@ def _reply(row: InboxRow, text: str, kind: str) -> OutboxDraft:
 
 def _ticket(
     row: InboxRow, reply: Reply, decision: Escalate, reference: str, handoff: Handoff
-) -> EscalationDraft:
+) -> TicketDraft:
     # The desk's ranking, or (an entry marked for a human) the entry that asked for one.
     candidates = candidate_records(reply.candidates or decision.candidates)
     entry = decision.entry
@@ -341,7 +341,7 @@ def _ticket(
         )
         for staff in handoff.staff
     )
-    return EscalationDraft(
+    return TicketDraft(
         reference=reference,
         channel=row.channel,
         conversation=row.conversation,

@@ -150,7 +150,7 @@ class Report:
     in_clusters: int  # of those, how many are in a group of two or more
     clusters: tuple[Cluster, ...]  # the largest groups first, at most CLUSTER_LIMIT
     cluster_count: int  # groups found (also those not shown)
-    escalations: TicketFigures
+    tickets: TicketFigures
     notes: tuple[str, ...] = field(default=())
 
     @property
@@ -302,7 +302,7 @@ def make_report(
         in_clusters=in_clusters,
         clusters=clusters,
         cluster_count=cluster_count,
-        escalations=data.tickets,
+        tickets=data.tickets,
         notes=tuple(notes),
     )
 
@@ -411,7 +411,7 @@ def _one_line(text: str, width: int = EXAMPLE_WIDTH) -> str:
 
 def report_json(report: Report) -> dict[str, Any]:
     """The report as plain JSON values (times in ISO 8601, UTC; days in the office's zone)."""
-    e = report.escalations
+    e = report.tickets
     return {
         "period": {
             "since": report.since.isoformat(),
@@ -540,7 +540,7 @@ def render_text(report: Report) -> str:
             if near
             else "     nearest entry: none: a new entry is needed"
         )
-    e = report.escalations
+    e = report.tickets
     lines += [
         "",
         "Escalations:",
@@ -690,7 +690,7 @@ def render_html(report: Report, *, page: bool = True) -> str:
         f"<p>{_e(_unanswered_heading(report))}</p>",
         _html_clusters(report.clusters),
         "</section><section><h2>Escalations</h2>",
-        _html_escalations(report.escalations),
+        _html_tickets(report.tickets),
         "</section>",
     ]
     parts += [f'<p class="muted">Note: {_e(note)}</p>' for note in report.notes]
@@ -708,7 +708,7 @@ def render_html(report: Report, *, page: bool = True) -> str:
 
 
 def _html_figures(report: Report) -> str:
-    e = report.escalations
+    e = report.tickets
     figures = [
         ("Messages", report.total, f"previous period {report.previous_total}"),
         ("Answered", report.decisions.get("answered", 0), _share(report, "answered")),
@@ -792,7 +792,7 @@ def _html_clusters(clusters: Sequence[Cluster]) -> str:
     return f'<ol class="clusters">{"".join(items)}</ol>'
 
 
-def _html_escalations(e: TicketFigures) -> str:
+def _html_tickets(e: TicketFigures) -> str:
     rows = (
         ("Opened in the period", e.opened),
         ("Answered by staff", e.answered),

@@ -182,7 +182,7 @@ class Metrics:
         lines.extend(self.match_seconds.render())
         lines.extend(self.delivery_seconds.render())
         depths = dict(queue_depths or {})
-        open_escalations = {
+        open_tickets = {
             key: depths.pop(key) for key in list(depths) if key.startswith("escalation")
         }
         lines.extend(
@@ -193,13 +193,13 @@ class Metrics:
                 depths,
             )
         )
-        if open_escalations:
+        if open_tickets:
             lines.extend(
                 _gauge(
                     "civicdesk_escalations_open",
                     "Escalations waiting for a human's answer.",
                     "",
-                    {"": sum(open_escalations.values())},
+                    {"": sum(open_tickets.values())},
                 )
             )
         lines.extend(

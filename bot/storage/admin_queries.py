@@ -19,18 +19,18 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, delete, exists, func, insert, or_, select, update
 
 from bot.storage.models import (
-    ESCALATION,
-    ESCALATION_EVENT,
-    ESCALATION_OPEN,
     INBOX,
     OPERATOR,
     OUTBOX,
     OUTBOX_DEAD,
-    Escalation,
+    TICKET,
+    TICKET_EVENT,
+    TICKET_OPEN,
     OutboxRow,
+    Ticket,
 )
 from bot.storage.store import Store
-from bot.storage.ticket_sql import as_escalation
+from bot.storage.ticket_sql import as_ticket
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class OperatorExists(Exception):
 
 
 @dataclass(frozen=True)
-class EscalationFilter:
+class TicketFilter:
     """What the escalation list shows; None (or empty text) means any."""
 
     status: str | None = None
@@ -65,62 +65,60 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-def _conditions(where: EscalationFilter) -> list[Any]:
+def _conditions(where: TicketFilter) -> list[Any]:
     conditions: list[Any] = []
     if where.status:
-        conditions.append(ESCALATION.c.status == where.status)
+        conditions.append(TICKET.c.status == where.status)
     if where.channel:
-        conditions.append(ESCALATION.c.channel == where.channel)
+        conditions.append(TICKET.c.channel == where.channel)
     if where.staff:
-        acted = select(ESCALATION_EVENT.c.escalation_id).where(
-            ESCALATION_EVENT.c.actor == where.staff
-        )
+        acted = select(TICKET_EVENT.c.escalation_id).where(TICKET_EVENT.c.actor == where.staff)
         conditions.append(
             or_(
-                ESCALATION.c.assigned_to == where.staff,
-                ESCALATION.c.answered_by == where.staff,
-                ESCALATION.c.id.in_(acted),
+                TICKET.c.assigned_to == where.staff,
+                TICKET.c.answered_by == where.staff,
+                TICKET.c.id.in_(acted),
             )
         )
     if where.overdue_at is not None:
         conditions.extend(
             (
-                ESCALATION.c.status == ESCALATION_OPEN,
-                ESCALATION.c.due_at.is_not(None),
-                ESCALATION.c.due_at < where.overdue_at,
+                TICKET.c.status == TICKET_OPEN,
+                TICKET.c.due_at.is_not(None),
+                TICKET.c.due_at < where.overdue_at,
             )
         )
     if where.text and where.text.strip():
         pattern = _like(where.text.strip())
         in_log = exists().where(
-            ESCALATION_EVENT.c.escalation_id == ESCALATION.c.id,
-            ESCALATION_EVENT.c.detail.ilike(pattern, escape="\\"),
+            TICKET_EVENT.c.escalation_id == TICKET.c.id,
+            TICKET_EVENT.c.detail.ilike(pattern, escape="\\"),
         )
         columns = (
-            ESCALATION.c.reference,
-            ESCALATION.c.question,
-            ESCALATION.c.answer,
-            ESCALATION.c.sender_name,
-            ESCALATION.c.close_reason,
+            TICKET.c.reference,
+            TICKET.c.question,
+            TICKET.c.answer,
+            TICKET.c.sender_name,
+            TICKET.c.close_reason,
         )
         conditions.append(or_(*(c.ilike(pattern, escape="\\") for c in columns), in_log))
     return conditions
 
 
-def search_escalations(
-    connection: Connection, where: EscalationFilter, *, offset: int, limit: int
-) -> tuple[list[Escalation], int]:
+def search_tickets(
+    connection: Connection, where: TicketFilter, *, offset: int, limit: int
+) -> tuple[list[Ticket], int]:
     """One page of matching tickets, newest first, and how many match in all."""
     conditions = _conditions(where)
-    total = connection.execute(select(func.count()).select_from(ESCALATION).where(*conditions))
+    total = connection.execute(select(func.count()).select_from(TICKET).where(*conditions))
     statement = (
-        select(ESCALATION)
+        select(TICKET)
         .where(*conditions)
-        .order_by(ESCALATION.c.created_at.desc(), ESCALATION.c.id.desc())
+        .order_by(TICKET.c.created_at.desc(), TICKET.c.id.desc())
         .offset(offset)
         .limit(limit)
     )
-    found = [as_escalation(row) for row in connection.execute(statement)]
+    found = [as_ticket(row) for row in connection.execute(statement)]
     return found, int(total.scalar() or 0)
 
 
@@ -194,12 +192,10 @@ class AdminStore:
     async def _write(self, work: Callable[[Connection], T]) -> T:
         return await self.store._db.write(work)
 
-    async def search_escalations(
-        self, where: EscalationFilter, *, offset: int, limit: int
-    ) -> tuple[list[Escalation], int]:
-        return await self._read(
-            partial(search_escalations, where=where, offset=offset, limit=limit)
-        )
+    async def search_tickets(
+        self, where: TicketFilter, *, offset: int, limit: int
+    ) -> tuple[list[Ticket], int]:
+        return await self._read(partial(search_tickets, where=where, offset=offset, limit=limit))
 
     async def ticket_messages(self, escalation_id: int) -> list[OutboxRow]:
         return await self._read(partial(ticket_messages, escalation_id=escalation_id))

@@ -20,19 +20,19 @@ from bot.answering.desk import PendingClarify
 from bot.storage.engine import insert_ignoring_duplicates
 from bot.storage.models import (
     CONVERSATION_STATE,
-    ESCALATION,
-    ESCALATION_OPEN,
     EVENT_OPENED,
     OUTBOX,
     OUTBOX_PENDING,
     OUTBOX_SENDING,
+    TICKET,
+    TICKET_OPEN,
 )
 from bot.storage.ticket_sql import add_event
 from bot.tickets.drafts import KIND_ACK, KIND_TICKET, Finish, OutboxDraft
-from bot.tickets.escalation import ReferenceTaken
+from bot.tickets.reference import ReferenceTaken
 
-_REFERENCES_IN_USE = select(ESCALATION.c.reference).where(
-    ESCALATION.c.reference.in_(bindparam("b_references", expanding=True))
+_REFERENCES_IN_USE = select(TICKET.c.reference).where(
+    TICKET.c.reference.in_(bindparam("b_references", expanding=True))
 )
 _STATE_KEY = tuple_(CONVERSATION_STATE.c.channel, CONVERSATION_STATE.c.conversation)
 _FORGET = delete(CONVERSATION_STATE).where(_STATE_KEY.in_(bindparam("b_keys", expanding=True)))
@@ -78,7 +78,7 @@ def finish_batch(
     outbox = [
         _outbox_row(draft, f.inbox_id, tickets.get(f.inbox_id), now)
         for f in done
-        for draft in (*f.replies, *(f.escalation.staff_posts if f.escalation else ()))
+        for draft in (*f.replies, *(f.ticket.staff_posts if f.ticket else ()))
     ]
     written: list[Any] = []
     if outbox and handover is not None and handover.limit > 0:
@@ -102,7 +102,7 @@ def prune_expired_state(now: datetime, connection: Connection) -> int:
 def _check_references(
     connection: Connection, finishes: Sequence[Finish], held: dict[int, Any]
 ) -> list[bool | Exception]:
-    wanted = [f.escalation.reference for f in finishes if f.escalation and f.inbox_id in held]
+    wanted = [f.ticket.reference for f in finishes if f.ticket and f.inbox_id in held]
     in_use: set[str] = set()
     if wanted:
         found = connection.execute(_REFERENCES_IN_USE, {"b_references": wanted})
@@ -111,11 +111,11 @@ def _check_references(
     for f in finishes:
         if f.inbox_id not in held:
             results.append(False)
-        elif f.escalation is not None and f.escalation.reference in in_use:
-            results.append(ReferenceTaken(f.escalation.reference))
+        elif f.ticket is not None and f.ticket.reference in in_use:
+            results.append(ReferenceTaken(f.ticket.reference))
         else:
-            if f.escalation is not None:
-                in_use.add(f.escalation.reference)  # two new tickets drew the same code
+            if f.ticket is not None:
+                in_use.add(f.ticket.reference)  # two new tickets drew the same code
             results.append(True)
     return results
 
@@ -134,17 +134,17 @@ def _open_ticket_statement(dialect: str) -> Any:
             "due_at", "reply_deadline",
         )  # fmt: skip
         statement = (
-            insert_ignoring_duplicates(dialect, ESCALATION)
+            insert_ignoring_duplicates(dialect, TICKET)
             .on_conflict_do_nothing(index_elements=["reference"])
-            .values({c: bindparam(f"b_{c}", type_=ESCALATION.c[c].type) for c in columns})
-            .returning(ESCALATION.c.id)
+            .values({c: bindparam(f"b_{c}", type_=TICKET.c[c].type) for c in columns})
+            .returning(TICKET.c.id)
         )
         _OPEN_TICKET[dialect] = statement
     return statement
 
 
 def _open_ticket(connection: Connection, finish: Finish, now: datetime) -> int | None:
-    draft = finish.escalation
+    draft = finish.ticket
     if draft is None:
         return None
     # ON CONFLICT DO NOTHING: a code taken since the check (another process) must not abort the
@@ -153,7 +153,7 @@ def _open_ticket(connection: Connection, finish: Finish, now: datetime) -> int |
         _open_ticket_statement(connection.dialect.name),
         {
             "b_reference": draft.reference,
-            "b_status": ESCALATION_OPEN,
+            "b_status": TICKET_OPEN,
             "b_inbox_id": finish.inbox_id,
             "b_channel": draft.channel,
             "b_conversation": draft.conversation,

@@ -20,8 +20,8 @@ INBOX_NEW, INBOX_CLAIMED, INBOX_DONE, INBOX_FAILED = "new", "claimed", "done", "
 OUTBOX_PENDING, OUTBOX_SENDING, OUTBOX_SENT, OUTBOX_DEAD = "pending", "sending", "sent", "dead"
 # escalation.status. "undeliverable": answered, but the platform no longer lets the answer reach
 # the citizen (its reply window closed and it has no fallback); operators must act on it.
-ESCALATION_OPEN, ESCALATION_ANSWERED, ESCALATION_CLOSED = "open", "answered", "closed"
-ESCALATION_UNDELIVERABLE = "undeliverable"
+TICKET_OPEN, TICKET_ANSWERED, TICKET_CLOSED = "open", "answered", "closed"
+TICKET_UNDELIVERABLE = "undeliverable"
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -116,14 +116,14 @@ class OutboxMessage(SQLModel, table=True):
     sent_at: datetime | None = _when(nullable=True)
 
 
-class Escalation(SQLModel, table=True):
+class Ticket(SQLModel, table=True):
     """A question handed to a human, with the reference code the citizen was given."""
 
     __tablename__ = "escalation"
 
     id: int | None = Field(default=None, primary_key=True)
     reference: str = Field(max_length=16, unique=True, index=True)
-    status: str = Field(default=ESCALATION_OPEN, max_length=16, index=True)
+    status: str = Field(default=TICKET_OPEN, max_length=16, index=True)
     inbox_id: int | None = Field(default=None, foreign_key="inbox.id")
     channel: str = Field(max_length=64)
     conversation: str = Field(max_length=255)
@@ -153,7 +153,7 @@ EVENT_ANSWERED, EVENT_CLOSED, EVENT_REMINDED = "answered", "closed", "reminded"
 EVENT_UNDELIVERABLE = "undeliverable"
 
 
-class EscalationEvent(SQLModel, table=True):
+class TicketEvent(SQLModel, table=True):
     """The escalation log: every change of a ticket, with who and when."""
 
     __tablename__ = "escalation_event"
@@ -259,8 +259,8 @@ class OutboxRow:
 # needed.
 INBOX = SQLModel.metadata.tables["inbox"]
 OUTBOX = SQLModel.metadata.tables["outbox"]
-ESCALATION = SQLModel.metadata.tables["escalation"]
+TICKET = SQLModel.metadata.tables["escalation"]
 CONVERSATION_STATE = SQLModel.metadata.tables["conversation_state"]
 POLL_CURSOR = SQLModel.metadata.tables["poll_cursor"]
-ESCALATION_EVENT = SQLModel.metadata.tables["escalation_event"]
+TICKET_EVENT = SQLModel.metadata.tables["escalation_event"]
 OPERATOR = SQLModel.metadata.tables["operator"]

@@ -58,15 +58,15 @@ from sqlalchemy import (
 from bot.storage.engine import StoreUnavailable
 from bot.storage.models import (
     CONVERSATION_STATE,
-    ESCALATION,
-    ESCALATION_EVENT,
-    ESCALATION_OPEN,
     INBOX,
     INBOX_CLAIMED,
     INBOX_NEW,
     OUTBOX,
     OUTBOX_PENDING,
     OUTBOX_SENDING,
+    TICKET,
+    TICKET_EVENT,
+    TICKET_OPEN,
 )
 from bot.storage.store import Store
 
@@ -84,7 +84,7 @@ class PurgeCounts:
 
     inbox: int = 0
     outbox: int = 0
-    escalation: int = 0
+    escalation: int = 0  # fields named after the tables (`civicdesk purge` prints them)
     escalation_event: int = 0
     conversation_state: int = 0
 
@@ -115,20 +115,20 @@ _BLANKED: dict[str, tuple[Column[Any], ...]] = {
         OUTBOX.c.last_error,
     ),
     "escalation": (
-        ESCALATION.c.question,
-        ESCALATION.c.sender,
-        ESCALATION.c.conversation,
-        ESCALATION.c.sender_name,
-        ESCALATION.c.answer,
-        ESCALATION.c.close_reason,
+        TICKET.c.question,
+        TICKET.c.sender,
+        TICKET.c.conversation,
+        TICKET.c.sender_name,
+        TICKET.c.answer,
+        TICKET.c.close_reason,
     ),
-    "escalation_event": (ESCALATION_EVENT.c.detail,),
+    "escalation_event": (TICKET_EVENT.c.detail,),
 }
 _TABLES: dict[str, Table] = {
     "inbox": INBOX,
     "outbox": OUTBOX,
-    "escalation": ESCALATION,
-    "escalation_event": ESCALATION_EVENT,
+    "escalation": TICKET,
+    "escalation_event": TICKET_EVENT,
 }
 
 
@@ -145,15 +145,15 @@ def _not_blank(columns: Sequence[Column[Any]]) -> ColumnElement[bool]:
 
 
 def _last_change() -> ColumnElement[Any]:
-    return func.coalesce(ESCALATION.c.closed_at, ESCALATION.c.answered_at, ESCALATION.c.created_at)
+    return func.coalesce(TICKET.c.closed_at, TICKET.c.answered_at, TICKET.c.created_at)
 
 
 def _ticket_done(cutoff: datetime) -> ColumnElement[bool]:
-    return and_(ESCALATION.c.status != ESCALATION_OPEN, _last_change() < cutoff)
+    return and_(TICKET.c.status != TICKET_OPEN, _last_change() < cutoff)
 
 
 def _open_ticket(condition: ColumnElement[bool]) -> ColumnElement[bool]:
-    return select(ESCALATION.c.id).where(condition, ESCALATION.c.status == ESCALATION_OPEN).exists()
+    return select(TICKET.c.id).where(condition, TICKET.c.status == TICKET_OPEN).exists()
 
 
 def _due(table: str, cutoff: datetime) -> ColumnElement[bool]:
@@ -163,21 +163,21 @@ def _due(table: str, cutoff: datetime) -> ColumnElement[bool]:
         return and_(
             INBOX.c.received_at < cutoff,
             INBOX.c.status.not_in((INBOX_NEW, INBOX_CLAIMED)),
-            ~_open_ticket(ESCALATION.c.inbox_id == INBOX.c.id),
+            ~_open_ticket(TICKET.c.inbox_id == INBOX.c.id),
             blanked,
         )
     if table == "outbox":
         return and_(
             OUTBOX.c.created_at < cutoff,
             OUTBOX.c.status.not_in((OUTBOX_PENDING, OUTBOX_SENDING)),
-            ~_open_ticket(ESCALATION.c.id == OUTBOX.c.escalation_id),
+            ~_open_ticket(TICKET.c.id == OUTBOX.c.escalation_id),
             blanked,
         )
     if table == "escalation":
         return and_(_ticket_done(cutoff), blanked)
     ticket_done = (
-        select(ESCALATION.c.id)
-        .where(ESCALATION.c.id == ESCALATION_EVENT.c.escalation_id, _ticket_done(cutoff))
+        select(TICKET.c.id)
+        .where(TICKET.c.id == TICKET_EVENT.c.escalation_id, _ticket_done(cutoff))
         .exists()
     )
     return and_(ticket_done, blanked)

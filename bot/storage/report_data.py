@@ -36,7 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.elements import ColumnElement
 
-from bot.storage.models import ESCALATION, ESCALATION_OPEN, ESCALATION_UNDELIVERABLE, INBOX
+from bot.storage.models import INBOX, TICKET, TICKET_OPEN, TICKET_UNDELIVERABLE
 
 DECISION_ESCALATE = "escalate"
 DECISION_STAFF = "staff"  # messages in staff channels: staff talking, not citizens asking
@@ -196,7 +196,7 @@ def _local_day(
 def _ticket_figures(
     connection: Connection, *, since: datetime, until: datetime, dialect: str
 ) -> TicketFigures:
-    e = ESCALATION.c
+    e = TICKET.c
     opened = and_(e.created_at >= since, e.created_at < until)
     answered = and_(opened, e.answered_at.is_not(None))
 
@@ -207,10 +207,10 @@ def _ticket_figures(
         select(
             count_if(opened),
             count_if(answered),
-            count_if(and_(opened, e.status == ESCALATION_UNDELIVERABLE)),
-            count_if(e.status == ESCALATION_OPEN),
-            count_if(and_(e.status == ESCALATION_OPEN, e.due_at < until)),
-            count_if(e.status == ESCALATION_UNDELIVERABLE),
+            count_if(and_(opened, e.status == TICKET_UNDELIVERABLE)),
+            count_if(e.status == TICKET_OPEN),
+            count_if(and_(e.status == TICKET_OPEN, e.due_at < until)),
+            count_if(e.status == TICKET_UNDELIVERABLE),
         )
     ).one()
     n_opened, n_answered, undeliverable, open_now, overdue_now, undeliverable_now = (

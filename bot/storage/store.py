@@ -45,8 +45,6 @@ from bot.storage.finish import Handover, finish_batch, prune_expired_state
 from bot.storage.ingest import DEFAULT_MAX_BATCH, DEFAULT_QUEUE_SIZE, GroupCommitter
 from bot.storage.models import (
     CONVERSATION_STATE,
-    ESCALATION,
-    ESCALATION_OPEN,
     INBOX,
     INBOX_CLAIMED,
     INBOX_FAILED,
@@ -56,16 +54,18 @@ from bot.storage.models import (
     OUTBOX_PENDING,
     OUTBOX_SENDING,
     POLL_CURSOR,
-    Escalation,
-    EscalationEvent,
+    TICKET,
+    TICKET_OPEN,
     InboxRow,
     OutboxRow,
+    Ticket,
+    TicketEvent,
 )
 from bot.storage.outbox import OutboxMethods
 from bot.storage.runner import Runner, make_runner
-from bot.tickets.drafts import EscalationDraft, Finish, OutboxDraft
-from bot.tickets.escalation import EscalationClosed, ReferenceTaken
+from bot.tickets.drafts import Finish, OutboxDraft, TicketDraft
 from bot.tickets.handoff import Handoff, StaffCommand, parse_staff_reply
+from bot.tickets.reference import ReferenceTaken, TicketClosed
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +232,7 @@ class Store(OutboxMethods):
             for prefix, table, statuses in (
                 ("inbox", INBOX, (INBOX_NEW, INBOX_CLAIMED, INBOX_FAILED)),
                 ("outbox", OUTBOX, (OUTBOX_PENDING, OUTBOX_SENDING, OUTBOX_DEAD)),
-                ("escalations", ESCALATION, (ESCALATION_OPEN,)),
+                ("escalations", TICKET, (TICKET_OPEN,)),
             ):
                 counted = (
                     select(table.c.status, func.count())
@@ -271,7 +271,7 @@ class Store(OutboxMethods):
         decision: str,
         entry_id: str | None,
         replies: Sequence[OutboxDraft],
-        escalation: EscalationDraft | None,
+        ticket: TicketDraft | None,
         pending_clarify: PendingClarify | Literal["clear"] | None,
     ) -> bool:
         """Record what became of a claimed message, all in one transaction: the message done,
@@ -282,7 +282,7 @@ class Store(OutboxMethods):
         another worker took it): that worker answers instead, so the citizen hears once.
         Raises ReferenceTaken, writing nothing, when the ticket's code is in use: retry with
         another code."""
-        finish = Finish(inbox_id, decision, entry_id, replies, escalation, pending_clarify)
+        finish = Finish(inbox_id, decision, entry_id, replies, ticket, pending_clarify)
         [outcome] = await self.finish_many([finish])
         if isinstance(outcome, Exception):
             raise outcome
@@ -310,7 +310,7 @@ class Store(OutboxMethods):
             if self._handover is not None:
                 worker_id, lease_seconds, taker = self._handover
                 drafts = sum(
-                    len(f.replies) + (len(f.escalation.staff_posts) if f.escalation else 0)
+                    len(f.replies) + (len(f.ticket.staff_posts) if f.ticket else 0)
                     for f, _ in items
                 )
                 reserved = taker.reserve(drafts) if drafts else 0
@@ -375,7 +375,7 @@ class Store(OutboxMethods):
 
     async def load_context(
         self, keys: Sequence[handoff_sql.TicketKey]
-    ) -> tuple[dict[Any, Escalation], dict[ConversationKey, PendingClarify]]:
+    ) -> tuple[dict[Any, Ticket], dict[ConversationKey, PendingClarify]]:
         """What answering the messages of these (channel, conversation, sender) needs, in one
         read: their open tickets, and their conversations' pending clarifying questions."""
         if not keys:
@@ -383,7 +383,7 @@ class Store(OutboxMethods):
         conversations = list({(channel, conversation) for channel, conversation, _ in keys})
         now = self._clock()
 
-        def read(connection: Connection) -> tuple[dict[Any, Escalation], dict[Any, Any]]:
+        def read(connection: Connection) -> tuple[dict[Any, Ticket], dict[Any, Any]]:
             tickets = handoff_sql.open_tickets(list(keys), connection)
             return tickets, self._pending(conversations, now, connection)
 
@@ -404,11 +404,11 @@ class Store(OutboxMethods):
 
     # --- escalations -----------------------------------------------------------------------------
 
-    async def list_escalations(self, status: str | None = None) -> list[Escalation]:
-        return await self.find_escalations(status=status)
+    async def list_tickets(self, status: str | None = None) -> list[Ticket]:
+        return await self.find_tickets(status=status)
 
-    async def get_escalation(self, ref: str) -> Escalation | None:
-        return await self._db.read(partial(handoff_sql.get_escalation, ref))
+    async def get_ticket(self, ref: str) -> Ticket | None:
+        return await self._db.read(partial(handoff_sql.get_ticket, ref))
 
     # --- the human handoff (bot.storage.ticket_sql)
     # ---------------------------------------------------
@@ -470,7 +470,7 @@ class Store(OutboxMethods):
                     connection, command, reference=ticket.reference, actor=actor,
                     channel=row.channel, now=now, handoff=handoff, rules_for=rules,
                 )  # fmt: skip
-            except EscalationClosed:
+            except TicketClosed:
                 handoff_sql.post_update(connection, handoff, ticket, "closed", at=now)
                 return
             made.append(outcome.kind)
@@ -486,7 +486,7 @@ class Store(OutboxMethods):
     async def add_follow_up(
         self,
         row: InboxRow,
-        ticket: Escalation,
+        ticket: Ticket,
         *,
         handoff: Handoff,
         rules: Callable[[str], TextRules] = rules_for,
@@ -516,10 +516,10 @@ class Store(OutboxMethods):
         count: int = await self._db.write(remind)
         return count
 
-    async def escalation_events(self, reference: str) -> list[EscalationEvent]:
+    async def ticket_events(self, reference: str) -> list[TicketEvent]:
         return await self._db.read(partial(handoff_sql.events, reference))
 
-    async def find_escalations(self, **filters: Any) -> list[Escalation]:
+    async def find_tickets(self, **filters: Any) -> list[Ticket]:
         """Tickets by status, channel, since/until, staff and overdue_at
         (bot.storage.ticket_sql)."""
         return await self._db.read(lambda c: handoff_sql.list_filtered(c, **filters))
@@ -528,7 +528,7 @@ class Store(OutboxMethods):
 def _follow_up(
     connection: Connection,
     *,
-    ticket: Escalation,
+    ticket: Ticket,
     text: str,
     now: datetime,
     handoff: Handoff,

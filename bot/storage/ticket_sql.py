@@ -19,11 +19,6 @@ import bot.storage.claims as claims
 from bot.answering.composer import compose
 from bot.platform.adapter import TextRules
 from bot.storage.models import (
-    ESCALATION,
-    ESCALATION_CLOSED,
-    ESCALATION_EVENT,
-    ESCALATION_OPEN,
-    ESCALATION_UNDELIVERABLE,
     EVENT_ANSWERED,
     EVENT_CLAIMED,
     EVENT_CLOSED,
@@ -34,11 +29,15 @@ from bot.storage.models import (
     INBOX,
     OUTBOX,
     OUTBOX_PENDING,
-    Escalation,
-    EscalationEvent,
+    TICKET,
+    TICKET_CLOSED,
+    TICKET_EVENT,
+    TICKET_OPEN,
+    TICKET_UNDELIVERABLE,
+    Ticket,
+    TicketEvent,
 )
 from bot.tickets.drafts import KIND_ANSWER, KIND_REPLY, KIND_TICKET, KIND_TICKET_UPDATE
-from bot.tickets.escalation import EscalationClosed, EscalationNotFound
 from bot.tickets.fallback import EmailAnswer, citizen_address, email_answer, staff_note
 from bot.tickets.faq_draft import ticket_hint
 from bot.tickets.handoff import (
@@ -52,47 +51,46 @@ from bot.tickets.handoff import (
     for_staff,
     ticket_update,
 )
+from bot.tickets.reference import TicketClosed, TicketNotFound
 
 TicketKey = tuple[str, str, str]  # (channel, conversation, sender)
 
 
-def as_escalation(row: Row[Any]) -> Escalation:
-    return Escalation(**row._asdict())
+def as_ticket(row: Row[Any]) -> Ticket:
+    return Ticket(**row._asdict())
 
 
-def get_escalation(reference: str, connection: Connection) -> Escalation | None:
-    statement = select(ESCALATION).where(ESCALATION.c.reference == reference)
+def get_ticket(reference: str, connection: Connection) -> Ticket | None:
+    statement = select(TICKET).where(TICKET.c.reference == reference)
     row = connection.execute(statement).first()
-    return as_escalation(row) if row is not None else None
+    return as_ticket(row) if row is not None else None
 
 
 @dataclass(frozen=True)
 class Outcome:
     """What a staff command did: the ticket after it, and the log entry written."""
 
-    escalation: Escalation
+    ticket: Ticket
     kind: str  # the event kind: claimed, note, answered, closed, undeliverable
 
 
-def open_tickets(keys: Sequence[TicketKey], connection: Connection) -> dict[TicketKey, Escalation]:
+def open_tickets(keys: Sequence[TicketKey], connection: Connection) -> dict[TicketKey, Ticket]:
     """The open ticket of each (channel, conversation, sender), if any: while one is open the
     bot steps aside in that conversation. An undeliverable one counts too: the citizen's next
     message opens the platform's reply window again, and its kept answer goes out (`follow_up`)."""
     if not keys:
         return {}
-    statement = select(ESCALATION).where(
-        ESCALATION.c.status.in_((ESCALATION_OPEN, ESCALATION_UNDELIVERABLE)),
-        tuple_(ESCALATION.c.channel, ESCALATION.c.conversation, ESCALATION.c.sender).in_(
-            list(set(keys))
-        ),
+    statement = select(TICKET).where(
+        TICKET.c.status.in_((TICKET_OPEN, TICKET_UNDELIVERABLE)),
+        tuple_(TICKET.c.channel, TICKET.c.conversation, TICKET.c.sender).in_(list(set(keys))),
     )
-    found: dict[TicketKey, Escalation] = {}
-    for row in connection.execute(statement.order_by(ESCALATION.c.id)):
-        found.setdefault((row.channel, row.conversation, row.sender), as_escalation(row))
+    found: dict[TicketKey, Ticket] = {}
+    for row in connection.execute(statement.order_by(TICKET.c.id)):
+        found.setdefault((row.channel, row.conversation, row.sender), as_ticket(row))
     return found
 
 
-def ticket_by_post(channel: str, post_id: str, connection: Connection) -> Escalation | None:
+def ticket_by_post(channel: str, post_id: str, connection: Connection) -> Ticket | None:
     """The ticket whose post (or an update in its thread) on staff `channel` has the platform
     id `post_id`: what a staff member's reply in a thread points at."""
     posted = (
@@ -105,8 +103,8 @@ def ticket_by_post(channel: str, post_id: str, connection: Connection) -> Escala
         .limit(1)
         .scalar_subquery()
     )
-    row = connection.execute(select(ESCALATION).where(ESCALATION.c.id == posted)).first()
-    return as_escalation(row) if row is not None else None
+    row = connection.execute(select(TICKET).where(TICKET.c.id == posted)).first()
+    return as_ticket(row) if row is not None else None
 
 
 def add_event(
@@ -120,7 +118,7 @@ def add_event(
     detail: str | None = None,
 ) -> None:
     connection.execute(
-        insert(ESCALATION_EVENT).values(
+        insert(TICKET_EVENT).values(
             escalation_id=escalation_id,
             at=at,
             kind=kind,
@@ -131,20 +129,20 @@ def add_event(
     )
 
 
-def events(reference: str, connection: Connection) -> list[EscalationEvent]:
+def events(reference: str, connection: Connection) -> list[TicketEvent]:
     statement = (
-        select(ESCALATION_EVENT)
-        .join(ESCALATION, ESCALATION.c.id == ESCALATION_EVENT.c.escalation_id)
-        .where(ESCALATION.c.reference == reference)
-        .order_by(ESCALATION_EVENT.c.id)
+        select(TICKET_EVENT)
+        .join(TICKET, TICKET.c.id == TICKET_EVENT.c.escalation_id)
+        .where(TICKET.c.reference == reference)
+        .order_by(TICKET_EVENT.c.id)
     )
-    return [EscalationEvent(**row._asdict()) for row in connection.execute(statement)]
+    return [TicketEvent(**row._asdict()) for row in connection.execute(statement)]
 
 
 def post_update(
     connection: Connection,
     handoff: Handoff,
-    escalation: Escalation,
+    ticket: Ticket,
     kind: str,
     *,
     at: datetime,
@@ -154,12 +152,12 @@ def post_update(
     """A line in the ticket's thread in every staff channel it was posted to. Before the ticket
     post itself has left (no platform id yet), the line goes to the room on its own: it
     starts with the reference code, so staff still see which ticket it belongs to."""
-    text = ticket_update(handoff, escalation.reference, kind, actor=actor, at=at, detail=detail)
+    text = ticket_update(handoff, ticket.reference, kind, actor=actor, at=at, detail=detail)
     for staff in handoff.staff:
         root = connection.execute(
             select(OUTBOX.c.platform_message_id)
             .where(
-                OUTBOX.c.escalation_id == escalation.id,
+                OUTBOX.c.escalation_id == ticket.id,
                 OUTBOX.c.channel == staff.name,
                 OUTBOX.c.kind == KIND_TICKET,
             )
@@ -172,7 +170,7 @@ def post_update(
             conversation=staff.room,
             text=text,
             kind=KIND_TICKET_UPDATE,
-            escalation_id=escalation.id,
+            escalation_id=ticket.id,
             reply_to=root,
         )
 
@@ -191,48 +189,48 @@ def apply_staff_command(
     """Carry out what a staff member said about ticket `reference` (from its thread or the
     command line). EscalationNotFound; EscalationClosed when it is no longer open (a second
     answer is not sent: of two staff answering at once, the first one wins)."""
-    escalation = get_escalation(reference, connection)
-    if escalation is None:
-        raise EscalationNotFound(reference)
+    ticket = get_ticket(reference, connection)
+    if ticket is None:
+        raise TicketNotFound(reference)
     if isinstance(command, Note):  # notes are welcome whatever the state
-        add_event(connection, _id(escalation), EVENT_NOTE, at=now, actor=actor, channel=channel,
+        add_event(connection, _id(ticket), EVENT_NOTE, at=now, actor=actor, channel=channel,
                   detail=command.text)  # fmt: skip
-        return Outcome(escalation, EVENT_NOTE)
+        return Outcome(ticket, EVENT_NOTE)
     # An undeliverable ticket may still be closed: the citizen was reached another way, and
     # its kept answer must then not go out when they write again.
-    reached_otherwise = escalation.status == ESCALATION_UNDELIVERABLE and isinstance(command, Close)
-    if escalation.status != ESCALATION_OPEN and not reached_otherwise:
-        raise EscalationClosed(reference)
+    reached_otherwise = ticket.status == TICKET_UNDELIVERABLE and isinstance(command, Close)
+    if ticket.status != TICKET_OPEN and not reached_otherwise:
+        raise TicketClosed(reference)
     if isinstance(command, Claim):
-        escalation = _change(connection, escalation, assigned_to=actor)
+        ticket = _change(connection, ticket, assigned_to=actor)
         kind, detail, via = EVENT_CLAIMED, None, None
     elif isinstance(command, Close):
-        escalation = _change(connection, escalation, status=ESCALATION_CLOSED, closed_at=now,
+        ticket = _change(connection, ticket, status=TICKET_CLOSED, closed_at=now,
                              close_reason=command.reason or None)  # fmt: skip
         if command.reason and not reached_otherwise:  # the platform would refuse it now
             _to_citizen(
-                connection, escalation, command.reason, now=now, rules_for=rules_for,
+                connection, ticket, command.reason, now=now, rules_for=rules_for,
                 kind=KIND_REPLY,
             )  # fmt: skip
         kind, detail, via = EVENT_CLOSED, command.reason or None, None
     else:
         kind, detail, via = _answer(
-            connection, escalation, command, actor=actor, now=now, handoff=handoff,
+            connection, ticket, command, actor=actor, now=now, handoff=handoff,
             rules_for=rules_for,
         )  # fmt: skip
-        escalation = get_escalation(reference, connection) or escalation
-    add_event(connection, _id(escalation), kind, at=now, actor=actor, channel=channel,
+        ticket = get_ticket(reference, connection) or ticket
+    add_event(connection, _id(ticket), kind, at=now, actor=actor, channel=channel,
               detail=detail)  # fmt: skip
     # An answer worth keeping is one command away from the FAQ: say so in the thread.
-    hint = ticket_hint(escalation.reference) if kind == EVENT_ANSWERED else None
+    hint = ticket_hint(ticket.reference) if kind == EVENT_ANSWERED else None
     shown = "\n".join(line for line in (via, hint) if line) or None
-    post_update(connection, handoff, escalation, kind, at=now, actor=actor, detail=shown)
-    return Outcome(escalation, kind)
+    post_update(connection, handoff, ticket, kind, at=now, actor=actor, detail=shown)
+    return Outcome(ticket, kind)
 
 
 def _answer(
     connection: Connection,
-    escalation: Escalation,
+    ticket: Ticket,
     command: Answer,
     *,
     actor: str,
@@ -241,13 +239,13 @@ def _answer(
     rules_for: Callable[[str], TextRules],
 ) -> tuple[str, str, str | None]:
     """The event kind, its detail and, for an answer that took another way, which way."""
-    late = escalation.reply_deadline is not None and now > escalation.reply_deadline
-    by_email = _email_fallback(connection, escalation, command.text, handoff) if late else None
+    late = ticket.reply_deadline is not None and now > ticket.reply_deadline
+    by_email = _email_fallback(connection, ticket, command.text, handoff) if late else None
     undeliverable = late and by_email is None
     _change(
         connection,
-        escalation,
-        status=ESCALATION_UNDELIVERABLE if undeliverable else ESCALATION_CLOSED,
+        ticket,
+        status=TICKET_UNDELIVERABLE if undeliverable else TICKET_CLOSED,
         answer=command.text,
         answered_by=actor,
         answered_at=now,
@@ -263,8 +261,8 @@ def _answer(
             conversation=by_email.address,
             text=compose(by_email.body, rules_for(handoff.email_fallback)),
             kind=KIND_ANSWER,
-            escalation_id=escalation.id,
-            inbox_id=escalation.inbox_id,
+            escalation_id=ticket.id,
+            inbox_id=ticket.inbox_id,
             recipient=by_email.address,
             reply_to=None,
             reply_context=by_email.reply_context,
@@ -272,43 +270,41 @@ def _answer(
         )
         via = staff_note(by_email, handoff.lang)
         return EVENT_ANSWERED, f"{via}\n{command.text}", via
-    _to_citizen(
-        connection, escalation, command.text, now=now, rules_for=rules_for, kind=KIND_ANSWER
-    )
+    _to_citizen(connection, ticket, command.text, now=now, rules_for=rules_for, kind=KIND_ANSWER)
     return EVENT_ANSWERED, command.text, None
 
 
 def _email_fallback(
-    connection: Connection, escalation: Escalation, answer: str, handoff: Handoff
+    connection: Connection, ticket: Ticket, answer: str, handoff: Handoff
 ) -> EmailAnswer | None:
     """The answer as an e-mail, when the citizen gave an address and there is a channel for it."""
     if handoff.email_fallback is None:
         return None
     follow_ups = connection.execute(
-        select(ESCALATION_EVENT.c.detail)
+        select(TICKET_EVENT.c.detail)
         .where(
-            ESCALATION_EVENT.c.escalation_id == escalation.id,
-            ESCALATION_EVENT.c.kind == EVENT_FOLLOW_UP,
+            TICKET_EVENT.c.escalation_id == ticket.id,
+            TICKET_EVENT.c.kind == EVENT_FOLLOW_UP,
         )
-        .order_by(ESCALATION_EVENT.c.id)
+        .order_by(TICKET_EVENT.c.id)
     ).scalars()
-    address = citizen_address([escalation.question, *(text or "" for text in follow_ups)])
+    address = citizen_address([ticket.question, *(text or "" for text in follow_ups)])
     if address is None:
         return None
     return email_answer(
         address=address,
-        reference=escalation.reference,
-        question=escalation.question,
-        asked_at=escalation.created_at,
+        reference=ticket.reference,
+        question=ticket.question,
+        asked_at=ticket.created_at,
         answer=answer,
-        channel=escalation.channel,
+        channel=ticket.channel,
         default_lang=handoff.lang,
     )
 
 
 def follow_up(
     connection: Connection,
-    escalation: Escalation,
+    ticket: Ticket,
     *,
     text: str,
     now: datetime,
@@ -318,39 +314,39 @@ def follow_up(
     """A citizen wrote again while their ticket is open: it goes to the ticket and its thread,
     and the platform's reply window starts again from this message. If the ticket's answer was
     kept as undeliverable (written after the window had closed), it is sent now."""
-    window = handoff.reply_window(escalation.channel) if not escalation.public else None
+    window = handoff.reply_window(ticket.channel) if not ticket.public else None
     if window is not None:
-        escalation = _change(connection, escalation, reply_deadline=now + window)
-    add_event(connection, _id(escalation), EVENT_FOLLOW_UP, at=now, actor="citizen",
-              channel=escalation.channel, detail=text)  # fmt: skip
-    post_update(connection, handoff, escalation, EVENT_FOLLOW_UP, at=now, detail=text)
-    if escalation.status == ESCALATION_UNDELIVERABLE and escalation.answer:
-        _to_citizen(connection, escalation, escalation.answer, now=now, rules_for=rules_for,
+        ticket = _change(connection, ticket, reply_deadline=now + window)
+    add_event(connection, _id(ticket), EVENT_FOLLOW_UP, at=now, actor="citizen",
+              channel=ticket.channel, detail=text)  # fmt: skip
+    post_update(connection, handoff, ticket, EVENT_FOLLOW_UP, at=now, detail=text)
+    if ticket.status == TICKET_UNDELIVERABLE and ticket.answer:
+        _to_citizen(connection, ticket, ticket.answer, now=now, rules_for=rules_for,
                     kind=KIND_ANSWER)  # fmt: skip
-        escalation = _change(connection, escalation, status=ESCALATION_CLOSED, closed_at=now)
+        ticket = _change(connection, ticket, status=TICKET_CLOSED, closed_at=now)
         said = for_staff(handoff, KEPT_ANSWER_SENT)
-        add_event(connection, _id(escalation), EVENT_ANSWERED, at=now,
-                  actor=escalation.answered_by, channel=escalation.channel,
-                  detail=f"{said}\n{escalation.answer}")  # fmt: skip
-        post_update(connection, handoff, escalation, EVENT_ANSWERED, at=now,
-                    actor=escalation.answered_by, detail=said)  # fmt: skip
+        add_event(connection, _id(ticket), EVENT_ANSWERED, at=now,
+                  actor=ticket.answered_by, channel=ticket.channel,
+                  detail=f"{said}\n{ticket.answer}")  # fmt: skip
+        post_update(connection, handoff, ticket, EVENT_ANSWERED, at=now,
+                    actor=ticket.answered_by, detail=said)  # fmt: skip
 
 
 def remind_overdue(connection: Connection, *, now: datetime, every: float, handoff: Handoff) -> int:
     """Post a reminder in the thread of every open ticket past its promised answer time, at
     most once per `every` seconds each. How many were reminded."""
     since = now - timedelta(seconds=every)
-    statement = select(ESCALATION).where(
-        ESCALATION.c.status == ESCALATION_OPEN,
-        ESCALATION.c.due_at.is_not(None),
-        ESCALATION.c.due_at < now,
-        or_(ESCALATION.c.reminded_at.is_(None), ESCALATION.c.reminded_at < since),
+    statement = select(TICKET).where(
+        TICKET.c.status == TICKET_OPEN,
+        TICKET.c.due_at.is_not(None),
+        TICKET.c.due_at < now,
+        or_(TICKET.c.reminded_at.is_(None), TICKET.c.reminded_at < since),
     )
-    overdue = [as_escalation(row) for row in connection.execute(statement)]
-    for escalation in overdue:
-        _change(connection, escalation, reminded_at=now)
-        add_event(connection, _id(escalation), EVENT_REMINDED, at=now, actor="civicdesk")
-        post_update(connection, handoff, escalation, EVENT_REMINDED, at=now)
+    overdue = [as_ticket(row) for row in connection.execute(statement)]
+    for ticket in overdue:
+        _change(connection, ticket, reminded_at=now)
+        add_event(connection, _id(ticket), EVENT_REMINDED, at=now, actor="civicdesk")
+        post_update(connection, handoff, ticket, EVENT_REMINDED, at=now)
     return len(overdue)
 
 
@@ -363,39 +359,37 @@ def list_filtered(
     until: datetime | None = None,
     staff: str | None = None,
     overdue_at: datetime | None = None,
-) -> list[Escalation]:
+) -> list[Ticket]:
     """Tickets for operators: by status, channel, creation date, staff member (who claimed,
     answered or wrote in its log) and, with `overdue_at`, only those open past their due time."""
     conditions: list[Any] = []
     if status is not None:
-        conditions.append(ESCALATION.c.status == status)
+        conditions.append(TICKET.c.status == status)
     if channel is not None:
-        conditions.append(ESCALATION.c.channel == channel)
+        conditions.append(TICKET.c.channel == channel)
     if since is not None:
-        conditions.append(ESCALATION.c.created_at >= since)
+        conditions.append(TICKET.c.created_at >= since)
     if until is not None:
-        conditions.append(ESCALATION.c.created_at < until)
+        conditions.append(TICKET.c.created_at < until)
     if staff is not None:
-        acted = select(ESCALATION_EVENT.c.escalation_id).where(ESCALATION_EVENT.c.actor == staff)
+        acted = select(TICKET_EVENT.c.escalation_id).where(TICKET_EVENT.c.actor == staff)
         conditions.append(
             or_(
-                ESCALATION.c.assigned_to == staff,
-                ESCALATION.c.answered_by == staff,
-                ESCALATION.c.id.in_(acted),
+                TICKET.c.assigned_to == staff,
+                TICKET.c.answered_by == staff,
+                TICKET.c.id.in_(acted),
             )
         )
     if overdue_at is not None:
         conditions.append(
             and_(
-                ESCALATION.c.status == ESCALATION_OPEN,
-                ESCALATION.c.due_at.is_not(None),
-                ESCALATION.c.due_at < overdue_at,
+                TICKET.c.status == TICKET_OPEN,
+                TICKET.c.due_at.is_not(None),
+                TICKET.c.due_at < overdue_at,
             )
         )
-    statement = (
-        select(ESCALATION).where(*conditions).order_by(ESCALATION.c.created_at, ESCALATION.c.id)
-    )
-    return [as_escalation(row) for row in connection.execute(statement)]
+    statement = select(TICKET).where(*conditions).order_by(TICKET.c.created_at, TICKET.c.id)
+    return [as_ticket(row) for row in connection.execute(statement)]
 
 
 def finish_row(
@@ -419,19 +413,16 @@ def finish_row(
     return True
 
 
-def _change(connection: Connection, escalation: Escalation, **values: Any) -> Escalation:
+def _change(connection: Connection, ticket: Ticket, **values: Any) -> Ticket:
     row = connection.execute(
-        update(ESCALATION)
-        .where(ESCALATION.c.id == escalation.id)
-        .values(**values)
-        .returning(*ESCALATION.c)
+        update(TICKET).where(TICKET.c.id == ticket.id).values(**values).returning(*TICKET.c)
     ).first()
-    return as_escalation(row) if row is not None else escalation
+    return as_ticket(row) if row is not None else ticket
 
 
 def _to_citizen(
     connection: Connection,
-    escalation: Escalation,
+    ticket: Ticket,
     text: str,
     *,
     now: datetime,
@@ -442,23 +433,23 @@ def _to_citizen(
     platform has threads, fitted to the citizen's channel."""
     question = connection.execute(
         select(INBOX.c.platform_id, INBOX.c.reply_context, INBOX.c.mention).where(
-            INBOX.c.id == escalation.inbox_id
+            INBOX.c.id == ticket.inbox_id
         )
     ).first()
-    mention = question.mention if question is not None and escalation.public else None
+    mention = question.mention if question is not None and ticket.public else None
     _queue(
         connection,
         now,
-        channel=escalation.channel,
-        conversation=escalation.conversation,
-        text=compose(text, rules_for(escalation.channel), mention=mention),
+        channel=ticket.channel,
+        conversation=ticket.conversation,
+        text=compose(text, rules_for(ticket.channel), mention=mention),
         kind=kind,
-        escalation_id=escalation.id,
-        inbox_id=escalation.inbox_id,
-        recipient=escalation.sender,
+        escalation_id=ticket.id,
+        inbox_id=ticket.inbox_id,
+        recipient=ticket.sender,
         reply_to=question.platform_id if question is not None else None,
         reply_context=question.reply_context if question is not None else None,
-        public=escalation.public,
+        public=ticket.public,
     )
 
 
@@ -470,7 +461,7 @@ def _queue(connection: Connection, now: datetime, **values: Any) -> None:
     )
 
 
-def _id(escalation: Escalation) -> int:
-    if escalation.id is None:
+def _id(ticket: Ticket) -> int:
+    if ticket.id is None:
         raise ValueError("a stored escalation (with an id) is needed")
-    return escalation.id
+    return ticket.id

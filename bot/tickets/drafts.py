@@ -30,7 +30,7 @@ class OutboxDraft:
 
 
 @dataclass(frozen=True)
-class EscalationDraft:
+class TicketDraft:
     """A question for a human, under a reference code the citizen is given."""
 
     reference: str
@@ -56,6 +56,6 @@ class Finish:
     decision: str
     entry_id: str | None
     replies: Sequence[OutboxDraft] = ()
-    escalation: EscalationDraft | None = None
+    ticket: TicketDraft | None = None
     # Options to remember, "clear" to forget the conversation's pending question, None: leave it.
     pending_clarify: PendingClarify | Literal["clear"] | None = None

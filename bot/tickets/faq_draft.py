@@ -1,7 +1,7 @@
 """Turn answered escalations into FAQ drafts, and find the questions asked most often.
 
-    civicdesk escalations suggest-faq REF     -> `draft_entry` + `render_draft`
-    civicdesk escalations suggest-faq --since 30d -> `similar_groups` + `render_groups`
+    civicdesk tickets suggest-faq REF     -> `draft_entry` + `render_draft`
+    civicdesk tickets suggest-faq --since 30d -> `similar_groups` + `render_groups`
 
 `draft_entry` writes a ticket's question and its staff answer as a YAML entry for the topic file
 the question most likely belongs to, ready to paste under that file's `entries:`; `kb check`
@@ -31,7 +31,7 @@ from bot.answering.policy import PolicyConfig
 from bot.answering.text import ENGLISH_STOP_WORDS, chinese_runs, detect_lang, english_words, fold
 from bot.platform.adapter import TextRules
 from bot.platform.lengths import weibo_length
-from bot.tickets.escalation import normalise_reference
+from bot.tickets.reference import normalise_reference
 
 __all__ = [
     "AGREEING_TOPIC_SCORE",
@@ -513,14 +513,14 @@ def render_groups(groups: Sequence[Group]) -> str:
         lines.append("")
         lines.append(f"{number}. {group.size} escalations: {shown}")
         lines.extend(f"   - {_one_line(example, _SHOWN_QUESTION)}" for example in group.examples)
-        lines.append(f"   draft an entry: civicdesk escalations suggest-faq {group.references[0]}")
+        lines.append(f"   draft an entry: civicdesk tickets suggest-faq {group.references[0]}")
     return "\n".join(lines) + "\n"
 
 
 def ticket_hint(reference: str) -> str:
     """The line for a ticket: how to turn its answer into an FAQ entry."""
     return (
-        "To add this answer to the FAQ: civicdesk escalations suggest-faq "
+        "To add this answer to the FAQ: civicdesk tickets suggest-faq "
         f"{normalise_reference(reference)}"
     )
 

@@ -12,18 +12,18 @@ from aiohttp import web
 
 from bot.admin.render import page, problem, see_other
 from bot.admin.state import operator_of, state_of
-from bot.storage.admin_queries import EscalationFilter
+from bot.storage.admin_queries import TicketFilter
 from bot.storage.models import (
-    ESCALATION_ANSWERED,
-    ESCALATION_CLOSED,
-    ESCALATION_OPEN,
-    ESCALATION_UNDELIVERABLE,
+    TICKET_ANSWERED,
+    TICKET_CLOSED,
+    TICKET_OPEN,
+    TICKET_UNDELIVERABLE,
 )
-from bot.tickets.escalation import EscalationClosed, EscalationNotFound, normalise_reference
 from bot.tickets.handoff import Answer, Claim, Close, Note, StaffCommand
+from bot.tickets.reference import TicketClosed, TicketNotFound, normalise_reference
 
 PAGE_SIZE = 25
-STATUSES = (ESCALATION_OPEN, ESCALATION_ANSWERED, ESCALATION_CLOSED, ESCALATION_UNDELIVERABLE)
+STATUSES = (TICKET_OPEN, TICKET_ANSWERED, TICKET_CLOSED, TICKET_UNDELIVERABLE)
 FILTERS = ("status", "channel", "staff", "overdue", "q")
 DONE = {  # what the ticket page says after an action (never text from the request)
     "answered": "Answer sent: it is on its way to the citizen, and the ticket is closed.",
@@ -43,12 +43,12 @@ def _page_number(query: Mapping[str, str]) -> int:
     return max(int(text), 1) if text.isdigit() and len(text) < 7 else 1
 
 
-async def escalation_list(request: web.Request) -> web.StreamResponse:
+async def ticket_list(request: web.Request) -> web.StreamResponse:
     state = state_of(request)
     query = request.query
     now = state.store.now()
     chosen = {name: query.get(name, "").strip() for name in FILTERS}
-    where = EscalationFilter(
+    where = TicketFilter(
         status=chosen["status"] if chosen["status"] in STATUSES else None,
         channel=chosen["channel"] or None,
         staff=chosen["staff"] or None,
@@ -56,7 +56,7 @@ async def escalation_list(request: web.Request) -> web.StreamResponse:
         text=chosen["q"] or None,
     )
     number = _page_number(query)
-    found, total = await state.admin_store.search_escalations(
+    found, total = await state.admin_store.search_tickets(
         where, offset=(number - 1) * PAGE_SIZE, limit=PAGE_SIZE
     )
     pages = max(math.ceil(total / PAGE_SIZE), 1)
@@ -67,8 +67,8 @@ async def escalation_list(request: web.Request) -> web.StreamResponse:
 
     return page(
         request,
-        "escalations.html",
-        escalations=found,
+        "tickets.html",
+        tickets=found,
         now=now,
         total=total,
         page_number=number,
@@ -84,18 +84,18 @@ async def escalation_list(request: web.Request) -> web.StreamResponse:
 async def ticket(request: web.Request) -> web.StreamResponse:
     state = state_of(request)
     reference = normalise_reference(request.match_info["ref"])
-    escalation = await state.store.get_escalation(reference)
-    if escalation is None or escalation.id is None:
+    ticket = await state.store.get_ticket(reference)
+    if ticket is None or ticket.id is None:
         return problem(request, 404, f"No escalation has the reference {reference}.")
     return page(
         request,
         "ticket.html",
-        e=escalation,
-        history=await state.store.escalation_events(reference),
-        messages=await state.admin_store.ticket_messages(escalation.id),
+        e=ticket,
+        history=await state.store.ticket_events(reference),
+        messages=await state.admin_store.ticket_messages(ticket.id),
         done=DONE.get(request.query.get("done", "")),
-        is_open=escalation.status == ESCALATION_OPEN,
-        is_undeliverable=escalation.status == ESCALATION_UNDELIVERABLE,
+        is_open=ticket.status == TICKET_OPEN,
+        is_undeliverable=ticket.status == TICKET_UNDELIVERABLE,
     )
 
 
@@ -121,10 +121,10 @@ async def act(request: web.Request) -> web.StreamResponse:
         outcome = await state.store.staff_command(
             reference, command, actor=operator_of(request), handoff=state.handoff, channel="admin"
         )
-    except EscalationNotFound:
+    except TicketNotFound:
         return problem(request, 404, f"No escalation has the reference {reference}.")
-    except EscalationClosed:
+    except TicketClosed:
         return problem(
             request, 409, f"{reference} is already closed (someone else may have answered it)."
         )
-    return see_other(f"/admin/escalations/{reference}?{urlencode({'done': outcome.kind})}")
+    return see_other(f"/admin/tickets/{reference}?{urlencode({'done': outcome.kind})}")

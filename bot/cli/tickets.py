@@ -1,15 +1,15 @@
 """Operator commands on the database: escalations, dead letters, and the schema.
 
-    civicdesk escalations list [--status S] [--channel C] [--since 7d] [--until DATE]
+    civicdesk tickets list [--status S] [--channel C] [--since 7d] [--until DATE]
                                [--staff NAME] [--overdue] [--json]
-    civicdesk escalations show REF [--json]          (with its whole history)
-    civicdesk escalations export [--format csv|json] (and the filters of list)
-    civicdesk escalations answer REF "text" [--by NAME]
-    civicdesk escalations claim REF [--by NAME]
-    civicdesk escalations close REF ["reason the citizen is told"] [--by NAME]
-    civicdesk escalations note REF "text" [--by NAME]
-    civicdesk escalations suggest-faq REF            (a draft FAQ entry from the answer)
-    civicdesk escalations suggest-faq --since 30d    (questions asked often in similar words)
+    civicdesk tickets show REF [--json]          (with its whole history)
+    civicdesk tickets export [--format csv|json] (and the filters of list)
+    civicdesk tickets answer REF "text" [--by NAME]
+    civicdesk tickets claim REF [--by NAME]
+    civicdesk tickets close REF ["reason the citizen is told"] [--by NAME]
+    civicdesk tickets note REF "text" [--by NAME]
+    civicdesk tickets suggest-faq REF            (a draft FAQ entry from the answer)
+    civicdesk tickets suggest-faq --since 30d    (questions asked often in similar words)
     civicdesk deliveries list-dead [--json]
     civicdesk deliveries retry ID [ID ...]
     civicdesk db upgrade
@@ -36,35 +36,37 @@ from bot.cli.wiring import handoff_from_environment
 from bot.config.settings import Settings
 from bot.storage.engine import StoreUnavailable, upgrade_database
 from bot.storage.models import (
-    ESCALATION_ANSWERED,
-    ESCALATION_CLOSED,
-    ESCALATION_OPEN,
-    ESCALATION_UNDELIVERABLE,
-    Escalation,
-    EscalationEvent,
+    TICKET_ANSWERED,
+    TICKET_CLOSED,
+    TICKET_OPEN,
+    TICKET_UNDELIVERABLE,
     OutboxRow,
+    Ticket,
+    TicketEvent,
 )
 from bot.storage.store import Store
-from bot.tickets.escalation import EscalationClosed, EscalationNotFound, normalise_reference
 from bot.tickets.faq_draft import draft_entry, render_draft, render_groups, similar_groups
 from bot.tickets.handoff import Answer, Claim, Close, Note, StaffCommand
+from bot.tickets.reference import TicketClosed, TicketNotFound, normalise_reference
 
-COMMANDS = frozenset({"escalations", "deliveries", "db"})
+COMMANDS = frozenset({"tickets", "escalations", "deliveries", "db"})
 EXIT_OK, EXIT_FAILED = 0, 1
-_STATUSES = (ESCALATION_OPEN, ESCALATION_ANSWERED, ESCALATION_CLOSED, ESCALATION_UNDELIVERABLE)
+_STATUSES = (TICKET_OPEN, TICKET_ANSWERED, TICKET_CLOSED, TICKET_UNDELIVERABLE)
 _QUESTION_WIDTH = 48
 
 
 def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    escalations = commands.add_parser("escalations", help="questions handed to staff")
-    esc = escalations.add_subparsers(dest="escalations_command", required=True, metavar="ACTION")
-    listing = esc.add_parser("list", help="list escalations, oldest first")
+    tickets = commands.add_parser(
+        "tickets", aliases=["escalations"], help="questions handed to staff (alias: escalations)"
+    )
+    esc = tickets.add_subparsers(dest="tickets_command", required=True, metavar="ACTION")
+    listing = esc.add_parser("list", help="list tickets, oldest first")
     _add_filters(listing)
     listing.add_argument("--json", action="store_true", help="print one JSON array")
-    show = esc.add_parser("show", help="one escalation with its context")
+    show = esc.add_parser("show", help="one ticket with its context")
     show.add_argument("ref", help="the reference code, e.g. Q7K2M9")
     show.add_argument("--json", action="store_true", help="print one JSON object")
-    export = esc.add_parser("export", help="all escalations, for a spreadsheet or an archive")
+    export = esc.add_parser("export", help="all tickets, for a spreadsheet or an archive")
     export.add_argument("--format", choices=("csv", "json"), default="csv")
     _add_filters(export)
     answer = esc.add_parser("answer", help="send a staff answer to the citizen and close it")
@@ -132,9 +134,9 @@ def run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
         return asyncio.run(_run(args, settings, out))
     except StoreUnavailable as exc:
         print(f"civicdesk: the database is unavailable: {exc}", file=sys.stderr)
-    except EscalationNotFound as exc:
+    except TicketNotFound as exc:
         print(f"civicdesk: no escalation has the reference {exc}", file=sys.stderr)
-    except EscalationClosed as exc:
+    except TicketClosed as exc:
         print(f"civicdesk: escalation {exc} is already closed; nothing sent", file=sys.stderr)
     return EXIT_FAILED
 
@@ -147,19 +149,17 @@ async def _run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int
         return EXIT_OK
     store = await Store.open(url, upgrade=False)
     try:
-        if args.command == "escalations":
-            return await _escalations(args, store, settings, out)
+        if args.command in ("tickets", "escalations"):
+            return await _tickets(args, store, settings, out)
         return await _deliveries(args, store, out)
     finally:
         await store.close()
 
 
-async def _escalations(
-    args: argparse.Namespace, store: Store, settings: Settings, out: TextIO
-) -> int:
-    action = args.escalations_command
+async def _tickets(args: argparse.Namespace, store: Store, settings: Settings, out: TextIO) -> int:
+    action = args.tickets_command
     if action in ("list", "export"):
-        found = await store.find_escalations(
+        found = await store.find_tickets(
             status=args.status,
             channel=args.channel,
             since=args.since,
@@ -178,15 +178,15 @@ async def _escalations(
         return await _suggest_faq(args, store, settings, out)
     reference = normalise_reference(args.ref)
     if action == "show":
-        escalation = await store.get_escalation(reference)
-        if escalation is None:
-            raise EscalationNotFound(reference)
-        history = await store.escalation_events(reference)
+        ticket = await store.get_ticket(reference)
+        if ticket is None:
+            raise TicketNotFound(reference)
+        history = await store.ticket_events(reference)
         if args.json:
-            record = {**as_record(escalation), "history": [_event_record(e) for e in history]}
+            record = {**as_record(ticket), "history": [_event_record(e) for e in history]}
             print(json.dumps(record, ensure_ascii=False, indent=2), file=out)
         else:
-            _print_one(escalation, history, out)
+            _print_one(ticket, history, out)
         return EXIT_OK
     command: StaffCommand
     if action == "claim":
@@ -204,7 +204,7 @@ async def _escalations(
         handoff=handoff_from_environment(settings),
         channel="cli",
     )
-    e = outcome.escalation
+    e = outcome.ticket
     told = {
         "answered": f"answer queued to {e.channel} (conversation {e.conversation}); closed",
         "undeliverable": (
@@ -224,7 +224,7 @@ async def _suggest_faq(
     args: argparse.Namespace, store: Store, settings: Settings, out: TextIO
 ) -> int:
     if args.since is not None:
-        found = await store.find_escalations(since=args.since)
+        found = await store.find_tickets(since=args.since)
         groups = similar_groups([(e.reference, e.question) for e in found])
         print(render_groups(groups) if groups else "no question was asked twice", file=out)
         return EXIT_OK
@@ -232,18 +232,18 @@ async def _suggest_faq(
         print("civicdesk: give a reference code, or --since 30d", file=sys.stderr)
         return EXIT_FAILED
     reference = normalise_reference(args.ref)
-    escalation = await store.get_escalation(reference)
-    if escalation is None:
-        raise EscalationNotFound(reference)
-    if not escalation.answer:
+    ticket = await store.get_ticket(reference)
+    if ticket is None:
+        raise TicketNotFound(reference)
+    if not ticket.answer:
         print(f"civicdesk: {reference} has no answer yet to turn into an entry", file=sys.stderr)
         return EXIT_FAILED
-    history = await store.escalation_events(reference)
+    history = await store.ticket_events(reference)
     draft = draft_entry(
-        escalation.question,
-        escalation.answer,
+        ticket.question,
+        ticket.answer,
         follow_ups=[e.detail for e in history if e.kind == "follow-up" and e.detail],
-        candidates=list(escalation.candidates or []),
+        candidates=list(ticket.candidates or []),
         knowledge=load_knowledge(settings.knowledge_path),
         today=datetime.now(UTC).date(),
     )
@@ -251,7 +251,7 @@ async def _suggest_faq(
     return EXIT_OK
 
 
-def _event_record(event: EscalationEvent) -> dict[str, Any]:
+def _event_record(event: TicketEvent) -> dict[str, Any]:
     return {
         "at": event.at.isoformat(),
         "kind": event.kind,
@@ -284,18 +284,18 @@ def _one_line(text: str, width: int) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
-def _print_list(escalations: Sequence[Escalation], out: TextIO) -> None:
-    if not escalations:
+def _print_list(tickets: Sequence[Ticket], out: TextIO) -> None:
+    if not tickets:
         print("no escalations", file=out)
         return
     print(f"{'REF':<8} {'STATUS':<8} {'CREATED (UTC)':<16} {'CHANNEL':<12} QUESTION", file=out)
-    for e in escalations:
+    for e in tickets:
         created = e.created_at.strftime("%Y-%m-%d %H:%M")
         question = _one_line(e.question, _QUESTION_WIDTH)
         print(f"{e.reference:<8} {e.status:<8} {created:<16} {e.channel:<12} {question}", file=out)
 
 
-def _print_one(e: Escalation, history: Sequence[EscalationEvent], out: TextIO) -> None:
+def _print_one(e: Ticket, history: Sequence[TicketEvent], out: TextIO) -> None:
     where = "public" if e.public else "private"
     lines = [
         f"reference:    {e.reference}",

@@ -1,6 +1,6 @@
 """Escalation tickets: reference codes, the acknowledgement a citizen gets, and how tickets read
 to operators (export rows). The SQL is in `bot.storage.ticket_sql`; the commands in
-`bot.cli.escalations`.
+`bot.cli.tickets`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 from bot.answering.composer import compose
 from bot.answering.matcher import Candidate
-from bot.answering.replies import ESCALATION_ACK_WITH_REF, ESCALATION_EMAIL_INVITE, pick
+from bot.answering.replies import TICKET_ACK_WITH_REF, TICKET_EMAIL_INVITE, pick
 from bot.platform.adapter import TextRules
 
 # No 0/O or 1/I: a code read out over the phone or copied from a screenshot survives.
@@ -19,11 +19,11 @@ REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 REFERENCE_LENGTH = 6  # 32**6 ≈ 1.07e9 codes: a collision is rare, and retried when it happens
 
 
-class EscalationNotFound(Exception):
+class TicketNotFound(Exception):
     """No escalation has this reference code."""
 
 
-class EscalationClosed(Exception):
+class TicketClosed(Exception):
     """The escalation was already answered and closed: a second answer is not sent."""
 
 
@@ -52,9 +52,9 @@ def acknowledgement(
     """The citizen's acknowledgement: the reference code and when to expect an answer
     (`promise`, from the office's working hours: bot.tickets.hours.answer_promise); with
     `invite_email`, and where it fits whole, the offer to answer by e-mail."""
-    text = pick(ESCALATION_ACK_WITH_REF, lang).format(ref=reference, promise=promise)
+    text = pick(TICKET_ACK_WITH_REF, lang).format(ref=reference, promise=promise)
     if invite_email:
-        invite = pick(ESCALATION_EMAIL_INVITE, lang)
+        invite = pick(TICKET_EMAIL_INVITE, lang)
         longer = compose(f"{text}{'' if lang == 'zh' else ' '}{invite}", rules, mention=mention)
         if longer.endswith(invite):  # whole, or not at all: the code and the time come first
             return longer
