@@ -35,6 +35,16 @@ class InboundMessage:
     reply_context: str | None = None
     received_at: datetime = field(default_factory=utcnow)
     raw: Mapping[str, Any] = field(default_factory=dict)  # what the platform sent, for the log
+    # What came besides (or instead of) text, as one of MEDIA_KINDS; None: text only. A photo
+    # with a caption has the caption as `text` and "image" here; a sticker alone has text "".
+    media: str | None = None
+
+
+# The kinds of non-text content adapters report in InboundMessage.media. "unsupported": the
+# platform said it could not show the citizen's message (WeChat's placeholder, for one).
+MEDIA_KINDS = frozenset(
+    {"image", "sticker", "audio", "video", "file", "location", "contact", "unsupported"}
+)
 
 
 @dataclass(frozen=True)

@@ -165,11 +165,12 @@ def _insert(
 _SQLITE_COLUMNS = (
     "channel", "platform_id", "conversation", "sender", "sender_name", "mention", "text",
     "public", "lang_hint", "reply_to", "reply_context", "received_at", "status", "attempts",
+    "media",
 )  # fmt: skip
 _SQLITE_INSERT = (
     "INSERT INTO inbox (channel, platform_id, conversation, sender, sender_name, mention, text, "
-    "public, lang_hint, reply_to, reply_context, received_at, status, attempts) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "public, lang_hint, reply_to, reply_context, received_at, status, attempts, media) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (channel, platform_id) DO NOTHING"
 )
 _SQLITE_LAST_ID = "SELECT coalesce(max(id), 0) FROM inbox"
@@ -250,4 +251,5 @@ def _row(message: InboundMessage) -> dict[str, Any]:
         "received_at": message.received_at,
         "status": INBOX_NEW,
         "attempts": 0,
+        "media": _fit(message.media, 16),
     }

@@ -80,6 +80,7 @@ class InboxMessage(SQLModel, table=True):
     decision: str | None = Field(default=None, max_length=16)  # answer, clarify, escalate, ...
     entry_id: str | None = Field(default=None, max_length=128)
     processed_at: datetime | None = _when(nullable=True)
+    media: str | None = Field(default=None, max_length=16)  # see InboundMessage.media
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -229,6 +230,7 @@ class InboxRow:
     decision: str | None
     entry_id: str | None
     processed_at: datetime | None
+    media: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
