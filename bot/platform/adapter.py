@@ -18,7 +18,7 @@ from bot.platform.lengths import (
     weibo_length,
     x_length,
 )
-from bot.platform.messages import InboundMessage, OutboundMessage, SendResult
+from bot.platform.messages import InboundMessage, OutboundMessage, Publication, SendResult
 
 
 @dataclass(frozen=True)
@@ -179,4 +179,13 @@ class StaffDirectory(Protocol):
 
     async def staff_name(self, user: str) -> str | None:
         """The name the platform shows for `user`; None when it cannot say (never raises)."""
+        ...
+
+
+@runtime_checkable
+class Publisher(Protocol):
+    """An adapter that can post the account's own messages (announcements), not only replies."""
+
+    async def publish(self, publication: Publication) -> SendResult:
+        """Post `publication`; SendResult.platform_id and .url name the post when it went out."""
         ...

@@ -71,13 +71,28 @@ class SendResult:
     retryable: bool = True  # False: retrying cannot help (bad recipient, window closed, ...)
     retry_after: float | None = None  # seconds, when the platform said so
     error: str | None = None
+    url: str | None = None  # a public link to the sent message, where the platform gives one
 
     @classmethod
-    def sent(cls, platform_id: str | None = None) -> SendResult:
-        return cls(ok=True, platform_id=platform_id)
+    def sent(cls, platform_id: str | None = None, *, url: str | None = None) -> SendResult:
+        return cls(ok=True, platform_id=platform_id, url=url)
 
     @classmethod
     def failed(
         cls, error: str, *, retryable: bool = True, retry_after: float | None = None
     ) -> SendResult:
         return cls(ok=False, retryable=retryable, retry_after=retry_after, error=error)
+
+
+@dataclass(frozen=True)
+class Publication:
+    """One announcement, already fitted to one channel, to post as the account's own message."""
+
+    id: int  # the outbox row id: the idempotency key (a retried publish must not post twice)
+    channel: str
+    text: str  # fitted to the platform's length rules, link included where it fits
+    target: str | None = None  # where to post when the channel has several places (a room, a list)
+    link: str | None = None
+    image: bytes | None = None  # posted where the platform allows, else the text alone
+    image_type: str | None = None  # e.g. "image/png"
+    attempt: int = 1
