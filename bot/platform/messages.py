@@ -47,6 +47,10 @@ MEDIA_KINDS = frozenset(
 )
 
 
+# Where a reply is on its way out (the outbox's status), as a reader of replies sees it.
+OUTBOX_PENDING, OUTBOX_SENDING, OUTBOX_SENT, OUTBOX_DEAD = "pending", "sending", "sent", "dead"
+
+
 @dataclass(frozen=True)
 class OutboundMessage:
     """One reply to deliver through a channel's adapter."""

@@ -17,13 +17,15 @@ from sqlalchemy import Connection, bindparam, delete, insert, select, tuple_
 
 import bot.storage.claims as claims
 from bot.answering.desk import PendingClarify
+from bot.platform.messages import (
+    OUTBOX_PENDING,
+    OUTBOX_SENDING,
+)
 from bot.storage.engine import insert_ignoring_duplicates
 from bot.storage.models import (
     CONVERSATION_STATE,
     EVENT_OPENED,
     OUTBOX,
-    OUTBOX_PENDING,
-    OUTBOX_SENDING,
     TICKET,
     TICKET_OPEN,
 )

@@ -14,12 +14,14 @@ from sqlalchemy import JSON, Column, DateTime, Dialect, Index, UniqueConstraint
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from bot.platform.messages import OUTBOX_PENDING
+
 # inbox.status ("failed": the pipeline raised on every attempt; kept for an operator to look at)
 INBOX_NEW, INBOX_CLAIMED, INBOX_DONE, INBOX_FAILED = "new", "claimed", "done", "failed"
-# outbox.status
-OUTBOX_PENDING, OUTBOX_SENDING, OUTBOX_SENT, OUTBOX_DEAD = "pending", "sending", "sent", "dead"
-# escalation.status. "undeliverable": answered, but the platform no longer lets the answer reach
-# the citizen (its reply window closed and it has no fallback); operators must act on it.
+# outbox.status: OUTBOX_* of bot.platform.messages (the web chat reads them too)
+# ticket.status (table escalation). "undeliverable": answered, but the platform no longer lets
+# the answer reach the citizen (its reply window closed and it has no fallback); operators must
+# act on it.
 TICKET_OPEN, TICKET_ANSWERED, TICKET_CLOSED = "open", "answered", "closed"
 TICKET_UNDELIVERABLE = "undeliverable"
 

@@ -31,7 +31,12 @@ import bot.storage.claims as claims
 import bot.storage.ticket_sql as handoff_sql
 from bot.answering.desk import PendingClarify
 from bot.platform.adapter import TextRules, rules_for
-from bot.platform.messages import InboundMessage
+from bot.platform.messages import (
+    OUTBOX_DEAD,
+    OUTBOX_PENDING,
+    OUTBOX_SENDING,
+    InboundMessage,
+)
 from bot.runtime.batching import Batcher
 from bot.storage.engine import (
     StoreUnavailable,
@@ -50,9 +55,6 @@ from bot.storage.models import (
     INBOX_FAILED,
     INBOX_NEW,
     OUTBOX,
-    OUTBOX_DEAD,
-    OUTBOX_PENDING,
-    OUTBOX_SENDING,
     POLL_CURSOR,
     TICKET,
     TICKET_OPEN,

@@ -18,6 +18,9 @@ from sqlalchemy import Connection, Row, and_, insert, or_, select, tuple_, updat
 import bot.storage.claims as claims
 from bot.answering.composer import compose
 from bot.platform.adapter import TextRules
+from bot.platform.messages import (
+    OUTBOX_PENDING,
+)
 from bot.storage.models import (
     EVENT_ANSWERED,
     EVENT_CLAIMED,
@@ -28,7 +31,6 @@ from bot.storage.models import (
     EVENT_UNDELIVERABLE,
     INBOX,
     OUTBOX,
-    OUTBOX_PENDING,
     TICKET,
     TICKET_CLOSED,
     TICKET_EVENT,
