@@ -198,6 +198,7 @@ class EmailAdapter:
             reply_to=mail.in_reply_to,
             reply_context=reply_context(mail),
             raw={"uid": where, "authentication_results": list(mail.authentication)},
+            media=mail.media,
         )
 
     # --- outbound -------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from email.message import EmailMessage, Message
 from email.utils import getaddresses, parseaddr
 from html.parser import HTMLParser
 
-from adapters.email_quotes import strip_reply
+from adapters.email_quotes import HISTORY_MARK, strip_reply
 
 SUPERSETS = {
     "gb2312": "gb18030",
@@ -56,6 +56,7 @@ class Mail:
     lang: str | None
     automatic: str | None  # why this is an auto-reply, bounce or list mail; None for a person
     authentication: tuple[str, ...]  # Authentication-Results headers, as received
+    media: str | None = None  # the kind of the first attachment of a mail without body text
 
 
 def read_mail(data: bytes, *, own_address: str) -> Mail:
@@ -67,6 +68,7 @@ def read_mail(data: bytes, *, own_address: str) -> Mail:
     references = tuple(message_ids(_raw(message, "References")))
     in_reply_to = next(iter(message_ids(_raw(message, "In-Reply-To"))), None)
     text = strip_reply(body_text(message))
+    media = None if text else attachment_kind(message)
     if not text:  # everything was in the subject line
         text = _RE_PREFIX.sub("", subject).strip()
     language = _raw(message, "Content-Language").strip().lower()[:2]
@@ -84,7 +86,17 @@ def read_mail(data: bytes, *, own_address: str) -> Mail:
         authentication=tuple(
             _SPACE.sub(" ", str(v)).strip() for v in message.get_all("Authentication-Results", [])
         ),
+        media=media,
     )
+
+
+def attachment_kind(message: EmailMessage) -> str | None:
+    """The media kind of the mail's first attachment (a scan, a photo of a letter); None when
+    there is none."""
+    for part in message.iter_attachments():
+        main = part.get_content_maintype()
+        return {"image": "image", "audio": "audio", "video": "video"}.get(main, "file")
+    return None
 
 
 def message_ids(value: str) -> list[str]:
@@ -214,6 +226,37 @@ def _raw(message: Message, name: str) -> str:
     return "" if value is None else _SPACE.sub(" ", str(value)).strip()
 
 
+# Elements whose id (or class) marks where a client put the quoted history of an HTML reply:
+# Outlook.com / Hotmail (stopSpelling, divRplyFwdMsg, appendonsend), Outlook for iOS/Android
+# and the new Outlook (mail-editor-reference-message-container), Yahoo (yahoo_quoted).
+HISTORY_IDS = frozenset(
+    {"stopspelling", "divrplyfwdmsg", "appendonsend", "mail-editor-reference-message-container"}
+)
+HISTORY_CLASSES = frozenset({"yahoo_quoted", "moz-forward-container"})
+
+
+# Outlook desktop's reply header: a div with a thin top border (#E1E1E1, older #B5C4DF) around
+# the From/Sent/To/Subject block; Outlook.com's <hr tabindex="-1"> above it.
+_OUTLOOK_RULE = re.compile(r"border-top\s*:\s*solid\s+#(?:e1e1e1|b5c4df)\s+1(?:\.0)?pt", re.I)
+
+
+def _starts_history(attrs: list[tuple[str, str | None]]) -> bool:
+    for name, value in attrs:
+        if value is not None and name == "style" and _OUTLOOK_RULE.search(value):
+            return True
+    found = dict(attrs)
+    if (found.get("tabindex") or "").strip() == "-1" and "98%" in (found.get("style") or ""):
+        return True
+    for name, value in attrs:
+        if value is None:
+            continue
+        if name == "id" and value.strip().lower() in HISTORY_IDS:
+            return True
+        if name == "class" and HISTORY_CLASSES & set(value.lower().split()):
+            return True
+    return False
+
+
 class _Text(HTMLParser):
     BLOCKS = frozenset(
         "p div br tr li h1 h2 h3 h4 h5 h6 table ul ol pre hr section article header footer".split()
@@ -227,6 +270,10 @@ class _Text(HTMLParser):
         self.skip = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if not self.skip and _starts_history(attrs):
+            self._break()
+            self.lines[-1] = HISTORY_MARK
+            self._break()
         if tag in self.SKIP:
             self.skip += 1
         elif tag == "blockquote":
@@ -236,7 +283,11 @@ class _Text(HTMLParser):
             self._break()
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self.BLOCKS:
+        if not self.skip and _starts_history(attrs):
+            self._break()
+            self.lines[-1] = HISTORY_MARK
+            self._break()
+        elif tag in self.BLOCKS:
             self._break()
 
     def handle_endtag(self, tag: str) -> None:

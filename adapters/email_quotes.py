@@ -23,10 +23,17 @@ _SEPARATORS = re.compile(
         -{2,}\s*(?:original\s+message|forwarded\s+by.*|原始邮件|原始郵件|回复的原邮件|回覆的原郵件
             |原邮件|message\s+d'origine|ursprüngliche\s+nachricht|mensaje\s+original)\s*-{2,}
       | -{10,}\s*(?:原始邮件|原始郵件)\s*-{10,}
+      | -{3,}\s*.{0,200}?\s(?:wrote|schrieb|写道|寫道)\s*[:：]?\s*-{3,}  # Lotus Notes 8+
+      | -{3,}\s*(?:forwarded\s+message|转发的邮件|轉寄的郵件|转发邮件)\s*-{3,}
       | _{20,}
     )\s*$""",
     re.IGNORECASE | re.VERBOSE,
 )
+
+HISTORY_MARK = "-----Original Message-----"
+"""What `email_parse.html_to_text` writes where an HTML reply's history starts (Outlook.com's
+`<div id="divRplyFwdMsg">` / `<div id="appendonsend">`, Hotmail's `<hr id="stopSpelling">`):
+one of the separators, so that the text is cut there."""
 
 # Header lines of a quoted message as Outlook, Hotmail, Foxmail and QQ Mail write them.
 _FROM_HEADER = re.compile(r"^\s*\*?(?:from|von|de|van|发件人|發件人|寄件者)\s*\*?\s*[:：]", re.I)
@@ -50,6 +57,24 @@ _ATTRIBUTION = re.compile(
 
 # A wrapped attribution must start like one; the other forms are only recognised on one line.
 _ATTRIBUTION_START = re.compile(r"^\s*(?:(?:on|am|le|el|il|op|em|den|på)\b|在|於|于)", re.I)
+
+# An attribution that is followed by no ">" quote (a client that quotes without marks, an HTML
+# quote without <blockquote>) ends the new text only when it carries a date or a time: "On Mon,
+# 2 Apr 2012 at 17:44, Bob wrote:", "在 2026年5月3日 10:00，张三 写道：".
+_DATED = re.compile(r"\d{4}|\d{1,2}:\d{2}|\d\s*[年月日]")
+# Lotus Notes: the author's hierarchical name ("Jane Doe/Court/Gov@Gov") and the date line
+# above the To/cc/Subject block of a quoted message.
+_LOTUS_NAME = re.compile(r"^\s*[^/@\s][^/@]{0,80}(?:/[^/@\s]{1,40}){1,5}@[\w.-]{1,60}\s*$")
+_DATE_LINE = re.compile(r"^\s*\d{1,4}[/.-]\d{1,2}[/.-]\d{1,4}(?:\s+\d{1,2}:\d{2}.*)?\s*$")
+_SENDER_HEADER = re.compile(
+    r"^\s*\*?(?:from|von|de|van|发件人|發件人|寄件者|sent|date|gesendet|envoyé|enviado|发送时间"
+    r"|發送時間|寄件日期|时间|時間|日期|sent\s+by)\s*\*?\s*[:：]",
+    re.IGNORECASE,
+)
+_TARGET_HEADER = re.compile(
+    r"^\s*\*?(?:to|cc|subject|an|betreff|à|objet|para|asunto|收件人|抄送|主题|主旨|主題)\s*\*?\s*[:：]",
+    re.IGNORECASE,
+)
 
 _SIGNATURE = re.compile(r"^--\s*$")
 _MOBILE = re.compile(
@@ -85,15 +110,86 @@ def _cut_at(lines: list[str]) -> int:
             return index
         if _SIGNATURE.match(line) and index > 0:
             return index
-        if _FROM_HEADER.match(line) and _header_block(lines, index):
+        if _is_header(line) and _header_block(lines, index):
+            return _lotus_lead(lines, index)
+        if _is_header(line) and _lotus_lead(lines, index) < index and _targets(lines, index) >= 2:
+            return _lotus_lead(lines, index)
+        if index > 0 and _lotus_attribution(lines, index):
+            return index
+        if index > 0 and _unquoted_attribution(lines, index):
             return index
     return len(lines)
 
 
+def _is_header(line: str) -> bool:
+    return bool(_FROM_HEADER.match(line) or _OTHER_HEADER.match(line))
+
+
 def _header_block(lines: list[str], start: int) -> bool:
-    """Whether a From: line opens a quoted message's header block (2+ headers in 6 lines)."""
-    following = [line for line in lines[start + 1 : start + 7] if line.strip()]
-    return sum(1 for line in following[:5] if _OTHER_HEADER.match(line)) >= 2
+    """Whether a header line opens a quoted message's header block: a From: line with 2+ more
+    headers in the next lines, or (Hotmail: Date, Subject, From, To; Lotus Notes: To, cc,
+    Subject) 3+ header lines among the first 6 that name a sender or a date and a recipient or
+    a subject, or a sender line directly followed by the time it was sent (发件人 / 发送时间)."""
+    window = [line for line in lines[start : start + 8] if line.strip()][:6]
+    headers = [line for line in window if _is_header(line)]
+    if _FROM_HEADER.match(lines[start]) and len(headers) >= 3:
+        return True
+    if (
+        len(headers) >= 3
+        and any(_SENDER_HEADER.match(line) for line in headers)
+        and any(_TARGET_HEADER.match(line) for line in headers)
+    ):
+        return True
+    return (
+        len(window) >= 2
+        and bool(_FROM_HEADER.match(window[0]))
+        and bool(_SENDER_HEADER.match(window[1]))
+        and not _FROM_HEADER.match(window[1])
+    )
+
+
+def _lotus_lead(lines: list[str], index: int) -> int:
+    """Where a header block really starts: Lotus Notes puts the author's name and the date on
+    the lines above it."""
+    start = index
+    for back in range(index - 1, max(-1, index - 4), -1):
+        line = lines[back]
+        if not line.strip():
+            continue
+        if _LOTUS_NAME.match(line) or _DATE_LINE.match(line) or _sent_by(line):
+            start = back
+            continue
+        break
+    return start
+
+
+def _targets(lines: list[str], start: int) -> int:
+    window = [line for line in lines[start : start + 8] if line.strip()][:6]
+    return sum(1 for line in window if _TARGET_HEADER.match(line))
+
+
+def _lotus_attribution(lines: list[str], index: int) -> bool:
+    """Lotus Notes' name line ("Jane Doe/Court/Gov@Gov") directly followed by a date line: the
+    attribution of its table-shaped header (To / cc / Subject without colons)."""
+    if not _LOTUS_NAME.match(lines[index]):
+        return False
+    following = [line for line in lines[index + 1 : index + 3] if line.strip()]
+    return bool(following) and bool(_DATE_LINE.match(following[0]))
+
+
+def _sent_by(line: str) -> bool:
+    return line.strip().lower().startswith("sent by:")
+
+
+def _unquoted_attribution(lines: list[str], index: int) -> bool:
+    """A dated one-line attribution ("On <date>, <name> wrote:") followed by text that is not
+    a ">" quote: the history follows without marks."""
+    line = lines[index]
+    return (
+        bool(_ATTRIBUTION.match(line))
+        and bool(_DATED.search(line))
+        and not _quote_follows(lines, index + 1)
+    )
 
 
 def _attribution_span(lines: list[str], index: int) -> int:

@@ -33,6 +33,7 @@ from adapters.mastodon_text import (
     id_order,
     ids,
     mention_message,
+    mentioned_accounts,
     notifications,
     rate_limit_wait,
     retry_after,
@@ -120,6 +121,25 @@ class MastodonAdapter:
         self._token = access_token
         self._clock = clock
         self._http = SessionSlot()
+        # The ids every mention notification's status mentions: the account's own id is in all
+        # of them, so their intersection narrows down to it (no API call needed).
+        self._always_mentioned: set[str] | None = None
+
+    def _learn_own_id(self, notification: Mapping[str, Any]) -> None:
+        status = notification.get("status")
+        if notification.get("type") != "mention" or not isinstance(status, Mapping):
+            return
+        ids_here = set(mentioned_accounts(status))
+        if not ids_here:
+            return
+        if self._always_mentioned is None:
+            self._always_mentioned = ids_here
+        elif self._always_mentioned & ids_here:
+            self._always_mentioned &= ids_here
+
+    def _own_id(self) -> str | None:
+        known = self._always_mentioned
+        return next(iter(known)) if known is not None and len(known) == 1 else None
 
     @classmethod
     def from_config(cls, config: ChannelConfig) -> MastodonAdapter:
@@ -181,7 +201,9 @@ class MastodonAdapter:
                 return PollResult(messages, cursor, retry_after=exc.retry_after)
             page = sorted(notifications(reply.data), key=lambda n: id_order(n["id"]))
             for notification in page:
-                message = mention_message(self.name, notification)
+                self._learn_own_id(notification)
+            for notification in page:
+                message = mention_message(self.name, notification, self._own_id())
                 if message is not None:
                     messages.append(message)
             if page:

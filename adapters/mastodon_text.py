@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from html.parser import HTMLParser
 from typing import Any
@@ -21,6 +21,40 @@ ELLIPSIS = "…"
 # "@civicdesk @clerk@gov.example question": the handles in front address people, they ask nothing.
 _LEADING_MENTIONS = re.compile(r"^(?:\s*@[\w.-]+(?:@[\w.-]+)?)+\s*", re.UNICODE)
 _BLANK_RUNS = re.compile(r"\n{3,}")
+_SPACES = re.compile(r"[ \t]{2,}")
+MAX_MENTIONS = 50
+# A status's media_attachments[].type → InboundMessage.media.
+MEDIA_TYPES = {"image": "image", "gifv": "video", "video": "video", "audio": "audio"}
+
+
+def _link_to(url: str) -> re.Pattern[str]:
+    """A mention link (`<a href="https://gov.social/@civicdesk" class="u-url mention">`) to
+    `url`, with the h-card span Mastodon wraps it in."""
+    target = re.escape(url)
+    return re.compile(
+        rf"(?:<span[^>]*h-card[^>]*>)?<a\s[^>]*href=[\"']{target}[\"'][^>]*>.*?</a>(?:</span>)?",
+        re.IGNORECASE | re.DOTALL,
+    )
+
+
+def mentioned_accounts(status: Mapping[str, Any]) -> dict[str, str]:
+    """The accounts a status mentions: id → profile URL (bounded)."""
+    mentions = status.get("mentions")
+    found: dict[str, str] = {}
+    for item in mentions[:MAX_MENTIONS] if isinstance(mentions, list) else []:
+        if isinstance(item, Mapping) and isinstance(item.get("id"), str):
+            url = item.get("url")
+            found[item["id"]] = url if isinstance(url, str) else ""
+    return found
+
+
+def media_of(status: Mapping[str, Any]) -> str | None:
+    """The kind of the status's first attachment; None when it has none."""
+    attachments = status.get("media_attachments")
+    first = attachments[0] if isinstance(attachments, list) and attachments else None
+    if not isinstance(first, Mapping):
+        return None
+    return MEDIA_TYPES.get(str(first.get("type")), "file")
 
 
 class _Text(HTMLParser):
@@ -52,17 +86,26 @@ def html_to_text(content: str) -> str:
     return _BLANK_RUNS.sub("\n\n", "\n".join(lines)).strip()
 
 
-def question_text(content: str, spoiler: str = "") -> str:
-    """The citizen's words: the content as text without the leading @handles; a content
-    warning, when there is one, comes first (people put the subject there)."""
+def question_text(content: str, spoiler: str = "", own_urls: Collection[str] = ()) -> str:
+    """The citizen's words: the content as text without the leading @handles and without the
+    mention links to the account itself (`own_urls`) wherever they stand ("请问 @civicdesk
+    诉讼费怎么交"); a content warning, when there is one, comes first (people put the subject
+    there)."""
+    for url in own_urls:
+        content = _link_to(url).sub(" ", content)
     text = _LEADING_MENTIONS.sub("", html_to_text(content), count=1).strip()
+    text = _SPACES.sub(" ", text)
     spoiler = spoiler.strip()
     return f"{spoiler}\n{text}" if spoiler and text else spoiler or text
 
 
-def mention_message(channel: str, notification: Mapping[str, Any]) -> InboundMessage | None:
+def mention_message(
+    channel: str, notification: Mapping[str, Any], own_id: str | None = None
+) -> InboundMessage | None:
     """A `mention` notification as an inbound message; None for other types, bots (two
-    auto-responders would answer each other forever) and notifications without a status."""
+    auto-responders would answer each other forever) and notifications without a status.
+    `own_id`: the account's own id, whose mention links are taken out of the text; without it,
+    a status mentioning one account only mentions the account itself."""
     status = notification.get("status")
     if notification.get("type") != "mention" or not isinstance(status, Mapping):
         return None
@@ -77,6 +120,15 @@ def mention_message(channel: str, notification: Mapping[str, Any]) -> InboundMes
     language = status.get("language")
     reply_to = status.get("in_reply_to_id")
     name = account.get("display_name")
+    mentioned = mentioned_accounts(status)
+    if own_id is None and len(mentioned) == 1:
+        own_id = next(iter(mentioned))
+    own_url = mentioned.get(own_id or "")
+    text = question_text(
+        str(status.get("content") or ""),
+        str(status.get("spoiler_text") or ""),
+        [own_url] if own_url else [],
+    )
     return InboundMessage(
         channel=channel,
         platform_id=str(status_id),
@@ -86,8 +138,9 @@ def mention_message(channel: str, notification: Mapping[str, Any]) -> InboundMes
         # "@user@domain" (or "@user" on this instance): a real mention, which Mastodon counts as
         # "@user" and which notifies the asker. Direct answers are addressed in `send`.
         mention=f"@{acct}" if public else None,
-        text=question_text(str(status.get("content") or ""), str(status.get("spoiler_text") or "")),
+        text=text,
         public=public,
+        media=media_of(status),
         lang_hint=language if isinstance(language, str) and language else None,
         reply_to=reply_to if isinstance(reply_to, str) and reply_to else None,
         reply_context=compact({"visibility": visibility, "acct": acct}),

@@ -277,13 +277,18 @@ class MatrixClient:
         return self.rooms.private(room_id)
 
     async def count_members(self, room_id: str) -> None:
-        """Ask the homeserver how many members the room has (`joined_members`)."""
+        """Ask the homeserver how many members the room has (`joined_members`). A refusal
+        (the bot is not in the room: 403, or no such room: 404) is an answer too: the room is
+        not a private conversation with the bot. An outage leaves the room unknown."""
         reply = await self.call("GET", "rooms", room_id, "joined_members")
         if isinstance(reply, JsonReply) and reply.status == 200 and isinstance(reply.data, dict):
             joined = reply.data.get("joined")
             if isinstance(joined, Mapping):
                 self.rooms.count(room_id, joined=len(joined), invited=0)
                 return
+        if isinstance(reply, JsonReply) and reply.status in (403, 404):
+            self.rooms.hint(room_id, False)
+            return
         log.warning("channel=%s could not count the members of room %s", self.name, room_id)
 
     async def close(self) -> None:

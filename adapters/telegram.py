@@ -34,9 +34,12 @@ from adapters.telegram_parts import (
     display_name,
     entities_of,
     id_of,
+    is_service,
+    media_of,
     read_context,
     send_failure,
     short,
+    text_of,
 )
 from bot.config.settings import AdapterSpec, ChannelConfig, ChannelSetting, Secret
 from bot.platform.adapter import TEXT_RULES, BadRequest, HttpReply, RawRequest, Unauthorized
@@ -179,7 +182,10 @@ class TelegramAdapter:
         if not isinstance(chat_id, int) or not isinstance(message_id, int):
             raise BadRequest('a message needs "message_id" and "chat.id" (integers)')
         sender = message.get("from")
-        text = message.get("text")
+        text, _ = text_of(message)
+        media = media_of(message)
+        if media is None and not isinstance(message.get("text"), str) and not is_service(message):
+            media = "unsupported"  # a content kind newer than this adapter: still a message
         sender_id = id_of(sender)
         if sender is not None and sender_id is None:
             raise BadRequest('"from.id" of a message must be an integer')
@@ -190,7 +196,7 @@ class TelegramAdapter:
             or sender_id == self.bot_id
             or message.get("is_automatic_forward")  # a linked channel's post copied in
             or id_of(message.get("via_bot")) == self.bot_id
-            or not isinstance(text, str)  # photos, stickers, joins, pinned messages...
+            or is_service(message)  # joins, leaves, pinned messages, topic changes...
         ):
             return None
         public = chat.get("type") in GROUP_TYPES
@@ -199,6 +205,8 @@ class TelegramAdapter:
         replied = message.get("reply_to_message")
         replied_id = replied.get("message_id") if isinstance(replied, dict) else None
         if self.staff_room is not None:
+            if media is not None or not text:
+                return None  # staff act on tickets in words
             return self._staff_inbound(message, chat, sender, text, replied)
         if public and not self._addressed(message, replied):
             return None
@@ -213,6 +221,7 @@ class TelegramAdapter:
             sender_name=display_name(sender),
             text=self._question(message, text),
             public=public,
+            media=media,
             # No "@name": a group answer quotes the question (reply_parameters), which shows whom
             # it is for; a display name is no mention on Telegram, and @username may be unset.
             mention=None,
@@ -271,16 +280,23 @@ class TelegramAdapter:
         return False
 
     def _question(self, message: dict[str, Any], text: str) -> str:
-        """The text without a leading /command (a bare /start is an empty message: a greeting)."""
+        """The text (or caption) without a leading /command (a bare /start is an empty message:
+        a greeting) and without the mentions of the bot: "@civicdesk_bot" and a text_mention of
+        its name, wherever they stand."""
+        cuts: list[str] = []
         for kind, piece, entity in entities_of(message):
             if kind == "bot_command" and entity.get("offset") == 0:
                 addressee = piece.partition("@")[2]
                 if not addressee or (self.username and addressee.lower() == self.username.lower()):
                     text = text[len(piece) :] if text.startswith(piece) else text
-                break
+            elif kind == "text_mention" and id_of(entity.get("user")) == self.bot_id:
+                cuts.append(piece)
+        for piece in cuts:
+            text = text.replace(piece, " ", 1)
         if self.username:
-            text = re.sub(rf"\s*@{self.username}\b", "", text, flags=re.IGNORECASE)
-        return text.strip() if text != message.get("text") else text
+            text = re.sub(rf"\s*@{self.username}\b", " ", text, flags=re.IGNORECASE)
+        original, _ = text_of(message)
+        return " ".join(text.split()) if text != original else text
 
     def acknowledge(self, raw: RawRequest) -> HttpReply:
         return HttpReply(200, b"", "text/plain")

@@ -44,6 +44,7 @@ from adapters.weibo_api import (
     load_cursor,
     mention_items,
     mention_message,
+    mentioned_names,
     push_message,
     weibo_error,
 )
@@ -102,6 +103,7 @@ class WeiboAdapter:
         self._clock = clock
         self._prefix = channel_prefix(name)
         self._http = SessionSlot()
+        self._always_named: set[str] | None = None  # the @names every mention carried
 
     @classmethod
     def from_config(cls, config: ChannelConfig) -> WeiboAdapter:
@@ -180,12 +182,28 @@ class WeiboAdapter:
         for kind, path in MENTION_LISTS:
             items = await self._since(kind, path, state[kind])
             for item in items:
-                message = mention_message(self.name, kind, item, own_id)
+                self._learn_own_name(item)
+                message = mention_message(self.name, kind, item, own_id, self._own_name())
                 if message is not None:
                     messages.append(message)
             if items:
                 moved[kind] = idstr(items[-1]) or moved[kind]
         return PollResult(messages, dump_cursor(moved))
+
+    def _learn_own_name(self, item: Mapping[str, Any]) -> None:
+        """The account's @name is in the text of everything that mentions it: the names common
+        to all mentions narrow down to it (no API call)."""
+        names = mentioned_names(str(item.get("text") or ""))
+        if not names:
+            return
+        if self._always_named is None:
+            self._always_named = names
+        elif self._always_named & names:
+            self._always_named &= names
+
+    def _own_name(self) -> str | None:
+        known = self._always_named
+        return next(iter(known)) if known is not None and len(known) == 1 else None
 
     async def _account_id(self) -> str:
         if self._own_id is None:

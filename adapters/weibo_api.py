@@ -8,6 +8,7 @@ float-based JSON parsers round them). Error codes are from open.weibo.com/wiki/E
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -130,12 +131,30 @@ def idstr(item: Mapping[str, Any]) -> str | None:
     return None
 
 
-def question_text(text: str) -> str:
-    return _LEADING_MENTIONS.sub("", text, count=1).strip()
+_NAMES = re.compile(r"@([^\s@:：,，。！？!?、]{1,30})")
+MAX_NAMES = 30
+
+
+def mentioned_names(text: str) -> set[str]:
+    """The @names in a status or comment text (bounded)."""
+    return set(_NAMES.findall(text[:2000])[:MAX_NAMES])
+
+
+def question_text(text: str, own_name: str | None = None) -> str:
+    """The question without the leading @names (and "回复@name:") and without the account's
+    own @name wherever it stands ("请问 @政务助手 诉讼费怎么交")."""
+    text = _LEADING_MENTIONS.sub("", text, count=1)
+    if own_name:
+        text = re.sub(rf"@{re.escape(own_name)}(?![^\s@:：,，。！？!?、])[:：]?", " ", text)
+    return " ".join(text.split())
 
 
 def mention_message(
-    channel: str, kind: str, item: Mapping[str, Any], own_id: str | None
+    channel: str,
+    kind: str,
+    item: Mapping[str, Any],
+    own_id: str | None,
+    own_name: str | None = None,
 ) -> InboundMessage | None:
     """A status (kind "statuses") or comment ("comments") that @-mentions the account, as an
     inbound public message; None for the account's own posts, deleted ones and odd items."""
@@ -146,7 +165,11 @@ def mention_message(
     sender = idstr(user)
     if sender is None or sender == own_id:
         return None
-    text = question_text(str(item.get("text") or ""))
+    raw_text = str(item.get("text") or "")
+    names = mentioned_names(raw_text)
+    if own_name is None and len(names) == 1:
+        own_name = next(iter(names))  # the account is mentioned: the only @name is its own
+    text = question_text(raw_text, own_name)
     name = user.get("screen_name")
     screen_name = name.strip() if isinstance(name, str) and name.strip() else None
     common: dict[str, Any] = {
@@ -178,10 +201,18 @@ def mention_message(
     )
 
 
+# Push types (粉丝服务平台 message push) → InboundMessage.media; "event" and "mention" (polled
+# instead; its push shape is not documented) are skipped, any other type is "unsupported".
+PUSH_MEDIA = {"image": "image", "voice": "audio", "position": "location"}
+SKIPPED_PUSHES = ("event", "mention")
+
+
 def push_message(channel: str, data: Mapping[str, Any], own_id: str | None) -> list[InboundMessage]:
     """The private message in one fans-service push; [] for events (follow, subscribe, menu
-    clicks), media, positions, mention pushes (their shape is undocumented) and echoes."""
-    if data.get("type") != "text":
+    clicks), mention pushes (their shape is undocumented) and echoes. A picture, a voice
+    message, a position or a type newer than this adapter comes with its media kind."""
+    kind = data.get("type")
+    if not isinstance(kind, str) or kind in SKIPPED_PUSHES:
         return []
     sender = _digits(data.get("sender_id"))
     receiver = _digits(data.get("receiver_id"))
@@ -190,12 +221,15 @@ def push_message(channel: str, data: Mapping[str, Any], own_id: str | None) -> l
     if sender in (receiver, own_id):
         return []
     text = data.get("text")
-    if not isinstance(text, str):
+    if kind == "text" and not isinstance(text, str):
         raise BadRequest('"text" must be a string in a Weibo text push')
+    text = text if isinstance(text, str) and kind == "text" else ""
+    media = None if kind == "text" else PUSH_MEDIA.get(kind, "unsupported")
     created = str(data.get("created_at") or "")
-    # A push has no id: Weibo says to deduplicate on sender + created_at (seconds). The text's
-    # hash keeps two different messages of the same second apart; a retry has the same text.
-    digest = hashlib.sha1(text.encode()).hexdigest()[:10]  # noqa: S324 - a dedup key, no secret
+    # A push has no id: Weibo says to deduplicate on sender + created_at (seconds). The content's
+    # hash keeps two different messages of the same second apart; a retry has the same content.
+    content = text if kind == "text" else f"{kind}:{json.dumps(data.get('data'), sort_keys=True)}"
+    digest = hashlib.sha1(content.encode()).hexdigest()[:10]  # noqa: S324 - a dedup key
     platform_id = f"pm:{sender}:{_epoch(created)}:{digest}"
     return [
         InboundMessage(
@@ -207,6 +241,7 @@ def push_message(channel: str, data: Mapping[str, Any], own_id: str | None) -> l
             public=False,
             reply_context=compact({"kind": "message"}),
             raw=dict(data),
+            media=media,
         )
     ]
 
