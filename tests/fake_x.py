@@ -37,7 +37,10 @@ def oauth_valid(request: web.Request) -> bool:
         return False
     fields = {k: unquote(v) for k, v in re.findall(r'([\w]+)="([^"]*)"', header)}
     given = fields.pop("oauth_signature", "")
-    if fields.get("oauth_consumer_key") != CONSUMER_KEY or fields.get("oauth_token") != ACCESS_TOKEN:
+    if (
+        fields.get("oauth_consumer_key") != CONSUMER_KEY
+        or fields.get("oauth_token") != ACCESS_TOKEN
+    ):
         return False
     params = {**dict(request.query), **fields}
     normalized = "&".join(f"{_enc(k)}={_enc(v)}" for k, v in sorted(params.items()))
@@ -89,14 +92,17 @@ class FakeX:
     def _answer(self, request: web.Request, body: Any) -> web.Response:
         number = len(self.calls)
         if request.path == "/2/tweets":
-            return web.json_response({"data": {"id": f"18650000000000009{number:02d}",
-                                               "text": body["text"]}}, status=201)  # fmt: skip
+            return web.json_response(
+                {"data": {"id": f"18650000000000009{number:02d}", "text": body["text"]}}, status=201
+            )
         if request.path.startswith("/2/dm_conversations/with/"):
-            return web.json_response({"data": {"dm_conversation_id": "c", "dm_event_id": f"9{number}"}},
-                                     status=201)  # fmt: skip
+            return web.json_response(
+                {"data": {"dm_conversation_id": "c", "dm_event_id": f"9{number}"}}, status=201
+            )
         if request.path == "/2/media/upload":
-            return web.json_response({"data": {"id": "1880028106020515840",
-                                               "media_key": "3_1880028106020515840"}})  # fmt: skip
+            return web.json_response(
+                {"data": {"id": "1880028106020515840", "media_key": "3_1880028106020515840"}}
+            )
         if request.path == "/2/users/me":
             return web.json_response({"data": {"id": ACCOUNT_ID, "username": "CourtDesk"}})
         if request.path.endswith("/mentions"):

@@ -61,7 +61,11 @@ def test_a_signed_delivery_verifies_and_a_changed_byte_fails() -> None:
 
 
 def test_the_subscription_check() -> None:
-    query = {"hub.mode": "subscribe", "hub.verify_token": "verify-me", "hub.challenge": "1158201444"}
+    query = {
+        "hub.mode": "subscribe",
+        "hub.verify_token": "verify-me",
+        "hub.challenge": "1158201444",
+    }
     reply = adapter().handshake(raw(b"", **query))
     assert reply is not None and (reply.status, reply.body) == (200, b"1158201444")
     for wrong in ({"hub.verify_token": "nope"}, {"hub.mode": "unsubscribe"}):
@@ -94,12 +98,16 @@ def test_echoes_are_skipped_and_attachments_are_media_without_text() -> None:
     cases = [
         ({"attachments": [{"type": "image", "payload": {"url": "https://x/y.jpg"}}]}, "image"),
         ({"attachments": [{"type": "audio", "payload": {"url": "https://x/a.mp4"}}]}, "audio"),
-        ({"sticker_id": 369239263222822,
-          "attachments": [{"type": "image", "payload": {"sticker_id": 369239263222822}}]},
-         "sticker"),
+        (
+            {
+                "sticker_id": 369239263222822,
+                "attachments": [{"type": "image", "payload": {"sticker_id": 369239263222822}}],
+            },
+            "sticker",
+        ),
         ({"attachments": [{"type": "location", "payload": {}}]}, "location"),
         ({"attachments": [{"type": "fallback", "payload": {}}]}, "unsupported"),
-    ]  # fmt: skip
+    ]
     for part, media in cases:
         [message] = adapter().parse(raw(event(**part)))
         assert (message.text, message.media) == ("", media)
@@ -143,8 +151,14 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 def reply() -> OutboundMessage:
-    return OutboundMessage(id=3, channel="messenger", conversation="1234", text="Pay online.",
-                           public=False, recipient="1234")  # fmt: skip
+    return OutboundMessage(
+        id=3,
+        channel="messenger",
+        conversation="1234",
+        text="Pay online.",
+        public=False,
+        recipient="1234",
+    )
 
 
 async def test_a_reply_goes_to_the_psid_as_a_response(
@@ -159,8 +173,11 @@ async def test_a_reply_goes_to_the_psid_as_a_response(
     assert result.ok and result.platform_id == "m_9"
     [(method, path, auth, body)] = fake.calls
     assert (method, path, auth) == ("POST", "/v23.0/me/messages", f"Bearer {TOKEN}")
-    assert body == {"recipient": {"id": "1234"}, "messaging_type": "RESPONSE",
-                    "message": {"text": "Pay online."}}  # fmt: skip
+    assert body == {
+        "recipient": {"id": "1234"},
+        "messaging_type": "RESPONSE",
+        "message": {"text": "Pay online."},
+    }
 
 
 async def test_outside_the_window_the_reply_is_not_retried_and_a_rate_limit_is(
@@ -169,8 +186,12 @@ async def test_outside_the_window_the_reply_is_not_retried_and_a_rate_limit_is(
     fake, url = send_api
     hook = adapter(url)
     hook.attach_session(session)
-    outside = {"message": "(#10) This message is sent outside of allowed window.",
-               "type": "OAuthException", "code": 10, "error_subcode": 2018278}  # fmt: skip
+    outside = {
+        "message": "(#10) This message is sent outside of allowed window.",
+        "type": "OAuthException",
+        "code": 10,
+        "error_subcode": 2018278,
+    }
     limited = {"message": "(#613) Calls to this api have exceeded the rate limit.", "code": 613}
     gone = {"message": "(#551) This person isn't available right now.", "code": 551}
     fake.answers = [web.json_response({"error": e}, status=400) for e in (outside, limited, gone)]

@@ -55,11 +55,13 @@ class Platform:
 
 
 PLATFORMS = {
-    "whatsapp": Platform("citizens-wa", "whatsapp", f"/v23.0/{PHONE_ID}/messages",
-                         "whatsapp/status_sent.json"),
-    "messenger": Platform("page", "messenger", "/v23.0/me/messages",
-                          "messenger/page_delivery.json"),
-}  # fmt: skip
+    "whatsapp": Platform(
+        "citizens-wa", "whatsapp", f"/v23.0/{PHONE_ID}/messages", "whatsapp/status_sent.json"
+    ),
+    "messenger": Platform(
+        "page", "messenger", "/v23.0/me/messages", "messenger/page_delivery.json"
+    ),
+}
 
 
 class FakeGraph:

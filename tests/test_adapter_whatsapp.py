@@ -97,8 +97,9 @@ def test_delivery_statuses_and_other_numbers_are_no_questions() -> None:
 def with_message(**message: Any) -> bytes:
     data = json.loads(fixture("message_text.json"))
     value = data["entry"][0]["changes"][0]["value"]
-    value["messages"] = [{"from": "972987654321", "id": "wamid.m", "timestamp": "1697043223",
-                          **message}]  # fmt: skip
+    value["messages"] = [
+        {"from": "972987654321", "id": "wamid.m", "timestamp": "1697043223", **message}
+    ]
     return json.dumps(data).encode()
 
 
@@ -118,15 +119,20 @@ def test_media_without_text_is_stored_with_its_kind_and_a_caption_is_the_text() 
         assert message.media in MEDIA_KINDS
     reaction = with_message(type="reaction", reaction={"message_id": "wamid.x", "emoji": "👍"})
     assert adapter().parse(raw(reaction)) == []
-    button = with_message(type="interactive", interactive={
-        "type": "button_reply", "button_reply": {"id": "b", "title": "Opening hours"}})  # fmt: skip
+    button = with_message(
+        type="interactive",
+        interactive={"type": "button_reply", "button_reply": {"id": "b", "title": "Opening hours"}},
+    )
     [pressed] = adapter().parse(raw(button))
     assert (pressed.text, pressed.media) == ("Opening hours", None)
 
 
 def test_a_body_of_another_object_or_shape_is_a_bad_request() -> None:
-    for body in (b'{"object": "page", "entry": []}', b'{"object": "whatsapp_business_account",'
-                 b' "entry": {}}', b"[]"):  # fmt: skip
+    for body in (
+        b'{"object": "page", "entry": []}',
+        b'{"object": "whatsapp_business_account", "entry": {}}',
+        b"[]",
+    ):
         with pytest.raises(BadRequest):
             adapter().parse(raw(body))
     broken = copy.deepcopy(json.loads(fixture("message_text.json")))
@@ -148,9 +154,13 @@ class FakeGraph:
         self.calls.append((request.method, request.path, request.headers["Authorization"], body))
         if self.answers:
             return self.answers.pop(0)
-        return web.json_response({"messaging_product": "whatsapp",
-                                  "contacts": [{"input": body["to"], "wa_id": body["to"]}],
-                                  "messages": [{"id": "wamid.sent1"}]})  # fmt: skip
+        return web.json_response(
+            {
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": body["to"], "wa_id": body["to"]}],
+                "messages": [{"id": "wamid.sent1"}],
+            }
+        )
 
 
 @pytest.fixture
@@ -167,9 +177,15 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 def reply(**kw: Any) -> OutboundMessage:
-    base: dict[str, Any] = {"id": 5, "channel": "whatsapp", "conversation": "972987654321",
-                            "text": "Pay online.", "public": False, "recipient": "972987654321",
-                            "reply_to": "wamid.xyzxyz"}  # fmt: skip
+    base: dict[str, Any] = {
+        "id": 5,
+        "channel": "whatsapp",
+        "conversation": "972987654321",
+        "text": "Pay online.",
+        "public": False,
+        "recipient": "972987654321",
+        "reply_to": "wamid.xyzxyz",
+    }
     return OutboundMessage(**{**base, **kw})
 
 

@@ -26,7 +26,14 @@ from fake_x import (
 from adapters.oauth1 import OAuth1Keys, signature
 from adapters.x import XAdapter, XPollingAdapter
 from bot.config.settings import Secret, read_channels
-from bot.platform.adapter import TEXT_RULES, BadRequest, Poller, PollFailed, RawRequest, Unauthorized
+from bot.platform.adapter import (
+    TEXT_RULES,
+    BadRequest,
+    Poller,
+    PollFailed,
+    RawRequest,
+    Unauthorized,
+)
 from bot.platform.messages import OutboundMessage, Publication
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,13 +44,20 @@ NOW = 1_796_696_000.0
 
 
 def keys(consumer_secret: str = CONSUMER_SECRET) -> OAuth1Keys:
-    return OAuth1Keys(CONSUMER_KEY, Secret(consumer_secret), ACCESS_TOKEN,
-                      Secret(ACCESS_TOKEN_SECRET))  # fmt: skip
+    return OAuth1Keys(
+        CONSUMER_KEY, Secret(consumer_secret), ACCESS_TOKEN, Secret(ACCESS_TOKEN_SECRET)
+    )
 
 
 def adapter(api_base: str = "http://127.0.0.1:9", **kw: Any) -> XAdapter:
-    return XAdapter("x", keys(kw.pop("consumer_secret", CONSUMER_SECRET)), api_base=api_base,
-                    timeout=2.0, clock=lambda: NOW, **kw)  # fmt: skip
+    return XAdapter(
+        "x",
+        keys(kw.pop("consumer_secret", CONSUMER_SECRET)),
+        api_base=api_base,
+        timeout=2.0,
+        clock=lambda: NOW,
+        **kw,
+    )
 
 
 def raw(body: bytes = b"", signature_header: str | None = None, **query: str) -> RawRequest:
@@ -89,9 +103,16 @@ def test_oauth_signatures_match_xs_documented_example() -> None:
         "oauth_token": "370773112-GmHxMAgYyLbNEtIKZeRNFsMKPR9EyMZeS9weJAEb",
         "oauth_version": "1.0",
     }
-    assert signature("POST", "https://api.twitter.com/1.1/statuses/update.json", params,
-                     "kAcSOqF21Fu85e7zjz7ZN2U4ZRhfV3WpwPAoE3Z7kBw",
-                     "LswwdoUaIvS8ltyTt5jkRh4J50vUPVVHtR2YPi5kE") == "hCtSmYh+iHYCEqBWrE7C7hYmtUk="  # fmt: skip
+    assert (
+        signature(
+            "POST",
+            "https://api.twitter.com/1.1/statuses/update.json",
+            params,
+            "kAcSOqF21Fu85e7zjz7ZN2U4ZRhfV3WpwPAoE3Z7kBw",
+            "LswwdoUaIvS8ltyTt5jkRh4J50vUPVVHtR2YPi5kE",
+        )
+        == "hCtSmYh+iHYCEqBWrE7C7hYmtUk="
+    )
 
 
 def test_the_weighted_length_follows_the_recorded_twitter_text_config() -> None:
@@ -173,18 +194,29 @@ async def test_a_mention_is_answered_in_its_thread_and_a_dm_by_dm(
     [mention] = hook.parse(raw((LOCAL / "aaa_mention.json").read_bytes()))
     [dm] = hook.parse(raw((LOCAL / "aaa_direct_message.json").read_bytes()))
 
-    public = await hook.send(OutboundMessage(1, "x", mention.conversation, "@liwei_citizen Pay "
-                             "online.", True, recipient=mention.sender,
-                             reply_context=mention.reply_context))  # fmt: skip
-    private = await hook.send(OutboundMessage(2, "x", dm.conversation, "已收到。", False,
-                                              recipient=dm.sender))  # fmt: skip
+    public = await hook.send(
+        OutboundMessage(
+            1,
+            "x",
+            mention.conversation,
+            "@liwei_citizen Pay online.",
+            True,
+            recipient=mention.sender,
+            reply_context=mention.reply_context,
+        )
+    )
+    private = await hook.send(
+        OutboundMessage(2, "x", dm.conversation, "已收到。", False, recipient=dm.sender)
+    )
 
     assert public.ok and public.platform_id == "1865000000000000901"
     assert private.ok and private.platform_id == "dm-92"
     post, message = fake.calls
     assert (post.method, post.path) == ("POST", "/2/tweets")
-    assert post.body == {"text": "@liwei_citizen Pay online.",
-                         "reply": {"in_reply_to_tweet_id": "1865000000000000001"}}  # fmt: skip
+    assert post.body == {
+        "text": "@liwei_citizen Pay online.",
+        "reply": {"in_reply_to_tweet_id": "1865000000000000001"},
+    }
     assert (message.method, message.path) == ("POST", "/2/dm_conversations/with/6253282/messages")
     assert message.body == {"text": "已收到。"}
 
@@ -200,12 +232,19 @@ async def test_wrong_keys_and_refusals_are_not_retried_and_rate_limits_wait_for_
     assert "not the secret" not in (refused.error or "")
 
     hook = connected(url, session)
-    duplicate = {"detail": "You are not allowed to create a Tweet with duplicate content.",
-                 "type": "about:blank", "title": "Forbidden", "status": 403}  # fmt: skip
+    duplicate = {
+        "detail": "You are not allowed to create a Tweet with duplicate content.",
+        "type": "about:blank",
+        "title": "Forbidden",
+        "status": 403,
+    }
     fake.answers["/2/tweets"] = [
         web.json_response(duplicate, status=403),
-        web.json_response({"title": "Too Many Requests", "status": 429}, status=429,
-                          headers={"x-rate-limit-reset": str(int(NOW) + 120)}),  # fmt: skip
+        web.json_response(
+            {"title": "Too Many Requests", "status": 429},
+            status=429,
+            headers={"x-rate-limit-reset": str(int(NOW) + 120)},
+        ),
     ]
     twice, limited = await hook.send(reply), await hook.send(reply)
     assert not twice.retryable and "duplicate" in (twice.error or "")
@@ -256,8 +295,9 @@ async def test_an_image_x_refuses_leaves_the_text_to_go_out_alone(
 
 
 def poller(url: str, session: aiohttp.ClientSession, **kw: Any) -> XPollingAdapter:
-    hook = XPollingAdapter("x", keys(), poll_interval=60, api_base=url, timeout=2.0,
-                           clock=lambda: NOW, **kw)  # fmt: skip
+    hook = XPollingAdapter(
+        "x", keys(), poll_interval=60, api_base=url, timeout=2.0, clock=lambda: NOW, **kw
+    )
     hook.attach_session(session)
     return hook
 
@@ -267,10 +307,15 @@ async def test_polling_starts_from_now_then_brings_new_mentions_oldest_first(
 ) -> None:
     fake, url = api
     hook = poller(url, session)
-    fake.mentions = [{"data": [{"id": "1865000000000000300", "author_id": "6253282",
-                                "text": "@CourtDesk old"}],
-                      "meta": {"newest_id": "1865000000000000300", "result_count": 1}},
-                     json.loads((LOCAL / "v2_mentions_page.json").read_text())]  # fmt: skip
+    fake.mentions = [
+        {
+            "data": [
+                {"id": "1865000000000000300", "author_id": "6253282", "text": "@CourtDesk old"}
+            ],
+            "meta": {"newest_id": "1865000000000000300", "result_count": 1},
+        },
+        json.loads((LOCAL / "v2_mentions_page.json").read_text()),
+    ]
 
     first = await hook.poll(None)
     assert first.messages == [] and first.cursor == '{"since_id":"1865000000000000300"}'
@@ -281,7 +326,10 @@ async def test_polling_starts_from_now_then_brings_new_mentions_oldest_first(
     assert start.path == page.path == f"/2/users/{ACCOUNT_ID}/mentions"
     assert page.query["since_id"] == "1865000000000000300"
     assert page.query["expansions"] == "author_id"
-    assert [m.text for m in second.messages] == ["立案需要什么材料？", "How do I pay the court fee?"]
+    assert [m.text for m in second.messages] == [
+        "立案需要什么材料？",
+        "How do I pay the court fee?",
+    ]
     assert [m.mention for m in second.messages] == ["@zhangsan", "@liwei_citizen"]
     assert all(m.public for m in second.messages)
     assert second.messages[1].reply_to == "1864999999999999999"
@@ -305,8 +353,11 @@ async def test_a_rate_limited_poll_waits_for_the_reset(
     fake, url = api
     hook = poller(url, session, user_id=ACCOUNT_ID)
     fake.answers[f"/2/users/{ACCOUNT_ID}/mentions"] = [
-        web.json_response({"title": "Too Many Requests"}, status=429,
-                          headers={"x-rate-limit-reset": str(int(NOW) + 300)})  # fmt: skip
+        web.json_response(
+            {"title": "Too Many Requests"},
+            status=429,
+            headers={"x-rate-limit-reset": str(int(NOW) + 300)},
+        )
     ]
     with pytest.raises(PollFailed) as failed:
         await hook.poll('{"since_id":"1"}')
