@@ -63,7 +63,10 @@ SKIPPED_TYPES = frozenset({"reaction", "system", "ephemeral", "request_welcome"}
 CLOSED_WINDOW = 131047  # "Re-engagement message": more than 24 hours since the citizen wrote
 UNDELIVERABLE = frozenset({131026, 131021, 131030})  # no WhatsApp there / to itself / not allowed
 PAIR_RATE_LIMIT = frozenset({130429, 131048, 131056})  # throughput, spam rate, per-recipient pair
-PAIR_RATE_PAUSE = 6.0  # "about one message every 6 seconds to the same user"
+PAIR_RATE_PAUSE = 6.0
+INVALID_PARAMETER = frozenset(
+    {100, 131008, 131009}
+)  # a parameter (such as the quote) refused  # "about one message every 6 seconds to the same user"
 
 
 def numeric_id(value: str) -> str:
@@ -206,6 +209,17 @@ class WhatsAppAdapter:
         }
         if msg.reply_to:
             payload["context"] = {"message_id": msg.reply_to}
+        result, error = await self._post(payload)
+        if error is not None and error.code in INVALID_PARAMETER and "context" in payload:
+            # The quoted message may be gone (a kept answer sent days later): the answer
+            # matters more than the quote.
+            log.info("channel=%s outbox=%s refused with a quote: sending without", self.name,
+                     msg.id)  # fmt: skip
+            del payload["context"]
+            result, _ = await self._post(payload)
+        return result
+
+    async def _post(self, payload: Mapping[str, Any]) -> tuple[SendResult, GraphError | None]:
         token = self._access_token.reveal()
         reply = await call_json(
             self._http.session,
@@ -216,8 +230,8 @@ class WhatsAppAdapter:
             secrets=[token],
         )
         if not isinstance(reply, JsonReply):
-            return reply
-        return self._result(reply, token)
+            return reply, None
+        return self._result(reply, token), graph_error(reply.data)
 
     def _result(self, reply: JsonReply, token: str) -> SendResult:
         error = graph_error(reply.data)

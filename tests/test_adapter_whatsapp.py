@@ -235,3 +235,19 @@ async def test_errors_are_classified_a_closed_window_is_not_retried(
     assert not token.retryable and "CIVICDESK_WHATSAPP_ACCESS_TOKEN" in (token.error or "")
     assert unknown.retryable
     assert TOKEN not in "".join(r.error or "" for r in (closed, paired, token, unknown))
+
+
+async def test_a_quote_whatsapp_refuses_is_dropped_and_the_answer_still_goes(
+    graph: tuple[FakeGraph, str], session: aiohttp.ClientSession
+) -> None:
+    fake, url = graph
+    hook = adapter(url)
+    hook.attach_session(session)
+    fake.answers = [graph_error(400, 131009, "Parameter value is not valid")]
+
+    result = await hook.send(reply(reply_to="wamid.gone"))
+
+    assert result.ok
+    quoted, plain = (body for _, _, _, body in fake.calls)
+    assert quoted["context"] == {"message_id": "wamid.gone"} and "context" not in plain
+    assert plain["text"]["body"] == "Pay online."
