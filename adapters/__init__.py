@@ -24,6 +24,9 @@ ADAPTER_MODULES: dict[str, str] = {
     "mastodon": "adapters.mastodon",
     "matrix": "adapters.matrix",
     "email": "adapters.email",
+    "x": "adapters.x",
+    "whatsapp": "adapters.whatsapp",
+    "messenger": "adapters.messenger",
 }
 """Adapter name → the module whose `SPEC` describes it."""
 
