@@ -32,9 +32,7 @@ EXAMPLES: dict[tuple[str, ...], tuple[str, ...]] = {
     ("tickets", "list"): ("civicdesk tickets list", "civicdesk tickets list --json"),
     ("tickets", "show"): ("civicdesk tickets show Q7K2M9",),
     ("tickets", "export"): ("civicdesk tickets export --format csv > tickets.csv",),
-    ("tickets", "answer"): (
-        "civicdesk tickets answer Q7K2M9 'The fee can be paid online at ...'",
-    ),
+    ("tickets", "answer"): ("civicdesk tickets answer Q7K2M9 'The fee can be paid online at ...'",),
     ("tickets", "claim"): ("civicdesk tickets claim Q7K2M9 --by wang",),
     ("tickets", "close"): ("civicdesk tickets close Q7K2M9 'Answered by phone.'",),
     ("tickets", "note"): ("civicdesk tickets note Q7K2M9 'Called back, no answer.'",),

@@ -51,9 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = CommandLineParser(
         prog="civicdesk", description="An inquiry desk for public institutions."
     )
-    parser.add_argument(
-        "--version", action="version", version=f"%(prog)s {civicdesk_version()}"
-    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {civicdesk_version()}")
     # Typed as argparse's own: the command modules take that; the parsers made are ours.
     commands = cast(
         "argparse._SubParsersAction[argparse.ArgumentParser]",
