@@ -129,6 +129,10 @@ def test_an_unusable_database_url_is_one_line_naming_the_accepted_forms(
             "postgresql+asyncpg://desk@db.internal/civicdesk",
             "postgresql+asyncpg://desk@db.internal/civicdesk",
         ),
+        (
+            "postgres://desk@db.internal/civicdesk?sslmode=require",
+            "postgresql+asyncpg://desk@db.internal/civicdesk?ssl=require",
+        ),
         ("sqlite:///x.db", "sqlite+aiosqlite:///x.db"),
         ("sqlite:////srv/civicdesk/x.db", "sqlite+aiosqlite:////srv/civicdesk/x.db"),
         ("sqlite+aiosqlite:///x.db", "sqlite+aiosqlite:///x.db"),

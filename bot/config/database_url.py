@@ -10,7 +10,7 @@ such as psycopg2, a path without a scheme) is refused with the accepted forms na
 from __future__ import annotations
 
 import importlib.util
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from bot.config.errors import ConfigError
 
@@ -75,7 +75,17 @@ def database_url(value: str) -> str:
         raise DatabaseUrlError(
             f"a PostgreSQL URL names at least a host or a database: use {ACCEPTED_FORMS}"
         )
-    return urlunsplit(parts)
+    return urlunsplit(parts._replace(query=_asyncpg_query(parts.query)))
+
+
+def _asyncpg_query(query: str) -> str:
+    """Managed databases hand out `?sslmode=require` (libpq's name); SQLAlchemy passes query
+    parameters to asyncpg.connect() as they are, and asyncpg calls it `ssl` (same values)."""
+    pairs = parse_qsl(query, keep_blank_values=True)
+    names = {name for name, _ in pairs}
+    if "sslmode" not in names or "ssl" in names:
+        return query
+    return urlencode([("ssl" if name == "sslmode" else name, value) for name, value in pairs])
 
 
 def require_driver(url: str) -> None:
