@@ -344,8 +344,10 @@ def test_a_channel_without_its_extra_stops_start_up_naming_the_pip_command(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    # The package of the extra is not installed: importing it fails as it would then.
-    monkeypatch.setitem(sys.modules, missing, None)
+    # The package of the extra is not installed: importing it fails as it would then (its
+    # submodules too, which tests run earlier in this process may have imported).
+    for name in [n for n in sys.modules if n.startswith(f"{missing}.")] + [missing]:
+        monkeypatch.setitem(sys.modules, name, None)
     for name in list(sys.modules):
         if name.startswith(f"adapters.{channel}"):
             monkeypatch.delitem(sys.modules, name)
