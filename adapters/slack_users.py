@@ -20,6 +20,8 @@ log = logging.getLogger("civicdesk.slack")
 
 KEEP_NAMES = 3600.0  # seconds a looked-up name is kept
 TIMEOUT = 5.0
+# auth.test runs inside Slack's 3 s delivery window (once an hour at most): keep it short.
+AUTH_TEST_TIMEOUT = 2.0
 
 
 class SlackDirectory:
@@ -81,7 +83,7 @@ class SlackDirectory:
             f"{self._api_base}/auth.test",
             {},
             headers={"Authorization": f"Bearer {token}", "User-Agent": "civicdesk"},
-            timeout=TIMEOUT,
+            timeout=AUTH_TEST_TIMEOUT,
             secrets=(token,),
         )
         data = reply.data if not isinstance(reply, SendResult) else None

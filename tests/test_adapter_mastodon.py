@@ -302,3 +302,23 @@ def test_a_mention_with_only_a_picture_is_a_message_with_its_kind() -> None:
         "mastodon", with_content(f"<p>{OWN}</p>", media_attachments=[picture])
     )
     assert message is not None and (message.text, message.media) == ("", "image")
+
+
+async def test_the_account_is_learnt_from_the_mentions_every_notification_carries(
+    api: Api,
+) -> None:
+    # The first mention names the clerk too; the second only the account: from then on the
+    # account's id is known and only its own link is taken out of a status naming both.
+    fake, _, _ = api
+    adapter = connected(api)
+    cursor = (await adapter.poll(None)).cursor
+    both = mention(40, f"<p>Can {CLERK} or {OWN} help?</p>")
+    both["status"]["mentions"].append(
+        {"id": "42", "username": "clerk", "url": "https://gov.example/@clerk", "acct": "clerk"}
+    )
+    alone = mention(41, f"<p>{OWN} hello</p>")
+    again = mention(42, f"<p>Can {CLERK} or {OWN} tell me the fee?</p>")
+    again["status"]["mentions"] = both["status"]["mentions"]
+    fake.notifications += [both, alone, again]
+    texts = [m.text for m in (await adapter.poll(cursor)).messages]
+    assert texts[1:] == ["hello", "Can @clerk or tell me the fee?"]
