@@ -346,6 +346,8 @@ def test_a_channel_without_its_extra_stops_start_up_naming_the_pip_command(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # The package of the extra is not installed: importing it fails as it would then.
+    for name in [m for m in sys.modules if m == missing or m.startswith(f"{missing}.")]:
+        monkeypatch.setitem(sys.modules, name, None)  # also what earlier tests imported
     monkeypatch.setitem(sys.modules, missing, None)
     for name in list(sys.modules):
         if name.startswith(f"adapters.{channel}"):
