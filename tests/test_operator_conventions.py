@@ -236,8 +236,12 @@ async def test_wait_for_db_starts_serve_once_the_database_comes_up(
     )
     starting = asyncio.create_task(server.start())
     try:
-        await asyncio.sleep(2.5)  # serve is waiting: the database is not there
-        assert not starting.done()
+        # serve is up to the database and waiting for it: nothing listens on its port yet.
+        deadline = asyncio.get_running_loop().time() + 60
+        while "waiting for the database" not in (server.log_text() if server.logs else ""):
+            assert not starting.done(), server.log_tail()
+            assert asyncio.get_running_loop().time() < deadline, server.log_tail()
+            await asyncio.sleep(0.1)
         async with tcp_forwarder(port, (real.hostname or "127.0.0.1", real.port or 5432)):
             await asyncio.wait_for(starting, 60)
             async with (
@@ -250,7 +254,6 @@ async def test_wait_for_db_starts_serve_once_the_database_comes_up(
         starting.cancel()
         await server.stop()
     assert server.process is not None and server.process.returncode == 0
-    assert "waiting for the database" in server.log_text()
 
 
 # --- logs ---------------------------------------------------------------------------------------
