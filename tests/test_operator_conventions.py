@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
+import yaml
 from serve_support import ServeProcess, civicdesk, free_port, serve_environment
 
 import adapters
@@ -235,8 +236,12 @@ async def test_wait_for_db_starts_serve_once_the_database_comes_up(
     )
     starting = asyncio.create_task(server.start())
     try:
-        await asyncio.sleep(2.5)  # serve is waiting: the database is not there
-        assert not starting.done()
+        # serve is up to the database and waiting for it: nothing listens on its port yet.
+        deadline = asyncio.get_running_loop().time() + 60
+        while "waiting for the database" not in (server.log_text() if server.logs else ""):
+            assert not starting.done(), server.log_tail()
+            assert asyncio.get_running_loop().time() < deadline, server.log_tail()
+            await asyncio.sleep(0.1)
         async with tcp_forwarder(port, (real.hostname or "127.0.0.1", real.port or 5432)):
             await asyncio.wait_for(starting, 60)
             async with (
@@ -249,7 +254,6 @@ async def test_wait_for_db_starts_serve_once_the_database_comes_up(
         starting.cancel()
         await server.stop()
     assert server.process is not None and server.process.returncode == 0
-    assert "waiting for the database" in server.log_text()
 
 
 # --- logs ---------------------------------------------------------------------------------------
@@ -344,10 +348,10 @@ def test_a_channel_without_its_extra_stops_start_up_naming_the_pip_command(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    # The package of the extra is not installed: importing it fails as it would then (its
-    # submodules too, which tests run earlier in this process may have imported).
-    for name in [n for n in sys.modules if n.startswith(f"{missing}.")] + [missing]:
-        monkeypatch.setitem(sys.modules, name, None)
+    # The package of the extra is not installed: importing it fails as it would then.
+    for name in [m for m in sys.modules if m == missing or m.startswith(f"{missing}.")]:
+        monkeypatch.setitem(sys.modules, name, None)  # also what earlier tests imported
+    monkeypatch.setitem(sys.modules, missing, None)
     for name in list(sys.modules):
         if name.startswith(f"adapters.{channel}"):
             monkeypatch.delitem(sys.modules, name)
@@ -362,3 +366,42 @@ def test_a_channel_without_its_extra_stops_start_up_naming_the_pip_command(
         f"civicdesk: configuration error: the {channel} adapter needs {missing}, which is not "
         f"installed: pip install 'civicdesk[{extra}]'"
     )
+
+
+# --- the container files ------------------------------------------------------------------------
+
+
+def test_compose_runs_postgresql_migrate_web_and_worker_with_valid_commands() -> None:
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text(encoding="utf-8"))
+    services = compose["services"]
+    parser = _parser()
+
+    assert set(services) == {"postgres", "migrate", "web", "worker"}
+    web, worker, migrate = (
+        parser.parse_args(services[s]["command"][1:]) for s in ("web", "worker", "migrate")
+    )
+    assert (web.command, web.workers, web.wait_for_db) == ("serve", False, 60)
+    assert (worker.command, worker.wait_for_db) == ("work", 60)
+    assert (migrate.command, migrate.db_command) == ("db", "upgrade")
+    for name in ("web", "worker", "migrate"):
+        url = services[name]["environment"]["DATABASE_URL"]
+        assert url.startswith("postgresql://") and "@postgres:5432/" in url
+    assert services["web"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert (ROOT / "Procfile").read_text().split()[:3] == ["web:", "civicdesk", "serve"]
+
+
+def test_the_dockerfile_runs_civicdesk_serve_as_a_user_with_the_knowledge_as_a_volume() -> None:
+    lines = (ROOT / "Dockerfile").read_text(encoding="utf-8").splitlines()
+    last: dict[str, str] = {}  # instruction -> its argument, the last one (the run stage's)
+    for line in lines:
+        if line and not line[0].isspace() and not line.startswith("#"):
+            word, _, argument = line.partition(" ")
+            last[word] = argument
+
+    assert json.loads(last["CMD"]) == ["civicdesk", "serve"]
+    assert last["USER"] == "civicdesk"
+    assert "/srv/civicdesk/knowledge" in json.loads(last["VOLUME"])
+    assert "slim" in next(line for line in lines if line.startswith("ARG PYTHON_IMAGE="))
+    ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    assert {".env", ".git", ".venv", "tests"} <= set(ignored)
