@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.config.settings import ChannelConfig, ConfigError, Settings
+from bot.tickets.conversation import ConversationRules
 from bot.tickets.handoff import Handoff, StaffChannel
 
 
@@ -33,4 +34,7 @@ def handoff_config(settings: Settings, channels: Sequence[ChannelConfig]) -> Han
         lang=settings.default_lang,
         calendar=settings.calendar,
         email_fallback=fallback,
+        conversation=ConversationRules(
+            media_replies={c.name: c.media_reply for c in channels if c.media_reply}
+        ),
     )
