@@ -250,7 +250,8 @@ async def _answer_citizens(
         ticket = tickets.get((row.channel, row.conversation, row.sender))
         try:
             view = ticket_view(ticket) if ticket is not None else None
-            incoming = Incoming(row.text, row.channel, row.media, row.mention if row.public else None)
+            mention = row.mention if row.public else None
+            incoming = Incoming(row.text, row.channel, row.media, mention)
             rules = rules_for(row.channel)
             p: Prepared | None = None
             desk_view = None
@@ -261,7 +262,9 @@ async def _answer_citizens(
             turn = decide_turn(view, incoming, desk_view, now=now, rules=conversation,
                                text_rules=rules, default_lang=handoff.lang)  # fmt: skip
             if turn.follow_up and ticket is not None:
-                results[index] = await _follow_up(store, row, ticket, turn, handoff, rules_for)
+                results[index] = await _follow_up(
+                    store, row, ticket, turn, handoff=handoff, rules_for=rules_for
+                )
                 continue
             if p is None:  # media alone, with no ticket to step aside for
                 p = prepare(row, desk, rules, pending.get((row.channel, row.conversation)),
@@ -293,6 +296,7 @@ async def _follow_up(
     row: InboxRow,
     ticket: Ticket,
     turn: Turn,
+    *,
     handoff: Handoff,
     rules_for: Callable[[str], TextRules],
 ) -> Handled:

@@ -29,7 +29,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import bot.storage.claims as claims
 import bot.storage.ticket_sql as handoff_sql
-from bot.answering.desk import PendingClarify
 from bot.platform.adapter import TextRules, rules_for
 from bot.platform.messages import InboundMessage
 from bot.runtime.batching import Batcher
@@ -63,9 +62,9 @@ from bot.storage.models import (
 )
 from bot.storage.outbox import OutboxMethods
 from bot.storage.runner import Runner, make_runner
-from bot.tickets.drafts import Finish, OutboxDraft, TicketDraft
-from bot.tickets.handoff import Handoff, StaffCommand, parse_staff_reply
 from bot.tickets.actions import not_sent_line
+from bot.tickets.drafts import Finish, OutboxDraft, PendingClarify, TicketDraft
+from bot.tickets.handoff import Handoff, StaffCommand, parse_staff_reply
 from bot.tickets.reference import ReferenceTaken, TicketClosed
 
 log = logging.getLogger(__name__)
@@ -515,10 +514,16 @@ class Store(OutboxMethods):
         def action(connection: Connection) -> None:
             queued.append(
                 handoff_sql.follow_up(
-                    connection, ticket, text=row.text, now=now, handoff=handoff,
-                    rules_for=rules, reply=reply, acknowledge=acknowledge,
+                    connection,
+                    ticket,
+                    text=row.text,
+                    now=now,
+                    handoff=handoff,
+                    rules_for=rules,
+                    reply=reply,
+                    acknowledge=acknowledge,
                     acknowledge_every=handoff.conversation.acknowledge_every,
-                )  # fmt: skip
+                )
             )
 
         adding = partial(
@@ -545,4 +550,3 @@ class Store(OutboxMethods):
         """Tickets by status, channel, since/until, staff and overdue_at
         (bot.storage.ticket_sql)."""
         return await self._db.read(lambda c: handoff_sql.list_filtered(c, **filters))
-

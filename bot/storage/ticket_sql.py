@@ -74,7 +74,7 @@ def open_tickets(
     then (the quiet period after a staff answer)."""
     if not keys:
         return {}
-    status = TICKET.c.status.in_((TICKET_OPEN, TICKET_UNDELIVERABLE))
+    status: Any = TICKET.c.status.in_((TICKET_OPEN, TICKET_UNDELIVERABLE))
     if answered_since is not None:
         status = or_(
             status,
@@ -147,8 +147,9 @@ def events(reference: str, connection: Connection) -> list[TicketEvent]:
     return [TicketEvent(**row._asdict()) for row in connection.execute(statement)]
 
 
-def post_line(connection: Connection, handoff: Handoff, ticket: Ticket, text: str,
-              *, at: datetime) -> None:  # fmt: skip
+def post_line(
+    connection: Connection, handoff: Handoff, ticket: Ticket, text: str, *, at: datetime
+) -> None:
     """A line in the ticket's thread in every staff channel it was posted to. Before the ticket
     post itself has left (no platform id yet), the line goes to the room on its own: it
     starts with the reference code, so staff still see which ticket it belongs to."""
@@ -175,9 +176,14 @@ def post_line(connection: Connection, handoff: Handoff, ticket: Ticket, text: st
 
 
 def apply_change(
-    connection: Connection, ticket: Ticket, change: TicketChange, *, now: datetime,
-    handoff: Handoff, question: Row[Any] | None,
-) -> Ticket:  # fmt: skip
+    connection: Connection,
+    ticket: Ticket,
+    change: TicketChange,
+    *,
+    now: datetime,
+    handoff: Handoff,
+    question: Question | None,
+) -> Ticket:
     """Write one decided change (bot.tickets.actions): the new values only while the ticket
     still has the status the decision was made on; TicketClosed (with who acted first) when
     another actor changed it since. `question`: the citizen's message (thread, reply context)."""
@@ -220,13 +226,24 @@ def apply_change(
     return ticket
 
 
-def question_of(connection: Connection, ticket: Ticket) -> Row[Any] | None:
-    """The citizen's question behind `ticket`: its platform id, reply context and mention."""
-    return connection.execute(
+@dataclass(frozen=True)
+class Question:
+    """Where a reply to the citizen's question goes: its platform id (thread), reply context,
+    and whom it mentioned."""
+
+    platform_id: str | None
+    reply_context: str | None
+    mention: str | None
+
+
+def question_of(connection: Connection, ticket: Ticket) -> Question | None:
+    """The citizen's question behind `ticket`."""
+    row = connection.execute(
         select(INBOX.c.platform_id, INBOX.c.reply_context, INBOX.c.mention).where(
             INBOX.c.id == ticket.inbox_id
         )
     ).first()
+    return Question(row.platform_id, row.reply_context, row.mention) if row is not None else None
 
 
 def apply_staff_command(

@@ -129,8 +129,9 @@ def staff_command_change(
     another way). `follow_ups`: what the citizen added, read only when `is_late` (an e-mail
     address may be in it)."""
     if isinstance(command, Note):  # notes are welcome whatever the state
-        return TicketChange(None, event=Event(EVENT_NOTE, actor, channel, command.text),
-                            kind=EVENT_NOTE)  # fmt: skip
+        return TicketChange(
+            None, event=Event(EVENT_NOTE, actor, channel, command.text), kind=EVENT_NOTE
+        )
     reached_otherwise = ticket.status == UNDELIVERABLE and isinstance(command, Close)
     if ticket.status != OPEN and not reached_otherwise:
         raise TicketClosed(ticket.reference, ticket.answered_by)
@@ -139,8 +140,13 @@ def staff_command_change(
         return ticket_update(handoff, ticket.reference, kind, actor=actor, at=now, detail=detail)
 
     if isinstance(command, Claim):
-        return TicketChange(OPEN, {"assigned_to": actor}, Event(EVENT_CLAIMED, actor, channel),
-                            staff_line=line(EVENT_CLAIMED), kind=EVENT_CLAIMED)  # fmt: skip
+        return TicketChange(
+            OPEN,
+            {"assigned_to": actor},
+            Event(EVENT_CLAIMED, actor, channel),
+            staff_line=line(EVENT_CLAIMED),
+            kind=EVENT_CLAIMED,
+        )
     if isinstance(command, Close):
         reason = command.reason or None
         told = None
@@ -154,9 +160,18 @@ def staff_command_change(
             staff_line=line(EVENT_CLOSED),
             kind=EVENT_CLOSED,
         )
-    return _answer_change(ticket, command, actor=actor, channel=channel, now=now,
-                          handoff=handoff, rules_for=rules_for, mention=mention,
-                          follow_ups=follow_ups, line=line)  # fmt: skip
+    return _answer_change(
+        ticket,
+        command,
+        actor=actor,
+        channel=channel,
+        now=now,
+        handoff=handoff,
+        rules_for=rules_for,
+        mention=mention,
+        follow_ups=follow_ups,
+        line=line,
+    )
 
 
 def _answer_change(
@@ -183,9 +198,13 @@ def _answer_change(
         "closed_at": None if undeliverable else now,
     }
     if undeliverable:  # kept, and shown to operators: nothing is dropped silently
-        return TicketChange(OPEN, values, Event(EVENT_UNDELIVERABLE, actor, channel, command.text),
-                            staff_line=line(EVENT_UNDELIVERABLE, None),
-                            kind=EVENT_UNDELIVERABLE)  # fmt: skip
+        return TicketChange(
+            OPEN,
+            values,
+            Event(EVENT_UNDELIVERABLE, actor, channel, command.text),
+            staff_line=line(EVENT_UNDELIVERABLE, None),
+            kind=EVENT_UNDELIVERABLE,
+        )
     # An answer worth keeping is one command away from the FAQ: say so in the thread.
     hint = ticket_hint(ticket.reference)
     if by_email is not None and handoff.email_fallback is not None:
@@ -196,14 +215,23 @@ def _answer_change(
             compose(by_email.body, rules_for(handoff.email_fallback)),
             by_email.reply_context,
         )
-        return TicketChange(OPEN, values, Event(EVENT_ANSWERED, actor, channel,
-                                                f"{via}\n{command.text}"),
-                            by_email=email, staff_line=line(EVENT_ANSWERED, f"{via}\n{hint}"),
-                            kind=EVENT_ANSWERED)  # fmt: skip
+        return TicketChange(
+            OPEN,
+            values,
+            Event(EVENT_ANSWERED, actor, channel, f"{via}\n{command.text}"),
+            by_email=email,
+            staff_line=line(EVENT_ANSWERED, f"{via}\n{hint}"),
+            kind=EVENT_ANSWERED,
+        )
     told = ToCitizen(_for_citizen(ticket, command.text, rules_for, mention), KIND_ANSWER)
-    return TicketChange(OPEN, values, Event(EVENT_ANSWERED, actor, channel, command.text),
-                        to_citizen=told, staff_line=line(EVENT_ANSWERED, hint),
-                        kind=EVENT_ANSWERED)  # fmt: skip
+    return TicketChange(
+        OPEN,
+        values,
+        Event(EVENT_ANSWERED, actor, channel, command.text),
+        to_citizen=told,
+        staff_line=line(EVENT_ANSWERED, hint),
+        kind=EVENT_ANSWERED,
+    )
 
 
 def _email_fallback(
@@ -244,8 +272,9 @@ def follow_up_changes(
         ticket.status,
         {"reply_deadline": now + window} if window is not None else {},
         Event(EVENT_FOLLOW_UP, "citizen", ticket.channel, text),
-        staff_line=ticket_update(handoff, ticket.reference, EVENT_FOLLOW_UP, actor=None, at=now,
-                                 detail=text),  # fmt: skip
+        staff_line=ticket_update(
+            handoff, ticket.reference, EVENT_FOLLOW_UP, actor=None, at=now, detail=text
+        ),
         kind=EVENT_FOLLOW_UP,
     )
     if ticket.status != UNDELIVERABLE or not ticket.answer:
@@ -256,8 +285,9 @@ def follow_up_changes(
         {"status": CLOSED, "closed_at": now},
         Event(EVENT_ANSWERED, ticket.answered_by, ticket.channel, f"{said}\n{ticket.answer}"),
         to_citizen=ToCitizen(_for_citizen(ticket, ticket.answer, rules_for, mention), KIND_ANSWER),
-        staff_line=ticket_update(handoff, ticket.reference, EVENT_ANSWERED,
-                                 actor=ticket.answered_by, at=now, detail=said),  # fmt: skip
+        staff_line=ticket_update(
+            handoff, ticket.reference, EVENT_ANSWERED, actor=ticket.answered_by, at=now, detail=said
+        ),
         kind=EVENT_ANSWERED,
     )
     return [added, kept]
@@ -288,9 +318,7 @@ def not_sent_line(ticket: TicketLike, *, actor: str, now: datetime, handoff: Han
     at = ticket.answered_at if answered else None
     key = "answered" if answered else ("closed" if who else "gone")
     zh, en = NOT_SENT[key]
-    text = (zh if handoff.lang == "zh" else en).format(
-        who=who, at=staff_time(at or now, handoff)
-    )
+    text = (zh if handoff.lang == "zh" else en).format(who=who, at=staff_time(at or now, handoff))
     return f"[{ticket.reference}] {actor}: {text}"
 
 

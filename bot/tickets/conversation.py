@@ -170,8 +170,9 @@ def decide_turn(
     lang = script_lang(incoming.text, desk.lang if desk is not None else default_lang)
 
     def say(texts: Mapping[str, str], **values: str) -> str:
-        return compose(pick(dict(texts), lang).format(**values), text_rules,
-                       mention=incoming.mention)  # fmt: skip
+        return compose(
+            pick(dict(texts), lang).format(**values), text_rules, mention=incoming.mention
+        )
 
     if is_media_only(incoming):
         own = rules.media_replies.get(incoming.channel)
@@ -182,13 +183,21 @@ def decide_turn(
     if desk is None:
         raise ValueError("the desk's view is needed unless the bot steps aside")
     if desk.decision != "escalate":
-        return Turn(Step.ANSWER, desk.decision, desk.text or None,
-                    silent_because=None if desk.text else "the desk had nothing to say")  # fmt: skip
+        return Turn(
+            Step.ANSWER,
+            desk.decision,
+            desk.text or None,
+            silent_because=None if desk.text else "the desk had nothing to say",
+        )
     if question_form(incoming.text) is not Form.QUESTION:
         return Turn(Step.PROMPT, "prompt", say(PROMPT_FOR_QUESTION))
     if ticket is not None and ticket.status == OPEN:
-        return Turn(Step.ADD_TO_TICKET, "follow-up", say(ADDED_TO_TICKET, ref=ticket.reference),
-                    follow_up=True)  # fmt: skip
+        return Turn(
+            Step.ADD_TO_TICKET,
+            "follow-up",
+            say(ADDED_TO_TICKET, ref=ticket.reference),
+            follow_up=True,
+        )
     return Turn(Step.OPEN_TICKET, "escalate", desk.text)
 
 
@@ -200,16 +209,31 @@ def _step_aside(
     lang: str,
 ) -> Turn:
     if ticket.status == UNDELIVERABLE:
-        return Turn(Step.STEP_ASIDE, "follow-up", None, follow_up=True,
-                    silent_because="the staff's kept answer is sent now")  # fmt: skip
+        return Turn(
+            Step.STEP_ASIDE,
+            "follow-up",
+            None,
+            follow_up=True,
+            silent_because="the staff's kept answer is sent now",
+        )
     last = ticket.acknowledged_at
     if last is not None and now - last < rules.acknowledge_every:
         minutes = rules.acknowledge_every.total_seconds() / 60
-        return Turn(Step.STEP_ASIDE, "follow-up", None, follow_up=True,
-                    silent_because=f"acknowledged less than {minutes:g} minutes ago")  # fmt: skip
+        return Turn(
+            Step.STEP_ASIDE,
+            "follow-up",
+            None,
+            follow_up=True,
+            silent_because=f"acknowledged less than {minutes:g} minutes ago",
+        )
     person = ticket.answered_by if ticket.status == CLOSED else ticket.assigned_to
     person = person or ticket.answered_by
     who = pick(NAMED_COLLEAGUE, lang).format(name=person) if person else pick(A_COLLEAGUE, lang)
     texts = PERSON_ANSWERED if ticket.status == CLOSED else PERSON_ON_IT
-    return Turn(Step.STEP_ASIDE, "follow-up", say(texts, ref=ticket.reference, who=who),
-                follow_up=True, acknowledge=True)  # fmt: skip
+    return Turn(
+        Step.STEP_ASIDE,
+        "follow-up",
+        say(texts, ref=ticket.reference, who=who),
+        follow_up=True,
+        acknowledge=True,
+    )

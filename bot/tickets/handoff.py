@@ -214,7 +214,8 @@ def ticket_post(
         lines.append(f"{'承诺答复' if zh else 'Answer promised by'}: {staff_time(due_at, handoff)}")
     if reply_deadline is not None:
         lines.append(
-            f"{'平台回复期限' if zh else 'Platform reply deadline'}: {staff_time(reply_deadline, handoff)}"
+            f"{'平台回复期限' if zh else 'Platform reply deadline'}: "
+            f"{staff_time(reply_deadline, handoff)}"
         )
     lines.append(
         "在本条消息的回复（话题）中写答复即发送给市民；命令：认领 / 关闭 原因 / 备注 内容"

@@ -20,7 +20,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.add_column("escalation", sa.Column("acknowledged_at", sa.DateTime(timezone=True), nullable=True))
+    column = sa.Column("acknowledged_at", sa.DateTime(timezone=True), nullable=True)
+    op.add_column("escalation", column)
 
 
 def downgrade() -> None:
