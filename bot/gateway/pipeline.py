@@ -304,7 +304,13 @@ async def _follow_up(
     ticket a person has, was told a moment ago: `turn.silent_because`)."""
     reply = _reply(row, turn.text, KIND_ACK) if turn.text else None
     added, told = await store.add_follow_up(
-        row, ticket, handoff=handoff, rules=rules_for, reply=reply, acknowledge=turn.acknowledge
+        row,
+        ticket,
+        handoff=handoff,
+        rules=rules_for,
+        reply=reply,
+        acknowledge=turn.acknowledge,
+        acknowledged_before=turn.acknowledged_before,
     )
     if added and not told:
         log.debug("inbox %d: %s; no reply: %s", row.id, turn.step,

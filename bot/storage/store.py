@@ -499,12 +499,13 @@ class Store(OutboxMethods):
         rules: Callable[[str], TextRules] = rules_for,
         reply: OutboxDraft | None = None,
         acknowledge: bool = False,
+        acknowledged_before: datetime | None = None,
     ) -> tuple[bool, bool]:
         """The citizen wrote again while `ticket` is open (or undeliverable, or lately answered):
         add it to the ticket (the claimed row is marked done with the decision "follow-up");
         an undeliverable ticket's kept answer is sent now; `reply` goes to the citizen (with
-        `acknowledge`, only if no acknowledgement went out within the conversation rules'
-        interval). (row written, reply queued)."""
+        `acknowledge`, only if no acknowledgement went out since `acknowledged_before`).
+        (row written, reply queued)."""
         token = self._inbox_tokens.get(row.id)
         if token is None:
             return False, False
@@ -521,8 +522,9 @@ class Store(OutboxMethods):
                     handoff=handoff,
                     rules_for=rules,
                     reply=reply,
+                    inbox_id=row.id,
                     acknowledge=acknowledge,
-                    acknowledge_every=handoff.conversation.acknowledge_every,
+                    acknowledged_before=acknowledged_before,
                 )
             )
 

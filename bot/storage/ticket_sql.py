@@ -297,13 +297,14 @@ def follow_up(
     handoff: Handoff,
     rules_for: Callable[[str], TextRules],
     reply: OutboxDraft | None = None,
+    inbox_id: int | None = None,
     acknowledge: bool = False,
-    acknowledge_every: timedelta | None = None,
+    acknowledged_before: datetime | None = None,
 ) -> bool:
     """A citizen wrote again while their ticket is open (or lately answered): apply what
     bot.tickets.actions decides (the message in the ticket and its thread, a kept answer sent
     now), and `reply` to the citizen. With `acknowledge`, the reply is a brief acknowledgement
-    sent only if none went out within `acknowledge_every` (checked in the update itself, so of
+    sent only if none went out since `acknowledged_before` (checked in the update itself, so of
     two workers only one sends it). Whether `reply` was queued."""
     question = question_of(connection, ticket)
     mention = question.mention if question is not None else None
@@ -315,17 +316,17 @@ def follow_up(
         return False
     if acknowledge:
         statement = update(TICKET).where(TICKET.c.id == ticket.id)
-        if acknowledge_every is not None:
+        if acknowledged_before is not None:
             statement = statement.where(
                 or_(
                     TICKET.c.acknowledged_at.is_(None),
-                    TICKET.c.acknowledged_at <= now - acknowledge_every,
+                    TICKET.c.acknowledged_at < acknowledged_before,
                 )
             )
         if connection.execute(statement.values(acknowledged_at=now)).rowcount == 0:
             return False  # another worker acknowledged this conversation just now
-    _queue(connection, now, **_draft_values(reply), escalation_id=ticket.id,
-           inbox_id=None)  # fmt: skip
+    values = _draft_values(reply)
+    _queue(connection, now, **values, escalation_id=ticket.id, inbox_id=inbox_id)
     return True
 
 

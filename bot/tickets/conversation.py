@@ -115,8 +115,10 @@ class Turn:
     text: str | None  # what the citizen is told, composed for their channel
     follow_up: bool = False  # the message joins the conversation's ticket
     # The reply is a rate-limited acknowledgement: sent only if the ticket's acknowledged_at is
-    # still older than `acknowledge_every` when written (the storage checks it conditionally).
+    # still empty or before `acknowledged_before` when written (the storage checks it in the
+    # update itself, so of two workers only one sends it).
     acknowledge: bool = False
+    acknowledged_before: datetime | None = None
     silent_because: str | None = None  # why no reply, when `text` is None
 
 
@@ -216,8 +218,12 @@ def _step_aside(
             follow_up=True,
             silent_because="the staff's kept answer is sent now",
         )
+    # At most one acknowledgement per `acknowledge_every`; a person's answer starts afresh.
+    since = now - rules.acknowledge_every
+    if ticket.answered_at is not None and ticket.answered_at > since:
+        since = ticket.answered_at
     last = ticket.acknowledged_at
-    if last is not None and now - last < rules.acknowledge_every:
+    if last is not None and last >= since:
         minutes = rules.acknowledge_every.total_seconds() / 60
         return Turn(
             Step.STEP_ASIDE,
@@ -236,4 +242,5 @@ def _step_aside(
         say(texts, ref=ticket.reference, who=who),
         follow_up=True,
         acknowledge=True,
+        acknowledged_before=since,
     )
