@@ -320,7 +320,7 @@ def follow_up(
             statement = statement.where(
                 or_(
                     TICKET.c.acknowledged_at.is_(None),
-                    TICKET.c.acknowledged_at < acknowledged_before,
+                    TICKET.c.acknowledged_at <= acknowledged_before,
                 )
             )
         if connection.execute(statement.values(acknowledged_at=now)).rowcount == 0:

@@ -115,7 +115,7 @@ class Turn:
     text: str | None  # what the citizen is told, composed for their channel
     follow_up: bool = False  # the message joins the conversation's ticket
     # The reply is a rate-limited acknowledgement: sent only if the ticket's acknowledged_at is
-    # still empty or before `acknowledged_before` when written (the storage checks it in the
+    # still empty or not after `acknowledged_before` when written (the storage checks it in the
     # update itself, so of two workers only one sends it).
     acknowledge: bool = False
     acknowledged_before: datetime | None = None
@@ -223,7 +223,7 @@ def _step_aside(
     if ticket.answered_at is not None and ticket.answered_at > since:
         since = ticket.answered_at
     last = ticket.acknowledged_at
-    if last is not None and last >= since:
+    if last is not None and last > since:
         minutes = rules.acknowledge_every.total_seconds() / 60
         return Turn(
             Step.STEP_ASIDE,
