@@ -22,7 +22,7 @@ from bot.gateway.pipeline import handle_batch
 from bot.platform.adapter import rules_for
 from bot.platform.messages import InboundMessage
 from bot.storage.store import Store
-from bot.tickets.handoff import Answer, Handoff, StaffChannel
+from bot.tickets.handoff import Answer, Claim, Handoff, StaffChannel
 from bot.tickets.reference import TicketClosed
 
 STAFF = Handoff(staff=(StaffChannel("staff", "duty"),), lang="en")
@@ -118,3 +118,30 @@ async def test_of_two_staff_answering_from_the_command_line_at_once_one_is_refus
         assert refused[0].first == done[0].ticket.answered_by  # who answered first
         answers, _ = await sent_for(first, reference, round_)
         assert len(answers) == 1
+
+
+async def test_two_workers_acknowledge_a_burst_of_follow_ups_once(
+    two_stores: tuple[Store, Store],
+) -> None:
+    """A person has the ticket; the citizen sends two messages at once, handled by two workers
+    (two stores) at the same moment: both join the ticket, one "a colleague is on it" is sent."""
+    first, second = two_stores
+    reference, _ = await open_ticket(first, 0)
+    await first.staff_command(reference, Claim(), actor="li", handoff=STAFF)
+    for n in (1, 2):
+        message = InboundMessage("webhook", f"again-{n}", "case-0", "u-0", f"any news? ({n})",
+                                 False)  # fmt: skip
+        await first.accept([message])
+    rows_first = await first.claim_inbox("worker-1", 1, 30)
+    rows_second = await second.claim_inbox("worker-2", 1, 30)
+    assert len(rows_first) == len(rows_second) == 1
+    results = await asyncio.gather(
+        handle_batch(rows_first, DESK, rules_for, first, handoff=STAFF),
+        handle_batch(rows_second, DESK, rules_for, second, handoff=STAFF),
+    )
+    assert [r.decision for [r] in results if not isinstance(r, Exception)] == ["follow-up"] * 2
+    told = [r.text for r in await first.conversation_replies("webhook", "case-0", 0)
+            if "is on it" in r.text]  # fmt: skip
+    assert len(told) == 1 and reference in told[0] and "li" in told[0]
+    kinds = [event.kind for event in await first.ticket_events(reference)]
+    assert kinds.count("follow-up") == 2  # both messages reached the ticket
