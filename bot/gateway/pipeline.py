@@ -36,7 +36,7 @@ from bot.tickets.conversation import (
     needs_desk,
 )
 from bot.tickets.drafts import KIND_ACK, KIND_REPLY, Finish, OutboxDraft, TicketDraft
-from bot.tickets.handoff import NO_HANDOFF, Handoff, ticket_post
+from bot.tickets.handoff import NO_HANDOFF, Handoff, parse_staff_reply, ticket_post
 from bot.tickets.reference import (
     ReferenceTaken,
     acknowledgement,
@@ -325,7 +325,8 @@ async def _staff_reply(
     store: Store, row: InboxRow, handoff: Handoff, rules_for: Callable[[str], TextRules]
 ) -> Handled | Exception:
     try:
-        kind = await store.handle_staff_reply(row, handoff=handoff, rules=rules_for)
+        command = parse_staff_reply(row.text)
+        kind = await store.handle_staff_reply(row, command, handoff=handoff, rules=rules_for)
     except StoreUnavailable:
         raise
     except Exception as exc:

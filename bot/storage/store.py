@@ -64,7 +64,7 @@ from bot.storage.outbox import OutboxMethods
 from bot.storage.runner import Runner, make_runner
 from bot.tickets.actions import not_sent_line
 from bot.tickets.drafts import Finish, OutboxDraft, PendingClarify, TicketDraft
-from bot.tickets.handoff import Handoff, StaffCommand, parse_staff_reply
+from bot.tickets.handoff import Handoff, StaffCommand
 from bot.tickets.reference import ReferenceTaken, TicketClosed
 
 log = logging.getLogger(__name__)
@@ -444,12 +444,14 @@ class Store(OutboxMethods):
     async def handle_staff_reply(
         self,
         row: InboxRow,
+        command: StaffCommand | None,
         *,
         handoff: Handoff,
         rules: Callable[[str], TextRules] = rules_for,
     ) -> str | None:
         """A message in a staff channel (claimed by this store): when it replies in a ticket's
-        thread, carry out what it says. The event kind it made, None when it was not about a
+        thread, carry out `command` (what it says, parsed by the caller; None: no command, the
+        row is marked done all the same). The event kind it made, None when it was not about a
         ticket (staff talking among themselves) or the claim was lost."""
         token = self._inbox_tokens.get(row.id)
         if token is None:
@@ -463,7 +465,6 @@ class Store(OutboxMethods):
                 if row.reply_to
                 else None
             )
-            command = parse_staff_reply(row.text)
             if ticket is None or command is None:
                 return
             actor = row.sender_name or row.sender
