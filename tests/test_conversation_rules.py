@@ -15,6 +15,7 @@ from bot.tickets.conversation import (
     ONLY_TEXT,
     PROMPT_FOR_QUESTION,
     QUIET_AFTER_ANSWER,
+    STILL_WITH_STAFF,
     ConversationRules,
     DeskView,
     Incoming,
@@ -93,6 +94,10 @@ def test_what_the_faq_answers_is_answered_while_a_ticket_is_open_and_unclaimed()
     step, said, decision = turn("and my landlord kept the keys too", ticket=open_)
     assert (step, decision) == (Step.ADD_TO_TICKET, "follow-up")
     assert said is not None and "ABC123" in said  # one line with the code: no second ticket
+    # A "hello?" while waiting is no question: it joins nothing, the citizen is reminded.
+    step, said, decision = turn("hello?", ticket=open_)
+    assert (step, decision) == (Step.PROMPT, "prompt")
+    assert said == STILL_WITH_STAFF["en"].format(ref="ABC123")
 
 
 def test_once_a_person_claimed_the_bot_steps_aside_and_acknowledges_once_per_interval() -> None:

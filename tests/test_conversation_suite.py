@@ -47,6 +47,7 @@ from bot.tickets.conversation import (
     PERSON_ON_IT,
     PROMPT_FOR_QUESTION,
     QUIET_AFTER_ANSWER,
+    STILL_WITH_STAFF,
 )
 from bot.tickets.handoff import Answer, Claim, Close, Handoff
 
@@ -96,6 +97,7 @@ CONVERSATIONS: dict[str, list[Turn]] = {
         Says("can I bring my dog to the hearing?", "escalate", "ticket"),
         Says("court fee", "clarify", "faq"),  # the FAQ still answers: a clarifying question
         Says("how do I pay the court fee", "answer", "faq"),
+        Says("still waiting...", "prompt", "still-with-staff"),  # no question: a reminder
         Says("And may my dog wait in the lobby while I am in the hearing?", "follow-up", "added"),
     ],
     # Non-questions never open a ticket; the citizen's real question is answered after them.
@@ -364,6 +366,7 @@ def expected_fragment(kind: str, lang: str) -> str | None:
         "on-it": PERSON_ON_IT[lang].split("{ref}")[0],
         "answered-by": PERSON_ANSWERED[lang].split("{who}")[0],
         "prompt": PROMPT_FOR_QUESTION[lang],
+        "still-with-staff": STILL_WITH_STAFF[lang].split("{ref}")[0],
         "only-text": ONLY_TEXT[lang],
     }
     return texts.get(kind)
@@ -411,7 +414,7 @@ async def test_a_scripted_conversation(
         fragment = expected_fragment(turn.reply, lang)
         if fragment is not None:
             assert fragment in reply, f"{where}: {reply!r} is not a {turn.reply} reply"
-        if turn.reply in ("ticket", "added", "on-it", "answered-by"):
+        if turn.reply in ("ticket", "added", "on-it", "answered-by", "still-with-staff"):
             assert open_reference(scene.database) in reply, where
         if turn.reply in ("on-it", "answered-by"):
             assert "Li Wei" in reply, where  # the staff member's name, where known
@@ -436,7 +439,7 @@ def test_the_suite_covers_every_rule() -> None:
     """Each rule of docs/conversations.md has at least one turn that shows it."""
     kinds = {t.reply for turns in CONVERSATIONS.values() for t in turns if isinstance(t, Says)}
     assert kinds >= {"faq", "ticket", "added", "on-it", "answered-by", "prompt", "only-text",
-                     "silent"}  # fmt: skip
+                     "silent", "still-with-staff"}  # fmt: skip
     says = [t for turns in CONVERSATIONS.values() for t in turns if isinstance(t, Says)]
     print(f"\nconversation suite: {len(CONVERSATIONS)} conversations, {len(says)} citizen turns,"
           f" {sum(len(t) for t in CONVERSATIONS.values())} turns in all, on {len(CHANNELS)}"

@@ -36,6 +36,10 @@ PROMPT_FOR_QUESTION = {
     "zh": "您好，请用一句话写下您想咨询的问题，我们会尽快解答。",
     "en": "Hello! Please type your question in a sentence, and we will answer it.",
 }
+STILL_WITH_STAFF = {
+    "zh": "您的问题 {ref} 已转交工作人员；如有其他问题，请直接输入。",
+    "en": "Your question {ref} is with our staff. If you have another question, please type it.",
+}
 ONLY_TEXT = {
     "zh": "抱歉，目前只能阅读文字消息，请用文字写下您的问题。",
     "en": "Sorry, we can only read text messages: please type your question.",
@@ -192,6 +196,8 @@ def decide_turn(
             silent_because=None if desk.text else "the desk had nothing to say",
         )
     if question_form(incoming.text) is not Form.QUESTION:
+        if ticket is not None and ticket.status == OPEN:  # "hello?" while waiting
+            return Turn(Step.PROMPT, "prompt", say(STILL_WITH_STAFF, ref=ticket.reference))
         return Turn(Step.PROMPT, "prompt", say(PROMPT_FOR_QUESTION))
     if ticket is not None and ticket.status == OPEN:
         return Turn(
