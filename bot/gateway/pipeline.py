@@ -266,7 +266,7 @@ async def _answer_citizens(
                     store, row, ticket, turn, handoff=handoff, rules_for=rules_for
                 )
                 continue
-            if p is None:  # media alone, with no ticket to step aside for
+            if p is None:  # media alone: the desk was not asked, its record is still needed
                 p = prepare(row, desk, rules, pending.get((row.channel, row.conversation)),
                             handoff=handoff)  # fmt: skip
             prepared[index] = p.as_turn(turn)
