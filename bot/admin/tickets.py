@@ -123,8 +123,7 @@ async def act(request: web.Request) -> web.StreamResponse:
         )
     except TicketNotFound:
         return problem(request, 404, f"No escalation has the reference {reference}.")
-    except TicketClosed:
-        return problem(
-            request, 409, f"{reference} is already closed (someone else may have answered it)."
-        )
+    except TicketClosed as exc:
+        who = f"{exc.first} answered it first" if exc.first else "someone else may have answered it"
+        return problem(request, 409, f"{reference} is already closed ({who}); nothing was sent.")
     return see_other(f"/admin/tickets/{reference}?{urlencode({'done': outcome.kind})}")

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
 from bot.config.settings import ChannelConfig, ConfigError, Settings, channel_prefix
+from bot.tickets.conversation import ConversationRules
 from bot.tickets.handoff import REPLY_WINDOWS, Handoff, StaffChannel
 
 
@@ -55,4 +56,7 @@ def handoff_config(settings: Settings, channels: Sequence[ChannelConfig]) -> Han
         calendar=settings.calendar,
         email_fallback=fallback,
         reply_windows=reply_windows({c.name: c.adapter for c in channels}),
+        conversation=ConversationRules(
+            media_replies={c.name: c.media_reply for c in channels if c.media_reply}
+        ),
     )

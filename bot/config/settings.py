@@ -593,6 +593,11 @@ CHANNEL_SETTINGS: tuple[ChannelSetting, ...] = (
         parse=rate,
     ),
     ChannelSetting(
+        "MEDIA_REPLY",
+        "What a citizen is told when they send only a photo, sticker, voice message or file "
+        "(default: that only text can be read, in their language; docs/conversations.md).",
+    ),
+    ChannelSetting(
         "STAFF_ROOM",
         "For a staff channel (CIVICDESK_ESCALATE_TO): where its tickets are posted: a Slack "
         "channel id, a Matrix room id, a Telegram group chat id, an e-mail address.",
@@ -623,6 +628,7 @@ class ChannelConfig:
     api_base: str | None = None
     rate: float | None = None  # None: the global CIVICDESK_RATE_PER_SECOND
     staff_room: str | None = None  # where tickets go, when this is a staff channel
+    media_reply: str | None = None  # the reply to a message with media and no text
 
     def var(self, key: str) -> str:
         """The environment variable of one key, for messages that tell an operator what to set."""
@@ -696,7 +702,9 @@ def _read_channel(
             "account is on"
         )
     channel_rate = _read_channel_value(environ, prefix, CHANNEL_SETTINGS[2], name)
-    staff_room = _read_channel_value(environ, prefix, CHANNEL_SETTINGS[3], name)
+    by_key = {setting.key: setting for setting in CHANNEL_SETTINGS}
+    staff_room = _read_channel_value(environ, prefix, by_key["STAFF_ROOM"], name)
+    media_reply = _read_channel_value(environ, prefix, by_key["MEDIA_REPLY"], name)
     return ChannelConfig(
         name=name,
         adapter=adapter,
@@ -704,6 +712,7 @@ def _read_channel(
         api_base=api_base.rstrip("/") if api_base else None,
         rate=channel_rate,
         staff_room=staff_room,
+        media_reply=media_reply,
     )
 
 

@@ -148,6 +148,8 @@ class Ticket(SQLModel, table=True):
     # Weibo, ...); moved on by every follow-up. None: no window.
     reply_deadline: datetime | None = _when(nullable=True)
     reminded_at: datetime | None = _when(nullable=True)
+    # When the citizen was last told their message joined this ticket (bot.tickets.conversation).
+    acknowledged_at: datetime | None = _when(nullable=True)
 
 
 # escalation_event.kind
