@@ -15,6 +15,7 @@ storage layer applies its `Turn` (docs/conversations.md explains the rules and w
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,6 +26,7 @@ from bot.answering.composer import compose
 from bot.answering.message_form import Form, question_form, script_lang
 from bot.answering.replies import pick
 from bot.platform.adapter import TextRules
+from bot.runtime.privacy import email_addresses
 
 QUIET_AFTER_ANSWER = timedelta(minutes=10)  # a "thanks" or "but what about…" goes to the person
 ACKNOWLEDGE_EVERY = timedelta(minutes=3)  # one "a colleague is on it" per burst of messages
@@ -161,6 +163,15 @@ def needs_desk(
     return not is_media_only(incoming) and not stepped_aside(ticket, now, rules)
 
 
+_DIGIT_RUN = re.compile(r"\d{4,}")
+
+
+def carries_details(text: str) -> bool:
+    """A short message that staff need though it asks nothing: an e-mail address (the answer
+    can go there after a reply window closes), a case, phone or ID number."""
+    return bool(email_addresses(text)) or _DIGIT_RUN.search(text) is not None
+
+
 def decide_turn(
     ticket: TicketView | None,
     incoming: Incoming,
@@ -196,7 +207,15 @@ def decide_turn(
             silent_because=None if desk.text else "the desk had nothing to say",
         )
     if question_form(incoming.text) is not Form.QUESTION:
-        if ticket is not None and ticket.status == OPEN:  # "hello?" while waiting
+        if ticket is not None and ticket.status == OPEN:
+            if carries_details(incoming.text):  # "邮箱 wang@example.cn", a case number
+                return Turn(
+                    Step.ADD_TO_TICKET,
+                    "follow-up",
+                    say(ADDED_TO_TICKET, ref=ticket.reference),
+                    follow_up=True,
+                )
+            # "hello?" while waiting
             return Turn(Step.PROMPT, "prompt", say(STILL_WITH_STAFF, ref=ticket.reference))
         return Turn(Step.PROMPT, "prompt", say(PROMPT_FOR_QUESTION))
     if ticket is not None and ticket.status == OPEN:
