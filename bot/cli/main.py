@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from dotenv import load_dotenv
 
+import bot.cli.publish as cli_publish
 import bot.cli.purge as cli_purge
 import bot.cli.report as cli_report
 import bot.cli.serve as cli_serve
@@ -58,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_users.add_parser(commands)
     cli_report.add_parser(commands)
     cli_purge.add_parser(commands)
+    cli_publish.add_parser(commands)
     return parser
 
 
@@ -92,6 +94,8 @@ def _run(argv: Sequence[str] | None, out: TextIO) -> int:
             return cli_serve.run_worker(args, settings)
         if args.command == cli_report.COMMAND:
             return cli_report.run(args, settings, out)
+        if args.command == cli_publish.COMMAND:
+            return cli_publish.run(args, settings, out)
         if args.command == cli_purge.COMMAND:
             return cli_purge.run(args, settings, out)
         if args.command == cli_users.COMMAND:

@@ -61,6 +61,7 @@ from bot.storage.models import (
     Ticket,
     TicketEvent,
 )
+from bot.storage.announcements import AnnouncementMethods
 from bot.storage.outbox import OutboxMethods
 from bot.storage.runner import Runner, make_runner
 from bot.tickets.drafts import Finish, OutboxDraft, TicketDraft
@@ -100,7 +101,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Store(OutboxMethods):
+class Store(OutboxMethods, AnnouncementMethods):
     """Open with `await Store.open(url)`; close with `await store.close()`."""
 
     def __init__(
