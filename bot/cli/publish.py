@@ -34,12 +34,22 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     publish = commands.add_parser(
         COMMAND, help="publish an announcement on its channels, each in the form it allows"
     )
-    publish.add_argument("file", type=Path, help="the announcement (YAML: title, body, link, "
-                         "channels, optional image and at)")  # fmt: skip
-    publish.add_argument("--at", default=None, help="publish time (ISO 8601; without an offset, "
-                         "the office's time zone); overrides the file's `at`")  # fmt: skip
-    publish.add_argument("--dry-run", action="store_true",
-                         help="show each channel's text, count and limit; send nothing")  # fmt: skip
+    publish.add_argument(
+        "file",
+        type=Path,
+        help="the announcement (YAML: title, body, link, channels, optional image and at)",
+    )
+    publish.add_argument(
+        "--at",
+        default=None,
+        help="publish time (ISO 8601; without an offset, "
+        "the office's time zone); overrides the file's `at`",
+    )
+    publish.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="show each channel's text, count and limit; send nothing",
+    )
     publish.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -98,8 +108,10 @@ def _print_fitted(fitted: list[Fitted], as_json: bool, out: TextIO) -> None:
         out.write("\n")
         return
     for post in fitted:
-        out.write(f"== {post.channel} ({post.platform}): {post.count}/{post.limit}, "
-                  f"{post.form}\n{post.text}\n\n")  # fmt: skip
+        out.write(
+            f"== {post.channel} ({post.platform}): {post.count}/{post.limit}, "
+            f"{post.form}\n{post.text}\n\n"
+        )
 
 
 async def _queue(

@@ -21,8 +21,8 @@ from typing import Any, Protocol
 from bot.platform.adapter import Adapter, Publisher
 from bot.platform.messages import OutboundMessage, Publication, SendResult
 from bot.runtime.pacing import TokenBucket, backoff_delay
-from bot.storage.engine import StoreUnavailable
 from bot.storage.announcements import read_announcement_context
+from bot.storage.engine import StoreUnavailable
 from bot.storage.models import OUTBOX_KIND_ANNOUNCEMENT, OutboxRow
 from bot.storage.store import Store
 
@@ -278,8 +278,12 @@ class Delivery:
         if result.ok:
             await _quietly(self._store.mark_sent(row_id, result.platform_id))
             if row.kind == OUTBOX_KIND_ANNOUNCEMENT:
-                log.info("outbox %d (%s): announcement posted as %s", row_id, row.channel,
-                         result.platform_id)  # fmt: skip
+                log.info(
+                    "outbox %d (%s): announcement posted as %s",
+                    row_id,
+                    row.channel,
+                    result.platform_id,
+                )
                 await _quietly_do(self._store.record_post(row_id, result.platform_id, result.url))
             log.debug("outbox %d (%s): sent, attempt %d", row_id, row.channel, row.attempts)
             self._report(row.channel, "sent", elapsed)

@@ -72,8 +72,9 @@ def load_announcement(path: Path, zone: tzinfo) -> Announcement:
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            raise AnnouncementError(f"{path}: {size} bytes; an announcement file has at most "
-                                    f"{MAX_FILE_BYTES}")  # fmt: skip
+            raise AnnouncementError(
+                f"{path}: {size} bytes; an announcement file has at most {MAX_FILE_BYTES}"
+            )
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise AnnouncementError(f"{path}: cannot be read ({exc.strerror})") from exc
@@ -114,10 +115,10 @@ def parse_announcement(
 def _text(value: Any, field: str, limit: int) -> str:
     if not isinstance(value, str) or not value.strip():
         raise AnnouncementError(f"{field}: required, a non-empty text")
-    value = str(value).strip()
-    if len(value) > limit:
-        raise AnnouncementError(f"{field}: {len(value)} characters, at most {limit}")
-    return value
+    text: str = value.strip()
+    if len(text) > limit:
+        raise AnnouncementError(f"{field}: {len(text)} characters, at most {limit}")
+    return text
 
 
 def _bodies(value: Any) -> tuple[tuple[str, str], ...]:
@@ -196,8 +197,9 @@ def read_image(path: Path) -> Image:
     try:
         size = path.stat().st_size
         if size > MAX_IMAGE_BYTES:
-            raise AnnouncementError(f"image: {path.name} has {size} bytes, at most "
-                                    f"{MAX_IMAGE_BYTES}")  # fmt: skip
+            raise AnnouncementError(
+                f"image: {path.name} has {size} bytes, at most {MAX_IMAGE_BYTES}"
+            )
         return Image(path.read_bytes(), content_type, path.name)
     except OSError as exc:
         raise AnnouncementError(f"image: {path} cannot be read ({exc.strerror})") from exc

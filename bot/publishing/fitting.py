@@ -51,8 +51,12 @@ class Fitted:
     form: str  # "full", "one language", "cut", "title", "link"
 
     def as_json(self) -> dict[str, object]:
-        return {"channel": self.channel, "text": self.text, "count": self.count,
-                "limit": self.limit}  # fmt: skip
+        return {
+            "channel": self.channel,
+            "text": self.text,
+            "count": self.count,
+            "limit": self.limit,
+        }
 
 
 def publishing_rules(platform: str, *, with_image: bool) -> TextRules:
@@ -69,8 +73,9 @@ def publishing_rules(platform: str, *, with_image: bool) -> TextRules:
 
 def fit_for_channel(announcement: Announcement, channel: str, platform: str) -> Fitted:
     rules = publishing_rules(platform, with_image=announcement.image is not None)
-    text, form = fit(announcement.title, [b for _, b in announcement.bodies],
-                     announcement.link, rules)  # fmt: skip
+    text, form = fit(
+        announcement.title, [b for _, b in announcement.bodies], announcement.link, rules
+    )
     return Fitted(channel, platform, text, rules.count(text), rules.limit, form)
 
 
@@ -98,9 +103,7 @@ def fit(title: str, bodies: Sequence[str], link: str, rules: TextRules) -> tuple
     return link, "link"
 
 
-def _longest_cut(
-    text: str, build: Callable[[str], str], rules: TextRules
-) -> str | None:
+def _longest_cut(text: str, build: Callable[[str], str], rules: TextRules) -> str | None:
     """The longest `build(head + "…")` within `rules`, `head` ending at the best boundary tier
     that gives one."""
     for points in cut_points(text):

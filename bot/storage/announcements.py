@@ -323,8 +323,9 @@ class AnnouncementMethods:
         )
         return found[0] if found else None
 
-    async def announcement_of_reply(self, channel: str, reply_to: str | None,
-                                    conversation: str) -> int | None:  # fmt: skip
+    async def announcement_of_reply(
+        self, channel: str, reply_to: str | None, conversation: str
+    ) -> int | None:
         """The announcement whose post a message on `channel` answers, if any."""
         keys = [key for key in (reply_to, conversation) if key]
         if not keys:

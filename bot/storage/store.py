@@ -33,6 +33,7 @@ from bot.answering.desk import PendingClarify
 from bot.platform.adapter import TextRules, rules_for
 from bot.platform.messages import InboundMessage
 from bot.runtime.batching import Batcher
+from bot.storage.announcements import AnnouncementMethods
 from bot.storage.engine import (
     StoreUnavailable,
     create_engine,
@@ -61,7 +62,6 @@ from bot.storage.models import (
     Ticket,
     TicketEvent,
 )
-from bot.storage.announcements import AnnouncementMethods
 from bot.storage.outbox import OutboxMethods
 from bot.storage.runner import Runner, make_runner
 from bot.tickets.drafts import Finish, OutboxDraft, TicketDraft
