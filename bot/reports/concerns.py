@@ -23,7 +23,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -130,6 +130,27 @@ class Cluster:
 
 
 @dataclass(frozen=True)
+class PostReach:
+    channel: str
+    status: str  # the outbox row's: pending, sending, sent, dead
+    url: str | None
+
+
+@dataclass(frozen=True)
+class AnnouncementReach:
+    id: int
+    title: str
+    link: str
+    publish_at: datetime
+    posts: tuple[PostReach, ...]
+    questions: int  # replies under its posts received in the period
+
+    @property
+    def published_on(self) -> tuple[str, ...]:
+        return tuple(post.channel for post in self.posts if post.status == "sent")
+
+
+@dataclass(frozen=True)
 class Report:
     since: datetime  # the period is [since, until), aware UTC
     until: datetime
@@ -152,6 +173,9 @@ class Report:
     cluster_count: int  # groups found (also those not shown)
     tickets: TicketFigures
     notes: tuple[str, ...] = field(default=())
+    # Announcements published in the period or answered in it: where, and how many questions
+    # their posts drew (replies under a post reach the desk like mentions).
+    announcements: tuple[AnnouncementReach, ...] = field(default=())
 
     @property
     def per_day(self) -> tuple[int, ...]:
@@ -163,6 +187,8 @@ class Report:
     def per_channel(self) -> dict[str, int]:
         return {channel: sum(counts) for channel, counts in self.volume.items()}
 
+
+ANNOUNCEMENT_LIMIT = 50  # the newest announcements looked at for a report
 
 # --- the period ----------------------------------------------------------------------------------
 
@@ -229,7 +255,21 @@ async def build_report(
     making = partial(
         make_report, data, since=since, until=now, zone=zone, knowledge=knowledge, matcher=matcher
     )
-    return await asyncio.to_thread(making)
+    report = await asyncio.to_thread(making)
+    announced = await store.list_announcements(limit=ANNOUNCEMENT_LIMIT, since=since, until=now)
+    reach = tuple(
+        AnnouncementReach(
+            id=item.id,
+            title=item.title,
+            link=item.link,
+            publish_at=item.publish_at,
+            posts=tuple(PostReach(post.channel, post.status, post.url) for post in item.posts),
+            questions=item.questions,
+        )
+        for item in announced
+        if item.publish_at < now and (item.publish_at >= since or item.questions)
+    )
+    return replace(report, announcements=reach)
 
 
 def make_report(
@@ -458,6 +498,18 @@ def report_json(report: Report) -> dict[str, Any]:
             "overdue_now": e.overdue_now,
             "undeliverable_now": e.undeliverable_now,
         },
+        "announcements": [
+            {
+                "id": a.id,
+                "title": a.title,
+                "link": a.link,
+                "publish_at": a.publish_at.isoformat(),
+                "published_on": list(a.published_on),
+                "posts": [asdict(post) for post in a.posts],
+                "questions": a.questions,
+            }
+            for a in report.announcements
+        ],
         "notes": list(report.notes),
     }
 
@@ -553,6 +605,12 @@ def render_text(report: Report) -> str:
         f"  overdue now:               {e.overdue_now}",
         f"  undeliverable now:         {e.undeliverable_now}",
     ]
+    lines += ["", "Announcements (questions = replies under their posts in the period):"]
+    for a in report.announcements:
+        lines.append(f"  {a.questions:>6}  #{a.id} {_one_line(a.title)}  ({a.link})")
+        lines += [f"          {post.channel}: {post.url or post.status}" for post in a.posts]
+    if not report.announcements:
+        lines.append("  none")
     lines += [f"note: {note}" for note in report.notes]
     return "\n".join(lines) + "\n"
 
@@ -691,6 +749,8 @@ def render_html(report: Report, *, page: bool = True) -> str:
         _html_clusters(report.clusters),
         "</section><section><h2>Escalations</h2>",
         _html_tickets(report.tickets),
+        "</section><section><h2>Announcements</h2>",
+        _html_announcements(report.announcements),
         "</section>",
     ]
     parts += [f'<p class="muted">Note: {_e(note)}</p>' for note in report.notes]
@@ -704,6 +764,27 @@ def render_html(report: Report, *, page: bool = True) -> str:
         f"<title>Report of public concerns, {_e(report.days[0] if report.days else '')}"
         f" to {_e(report.days[-1] if report.days else '')}</title></head>\n<body>\n"
         f"{body}\n</body></html>\n"
+    )
+
+
+def _html_announcements(announcements: Sequence[AnnouncementReach]) -> str:
+    if not announcements:
+        return "<p>None in this period.</p>"
+    rows = []
+    for a in announcements:
+        posts = ", ".join(
+            f'<a href="{_e(post.url)}">{_e(post.channel)}</a>'
+            if post.url
+            else f"{_e(post.channel)} ({_e(post.status)})"
+            for post in a.posts
+        )
+        rows.append(
+            f'<tr><td><a href="{_e(a.link)}">{_e(a.title)}</a></td><td>{posts}</td>'
+            f'<td class="num">{a.questions}</td></tr>'
+        )
+    return (
+        "<table><thead><tr><th>Announcement</th><th>Published on</th><th>Questions</th></tr>"
+        f"</thead><tbody>{''.join(rows)}</tbody></table>"
     )
 
 
