@@ -267,8 +267,9 @@ class EmailAdapter:
         try:
             message = self.compose_announcement(publication, self.publish_to)
         except (ValueError, TypeError) as exc:
-            return SendResult.failed(f"the announcement could not be composed: {exc}",
-                                     retryable=False)  # fmt: skip
+            return SendResult.failed(
+                f"the announcement could not be composed: {exc}", retryable=False
+            )
         return await self._submit(message, "announcement", publication.id)
 
     async def send(self, msg: OutboundMessage) -> SendResult:

@@ -243,8 +243,9 @@ class MatrixClient:
             }
         salt = hashlib.sha256(f"{room}\n{publication.text}".encode()).hexdigest()[:12]
         txn = f"civicdesk-{publication.id}-{salt}"
-        reply = await self.call("PUT", "rooms", room, "send", "m.room.message", txn,
-                                payload=content)  # fmt: skip
+        reply = await self.call(
+            "PUT", "rooms", room, "send", "m.room.message", txn, payload=content
+        )
         if isinstance(reply, SendResult):
             return reply
         event_id = reply.fields.get("event_id")

@@ -299,8 +299,12 @@ class WeiboAdapter:
                 log.warning("channel=%s own timeline unreadable: %s", self.name, exc)
                 return not_again("Weibo", publication)
             if found is not None:
-                log.info("channel=%s publication %d was posted before the restart as %s",
-                         self.name, publication.id, found)  # fmt: skip
+                log.info(
+                    "channel=%s publication %d was posted before the restart as %s",
+                    self.name,
+                    publication.id,
+                    found,
+                )
                 return SendResult.sent(found, url=status_url(found))
         url = self.api_base + "/2/statuses/share.json"
         form = {"access_token": token, "status": publication.text}
@@ -313,9 +317,13 @@ class WeiboAdapter:
             )
         else:
             reply = await post_multipart(
-                self._http.session, url, form, upload, timeout=max(self.timeout, 30.0),
+                self._http.session,
+                url,
+                form,
+                upload,
+                timeout=max(self.timeout, 30.0),
                 secrets=[token],
-            )  # fmt: skip
+            )
         result = self._result(reply)
         if result.ok and result.platform_id:
             return SendResult.sent(result.platform_id, url=status_url(result.platform_id))

@@ -28,6 +28,7 @@ from typing import Any
 from aiohttp import web
 from aiosmtpd.controller import Controller
 from fake_apis import serve, until
+from fake_mastodon import mention
 
 WEIBO_TOKEN = "2.00weibo-publish-token"
 WEIBO_UID = "1902538057"
@@ -59,7 +60,7 @@ class Fakes:
     replies: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # answers in threads
     hold: asyncio.Event | None = None  # set: answer; None: answer at once
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
-    mastodon_notifications: list[dict[str, Any]] = field(default_factory=list)
+    mastodon_mentions: list[dict[str, Any]] = field(default_factory=list)
     weibo_comments_to_me: list[dict[str, Any]] = field(default_factory=list)
     mastodon_keys: dict[str, dict[str, Any]] = field(default_factory=dict)
     matrix_txns: dict[str, str] = field(default_factory=dict)
@@ -125,8 +126,13 @@ class Fakes:
         sid = str(5_100_000_000_000_000 + self.next_id())
         # Weibo shows links as t.cn short links.
         shown = _URL.sub("http://t.cn/A6" + sid[-5:], text)
-        status = {"id": int(sid), "idstr": sid, "mid": sid, "text": shown,
-                  "user": {"id": int(WEIBO_UID), "idstr": WEIBO_UID}}  # fmt: skip
+        status = {
+            "id": int(sid),
+            "idstr": sid,
+            "mid": sid,
+            "text": shown,
+            "user": {"id": int(WEIBO_UID), "idstr": WEIBO_UID},
+        }
         self.weibo_own.append(status)
         self.post("weibo", {"id": sid, "text": text, "pic": "pic" in files})
         await self.held()
@@ -149,7 +155,7 @@ class Fakes:
         self.record(Request("mastodon", request.path, dict(request.headers), query))
         if not self._mastodon_ok(request):
             return web.json_response({"error": "The access token is invalid"}, status=401)
-        chosen = sorted(self.mastodon_notifications, key=lambda n: int(n["id"]))
+        chosen = sorted(self.mastodon_mentions, key=lambda n: int(n["id"]))
         if "min_id" in query:
             chosen = [n for n in chosen if int(n["id"]) > int(query["min_id"])]
         else:
@@ -203,11 +209,16 @@ class Fakes:
         method = request.path.rsplit("/", 1)[-1]
         self.record(Request("telegram", request.path, dict(request.headers), fields, files))
         if request.path.split("/")[1] != f"bot{TELEGRAM_TOKEN}":
-            return web.json_response({"ok": False, "error_code": 401,
-                                      "description": "Unauthorized"}, status=401)  # fmt: skip
+            return web.json_response(
+                {"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401
+            )
         message_id = self.next_id()
-        chat = {"id": CHANNEL_ID, "title": "Court news", "username": CHANNEL_USERNAME,
-                "type": "channel"}  # fmt: skip
+        chat = {
+            "id": CHANNEL_ID,
+            "title": "Court news",
+            "username": CHANNEL_USERNAME,
+            "type": "channel",
+        }
         message: dict[str, Any] = {"message_id": message_id, "chat": chat, "date": 1765000000}
         if method == "sendPhoto":
             message["caption"] = fields.get("caption")
@@ -232,8 +243,15 @@ class Fakes:
 
     async def matrix_upload(self, request: web.Request) -> web.Response:
         data = await request.read()
-        self.record(Request("matrix", request.path, dict(request.headers), dict(request.query),
-                            {"body": (request.content_type, data)}))  # fmt: skip
+        self.record(
+            Request(
+                "matrix",
+                request.path,
+                dict(request.headers),
+                dict(request.query),
+                {"body": (request.content_type, data)},
+            )
+        )
         if not self._matrix_ok(request):
             return web.json_response({"errcode": "M_UNKNOWN_TOKEN"}, status=401)
         return web.json_response({"content_uri": f"mxc://example.org/m{self.next_id()}"})
@@ -278,8 +296,8 @@ class _ListHandler:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         self.fakes.mail.append(message)  # type: ignore[arg-type]
-        self.loop.call_soon_threadsafe(self.fakes.post, "email", {"rcpt": envelope.rcpt_tos,
-                                                                  "id": message["Message-ID"]})  # fmt: skip
+        posted = {"rcpt": envelope.rcpt_tos, "id": message["Message-ID"]}
+        self.loop.call_soon_threadsafe(self.fakes.post, "email", posted)
         hold = self.fakes.mail_hold
         while hold is not None and not hold.is_set():
             await asyncio.sleep(0.05)
@@ -316,8 +334,12 @@ async def fake_platforms() -> AsyncIterator[Fakes]:
     controller.start()
     try:
         async with contextlib.AsyncExitStack() as stack:
-            for name, routes in (("weibo", weibo), ("mastodon", mastodon),
-                                 ("telegram", telegram), ("matrix", matrix)):  # fmt: skip
+            for name, routes in (
+                ("weibo", weibo),
+                ("mastodon", mastodon),
+                ("telegram", telegram),
+                ("matrix", matrix),
+            ):
                 fakes.bases[name] = await stack.enter_async_context(serve(routes))
             fakes.smtp_port = controller.server.sockets[0].getsockname()[1]
             yield fakes
@@ -364,8 +386,6 @@ def channel_environment(fakes: Fakes, imap_port: int) -> dict[str, str]:
 def mastodon_reply(number: int, in_reply_to: str, text: str) -> dict[str, Any]:
     """A mention notification of a reply under one of the account's statuses (clients put the
     author's handle in a reply, so it is a mention), shaped like the recorded one."""
-    from fake_mastodon import mention
-
     notification: dict[str, Any] = mention(number, f"<p>@court {text}</p>")
     notification["status"]["in_reply_to_id"] = in_reply_to
     return notification
@@ -384,7 +404,7 @@ def weibo_comment_on(cid: str, status_id: str, text: str) -> dict[str, Any]:
             "id": int(status_id),
             "idstr": status_id,
             "user": {"id": int(WEIBO_UID), "idstr": WEIBO_UID},
-        },  # fmt: skip
+        },
     }
 
 

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
 
 from bot.cli.main import main
 from bot.platform.adapter import TEXT_RULES
-from bot.publishing.announcement import AnnouncementError, parse_announcement
+from bot.publishing.announcement import AnnouncementError, Image, parse_announcement
 from bot.publishing.fitting import fit, fit_for_channel
 
 SAMPLE = Path(__file__).parent / "fixtures" / "announcements" / "filing-hours.yaml"
@@ -64,9 +66,10 @@ def weibo_published_count(text: str) -> int:
 # --- the command ------------------------------------------------------------------------------
 
 
-def dry_run(monkeypatch: pytest.MonkeyPatch, path: Path, channels: str = CHANNELS,
-            **environ: str) -> tuple[int, str]:  # fmt: skip
-    for key in [k for k in __import__("os").environ if k.startswith("CIVICDESK_")]:
+def dry_run(
+    monkeypatch: pytest.MonkeyPatch, path: Path, channels: str = CHANNELS, **environ: str
+) -> tuple[int, str]:
+    for key in [k for k in os.environ if k.startswith("CIVICDESK_")]:
         monkeypatch.delenv(key)
     monkeypatch.setenv("CIVICDESK_CHANNELS", channels)
     for key, value in environ.items():
@@ -128,12 +131,16 @@ def test_dry_run_needs_only_channel_names_and_adapters(
                 "link": LINK,
                 "channels": ["news", "weibo-main"],
             }
-        ),  # fmt: skip
+        ),
         encoding="utf-8",
     )
-    status, out = dry_run(monkeypatch, announcement, "news,weibo-main",
-                          CIVICDESK_NEWS_ADAPTER="telegram",
-                          CIVICDESK_WEIBO_MAIN_ADAPTER="weibo")  # fmt: skip
+    status, out = dry_run(
+        monkeypatch,
+        announcement,
+        "news,weibo-main",
+        CIVICDESK_NEWS_ADAPTER="telegram",
+        CIVICDESK_WEIBO_MAIN_ADAPTER="weibo",
+    )
     assert status == 0, out
     limits = {post["channel"]: post["limit"] for post in json.loads(out)}
     assert limits == {"news": 4096, "weibo-main": 140}
@@ -155,16 +162,16 @@ def test_a_channel_that_cannot_publish_is_refused_before_anything_is_sent(
     message: str,
 ) -> None:
     announcement = tmp_path / "a.yaml"
-    announcement.write_text(yaml.safe_dump({"title": "T", "body": "B.", "link": LINK,
-                                            "channels": channel_list}), "utf-8")  # fmt: skip
+    announcement.write_text(
+        yaml.safe_dump({"title": "T", "body": "B.", "link": LINK, "channels": channel_list}),
+        "utf-8",
+    )
     status, out = dry_run(monkeypatch, announcement, channels)
     assert status == 2 and out == ""
     assert message in capsys.readouterr().err
 
 
 def _parse(**fields: Any) -> Any:
-    from zoneinfo import ZoneInfo
-
     data = {"title": "T", "body": "B.", "link": LINK, "channels": ["weibo"], **fields}
     return parse_announcement(data, ZoneInfo("Asia/Shanghai"))
 
@@ -196,8 +203,10 @@ def test_a_time_without_offset_is_the_offices() -> None:
 
 
 def test_english_is_cut_between_words_when_no_sentence_fits() -> None:
-    body = ("From Monday the filing office opens earlier and closes later on every working day "
-            "including the days before public holidays") * 3  # fmt: skip
+    body = (
+        "From Monday the filing office opens earlier and closes later on every working day "
+        "including the days before public holidays"
+    ) * 3
     text, form = fit("New hours", [body], LINK, TEXT_RULES["x"])
     assert form == "cut" and x_published_count(text) <= 280
     head = text.split("\n\n")[1].removesuffix("…")
@@ -229,8 +238,6 @@ def test_two_languages_where_they_fit_one_where_they_do_not() -> None:
 
 
 def test_a_telegram_post_with_a_picture_is_fitted_to_a_caption() -> None:
-    from bot.publishing.announcement import Image
-
     announcement = _parse(body="立案窗口调整。" * 300, channels=["news"])
     plain = fit_for_channel(announcement, "news", "telegram")
     pictured = fit_for_channel(
