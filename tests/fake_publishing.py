@@ -25,10 +25,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from aiosmtpd.controller import Controller
 from fake_apis import serve, until
 from fake_mastodon import mention
+from serve_support import free_port
 
 WEIBO_TOKEN = "2.00weibo-publish-token"
 WEIBO_UID = "1902538057"
@@ -38,6 +39,7 @@ MATRIX_TOKEN = "syt_matrix_publish_token"
 MATRIX_ROOM = "!news:example.org"
 CHANNEL_ID = -1001234567890
 CHANNEL_USERNAME = "court_news"
+LINK_IN_SAMPLE = "https://court.example.gov.cn/notice/2026/filing-hours"
 
 _URL = re.compile(r"https?://\S+")
 
@@ -275,7 +277,7 @@ async def _form(request: web.Request) -> tuple[dict[str, Any], dict[str, tuple[s
     if request.content_type.startswith("multipart/"):
         reader = await request.multipart()
         async for part in reader:
-            if not isinstance(part, web.BodyPartReader) or part.name is None:
+            if not isinstance(part, BodyPartReader) or part.name is None:
                 continue
             if part.filename:
                 files[part.name] = (part.headers.get("Content-Type", ""), await part.read())
@@ -328,8 +330,10 @@ async def fake_platforms() -> AsyncIterator[Fakes]:
         ("POST", "/_matrix/media/v3/upload", fakes.matrix_upload),
         ("PUT", "/_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}", fakes.matrix_send),
     ]
+    # aiosmtpd checks that its server answers, so it needs the port before it starts.
+    port = free_port()
     controller = Controller(
-        _ListHandler(fakes, asyncio.get_running_loop()), hostname="127.0.0.1", port=0
+        _ListHandler(fakes, asyncio.get_running_loop()), hostname="127.0.0.1", port=port
     )
     controller.start()
     try:
@@ -341,7 +345,7 @@ async def fake_platforms() -> AsyncIterator[Fakes]:
                 ("matrix", matrix),
             ):
                 fakes.bases[name] = await stack.enter_async_context(serve(routes))
-            fakes.smtp_port = controller.server.sockets[0].getsockname()[1]
+            fakes.smtp_port = port
             yield fakes
     finally:
         if fakes.mail_hold is not None:
