@@ -323,6 +323,27 @@ class AnnouncementMethods:
         )
         return found[0] if found else None
 
+    async def announcement_of_message(self, inbox_id: int | None) -> tuple[int, str, str] | None:
+        """(id, title, link) of the announcement whose post the inbox message replies to: the
+        context staff need to answer "is it open on Saturdays?" under a notice."""
+        if inbox_id is None:
+            return None
+
+        def read(connection: Connection) -> tuple[int, str, str] | None:
+            row = connection.execute(
+                select(ANNOUNCEMENT.c.id, ANNOUNCEMENT.c.title, ANNOUNCEMENT.c.link)
+                .select_from(
+                    INBOX.join(ANNOUNCEMENT_POST, replies_under_posts()).join(
+                        ANNOUNCEMENT, ANNOUNCEMENT.c.id == ANNOUNCEMENT_POST.c.announcement_id
+                    )
+                )
+                .where(INBOX.c.id == inbox_id)
+                .limit(1)
+            ).first()
+            return (row.id, row.title, row.link) if row is not None else None
+
+        return await self._db.read(read)
+
     async def announcement_of_reply(
         self, channel: str, reply_to: str | None, conversation: str
     ) -> int | None:
