@@ -127,6 +127,9 @@ async def test_an_announcement_reaches_five_platforms_and_its_replies_are_answer
             assert status == 0, err
             [reach] = json.loads(out)["announcements"]
             assert reach["title"] == TITLE and reach["questions"] == 2
+            assert sorted(reach["examples"]) == sorted(
+                ["周六可以去立案吗？需要预约吗？", "周六立案需要提前预约吗？"]
+            )
             assert sorted(reach["published_on"]) == sorted(CHANNELS)
             urls = {post["channel"]: post["url"] for post in reach["posts"]}
             assert urls["mastodon"] == f"https://social.example/@court/{our_status}"

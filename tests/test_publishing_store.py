@@ -46,6 +46,7 @@ async def test_queued_posts_are_due_at_their_time_and_replies_count_for_their_an
     )
     [state] = await store.list_announcements()
     assert (state.id, state.title, state.questions) == (number, "立案时间调整", 1)
+    assert state.examples == ("周六几点开门？",)
     posts = {post.channel: post for post in state.posts}
     assert posts["mastodon"].url == "https://social.example/@court/111"
     assert posts["weibo"].status == "pending" and posts["weibo"].url is None

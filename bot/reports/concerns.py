@@ -144,6 +144,7 @@ class AnnouncementReach:
     publish_at: datetime
     posts: tuple[PostReach, ...]
     questions: int  # replies under its posts received in the period
+    examples: tuple[str, ...] = ()  # the latest of them, masked, on one line
 
     @property
     def published_on(self) -> tuple[str, ...]:
@@ -265,6 +266,7 @@ async def build_report(
             publish_at=item.publish_at,
             posts=tuple(PostReach(post.channel, post.status, post.url) for post in item.posts),
             questions=item.questions,
+            examples=tuple(_one_line(privacy.mask(text)) for text in item.examples),
         )
         for item in announced
         if item.publish_at < now and (item.publish_at >= since or item.questions)
@@ -507,6 +509,7 @@ def report_json(report: Report) -> dict[str, Any]:
                 "published_on": list(a.published_on),
                 "posts": [asdict(post) for post in a.posts],
                 "questions": a.questions,
+                "examples": list(a.examples),
             }
             for a in report.announcements
         ],
@@ -778,12 +781,14 @@ def _html_announcements(announcements: Sequence[AnnouncementReach]) -> str:
             else f"{_e(post.channel)} ({_e(post.status)})"
             for post in a.posts
         )
+        asked = "".join(f"<li>{_e(example)}</li>" for example in a.examples)
         rows.append(
             f'<tr><td><a href="{_e(a.link)}">{_e(a.title)}</a></td><td>{posts}</td>'
-            f'<td class="num">{a.questions}</td></tr>'
+            f'<td class="num">{a.questions}</td><td><ul>{asked}</ul></td></tr>'
         )
     return (
-        "<table><thead><tr><th>Announcement</th><th>Published on</th><th>Questions</th></tr>"
+        "<table><thead><tr><th>Announcement</th><th>Published on</th><th>Questions</th>"
+        "<th>Latest</th></tr>"
         f"</thead><tbody>{''.join(rows)}</tbody></table>"
     )
 

@@ -17,7 +17,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, func, insert, or_, select, update
 
 from bot.publishing.announcement import Announcement
 from bot.publishing.fitting import Fitted
@@ -67,6 +67,7 @@ class AnnouncementState:
     created_by: str | None
     posts: tuple[PostState, ...]
     questions: int = 0  # replies under its posts that reached the desk (in the period asked)
+    examples: tuple[str, ...] = ()  # the latest of them, unmasked: mask before showing
 
 
 def announcement_context(announcement_id: int, link: str) -> str:
@@ -202,7 +203,7 @@ def _announcements(
                 posted_at=row.posted_at,
             )
         )
-    questions = _questions(connection, ids, questions_since, questions_until)
+    questions, examples = _questions(connection, ids, questions_since, questions_until)
     return [
         AnnouncementState(
             id=head.id,
@@ -213,6 +214,7 @@ def _announcements(
             created_by=head.created_by,
             posts=tuple(posts[head.id]),
             questions=questions.get(head.id, 0),
+            examples=tuple(examples.get(head.id, ())),
         )
         for head in heads
     ]
@@ -229,24 +231,41 @@ def replies_under_posts() -> Any:
     )
 
 
+EXAMPLES = 3  # questions shown per announcement
+
+
 def _questions(
     connection: Connection,
     ids: Sequence[int],
     since: datetime | None,
     until: datetime | None,
-) -> dict[int, int]:
+) -> tuple[dict[int, int], dict[int, list[str]]]:
+    """Per announcement: how many questions its posts drew, and the latest few."""
     post = ANNOUNCEMENT_POST
-    query = (
+    window: list[ColumnElement[bool]] = [post.c.announcement_id.in_(ids)]
+    if since is not None:
+        window.append(INBOX.c.received_at >= since)
+    if until is not None:
+        window.append(INBOX.c.received_at < until)
+    joined = post.join(INBOX, replies_under_posts())
+    counts = (
         select(post.c.announcement_id, func.count(func.distinct(INBOX.c.id)))
-        .select_from(post.join(INBOX, replies_under_posts()))
-        .where(post.c.announcement_id.in_(ids))
+        .select_from(joined)
+        .where(*window)
         .group_by(post.c.announcement_id)
     )
-    if since is not None:
-        query = query.where(INBOX.c.received_at >= since)
-    if until is not None:
-        query = query.where(INBOX.c.received_at < until)
-    return {number: count for number, count in connection.execute(query)}
+    counted = {number: count for number, count in connection.execute(counts)}
+    examples: dict[int, list[str]] = {}
+    for number in counted:
+        latest = (
+            select(INBOX.c.text)
+            .select_from(joined)
+            .where(*window, post.c.announcement_id == number, INBOX.c.text != "")
+            .order_by(INBOX.c.id.desc())
+            .limit(EXAMPLES)
+        )
+        examples[number] = [text for (text,) in connection.execute(latest)]
+    return counted, examples
 
 
 class AnnouncementMethods:
