@@ -23,6 +23,7 @@ status's `url`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -72,6 +73,8 @@ from bot.platform.messages import InboundMessage, OutboundMessage, Publication, 
 
 log = logging.getLogger(__name__)
 
+MEDIA_CHECKS = 8  # a picture is processed in a second or two; the send's budget is 20 s
+MEDIA_CHECK_SECONDS = 1.0
 PAGE_SIZE = 40  # Mastodon's default page of notifications (80 at most)
 MAX_PAGES = 5  # per poll; the rest waits for the next poll (min_id loses nothing)
 
@@ -289,9 +292,12 @@ class MastodonAdapter:
             if not isinstance(reply, JsonReply):
                 return reply
             media_id = reply.fields.get("id")
-            # 202: still being processed; the status may already name it (Mastodon waits).
             if not 200 <= reply.status < 300 or not isinstance(media_id, str):
                 return self._result(reply)
+            if reply.status == 202:  # processed in the background: a status cannot name it yet
+                waited = await self._media_ready(media_id, headers, token)
+                if waited is not None:
+                    return waited
             payload["media_ids"] = [media_id]
         reply = await request_json(
             self._http.session,
@@ -305,6 +311,29 @@ class MastodonAdapter:
         if not isinstance(reply, JsonReply):
             return reply
         return self._result(reply)
+
+    async def _media_ready(
+        self, media_id: str, headers: Mapping[str, str], token: str
+    ) -> SendResult | None:
+        """Wait for an uploaded picture to be processed (`GET /api/v1/media/:id`: 206 while it
+        is, 200 once done); None when ready, else why not (tried again later)."""
+        for _ in range(MEDIA_CHECKS):
+            await asyncio.sleep(MEDIA_CHECK_SECONDS)
+            reply = await request_json(
+                self._http.session,
+                "GET",
+                f"{self.api_base}/api/v1/media/{media_id}",
+                headers=headers,
+                timeout=self.timeout,
+                secrets=[token],
+            )
+            if not isinstance(reply, JsonReply):
+                return reply
+            if reply.status == 200:
+                return None
+            if reply.status != 206:
+                return self._result(reply)
+        return SendResult.failed("the picture is still being processed by the instance")
 
     def _result(self, reply: JsonReply) -> SendResult:
         if 200 <= reply.status < 300:

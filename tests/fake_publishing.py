@@ -65,6 +65,7 @@ class Fakes:
     mastodon_mentions: list[dict[str, Any]] = field(default_factory=list)
     weibo_comments_to_me: list[dict[str, Any]] = field(default_factory=list)
     mastodon_keys: dict[str, dict[str, Any]] = field(default_factory=dict)
+    mastodon_media_checks: dict[str, int] = field(default_factory=dict)
     matrix_txns: dict[str, str] = field(default_factory=dict)
     weibo_own: list[dict[str, Any]] = field(default_factory=list)
     mail: list[email.message.EmailMessage] = field(default_factory=list)
@@ -172,7 +173,21 @@ class Fakes:
         if "file" not in files:
             return web.json_response({"error": "Validation failed: File can't be blank"}, 422)
         media_id = str(110_000 + self.next_id())
+        self.mastodon_media_checks[media_id] = 0
         return web.json_response({"id": media_id, "type": "image", "url": None}, status=202)
+
+    async def mastodon_media_check(self, request: web.Request) -> web.Response:
+        """The docs: 206 while the picture is processed, 200 once it is (here: at the 2nd)."""
+        media_id = request.match_info["id"]
+        self.record(Request("mastodon", request.path, dict(request.headers), {}))
+        if media_id not in self.mastodon_media_checks:
+            return web.json_response({"error": "Record not found"}, status=404)
+        self.mastodon_media_checks[media_id] += 1
+        done = self.mastodon_media_checks[media_id] >= 2
+        url = f"https://files.social.example/{media_id}.png" if done else None
+        return web.json_response(
+            {"id": media_id, "type": "image", "url": url}, status=200 if done else 206
+        )
 
     async def mastodon_status(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -322,6 +337,7 @@ async def fake_platforms() -> AsyncIterator[Fakes]:
     mastodon = [
         ("GET", "/api/v1/notifications", fakes.mastodon_notifications),
         ("POST", "/api/v2/media", fakes.mastodon_media),
+        ("GET", "/api/v1/media/{id}", fakes.mastodon_media_check),
         ("POST", "/api/v1/statuses", fakes.mastodon_status),
     ]
     telegram = [("POST", "/{bot}/{method}", fakes.telegram)]

@@ -152,7 +152,12 @@ def check_documented_requests(fakes: Fakes, posts: dict[str, tuple[Any, ...]]) -
     assert media.files["file"] == ("image/png", PNG)
     status = next(r for r in fakes.requests if r.path == "/api/v1/statuses")
     assert status.fields["visibility"] == "public"
-    assert status.fields["media_ids"] and LINK_IN_SAMPLE in status.fields["status"]
+    assert LINK_IN_SAMPLE in status.fields["status"]
+    # The picture was processed (206, then 200) before the status named it.
+    [media_id] = status.fields["media_ids"]
+    checks = [r for r in fakes.requests if r.path == f"/api/v1/media/{media_id}"]
+    assert len(checks) == 2
+    assert fakes.requests.index(checks[-1]) < fakes.requests.index(status)
     assert status.headers["Idempotency-Key"].startswith("civicdesk-mastodon-")
     photo = next(r for r in fakes.requests if r.path.endswith("/sendPhoto"))
     assert photo.fields["chat_id"] == f"@{CHANNEL_USERNAME}" and photo.files["photo"][1] == PNG
