@@ -165,8 +165,3 @@ def cut_points(text: str) -> tuple[list[int], list[int], list[int]]:
             word.append(point)
     # Each tier also offers the better boundaries: a sentence end is a clause end too.
     return sentence, sorted(sentence + clause), sorted(sentence + clause + word)
-
-
-def split_words_safely(text: str, point: int) -> bool:
-    """Whether ending `text` at `point` leaves every word whole (for the tests and the page)."""
-    return point in cut_points(text)[2] or point == len(text)

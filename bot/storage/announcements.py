@@ -362,24 +362,3 @@ class AnnouncementMethods:
             return (row.id, row.title, row.link) if row is not None else None
 
         return await self._db.read(read)
-
-    async def announcement_of_reply(
-        self, channel: str, reply_to: str | None, conversation: str
-    ) -> int | None:
-        """The announcement whose post a message on `channel` answers, if any."""
-        keys = [key for key in (reply_to, conversation) if key]
-        if not keys:
-            return None
-
-        def read(connection: Connection) -> int | None:
-            found = connection.execute(
-                select(ANNOUNCEMENT_POST.c.announcement_id)
-                .where(
-                    ANNOUNCEMENT_POST.c.channel == channel,
-                    ANNOUNCEMENT_POST.c.platform_id.in_(keys),
-                )
-                .limit(1)
-            ).scalar()
-            return int(found) if found is not None else None
-
-        return await self._db.read(read)
