@@ -101,8 +101,13 @@ class SlackDirectory:
         )
         level = logging.DEBUG if self._warned else logging.WARNING
         self._warned = True
-        log.log(level, "users.info for %s failed: %s%s; the member id stands for them",
-                user, error, hint)  # fmt: skip
+        log.log(
+            level,
+            "users.info for %s failed: %s%s; the member id stands for them",
+            user,
+            error,
+            hint,
+        )
 
 
 def member_name(member: Any) -> str | None:

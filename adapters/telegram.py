@@ -15,6 +15,12 @@ Staff mode (the channel has a STAFF_ROOM, the staff group's chat id): tickets ar
 group, their updates as replies to the ticket, and a staff member's reply to one of the bot's
 messages there is staff acting on the ticket (`reply_to` = "<chat id>:<message id>" of the bot's
 message). Privacy mode delivers replies to the bot's messages, so the bot needs no admin rights.
+
+Announcements (`publish`) go to PUBLISH_TO, a channel (@name or its -100… id) where the bot is an
+administrator allowed to post: `sendPhoto` with the text as caption when there is a picture (the
+composer fits the text to a caption's 1024 characters then), else `sendMessage`. The Bot API keeps
+no idempotency key: a publication whose earlier attempt ended in doubt (a crash mid-send) is not
+posted again but dead-lettered for staff to check the channel.
 """
 
 from __future__ import annotations
@@ -25,8 +31,9 @@ from typing import Any
 
 import aiohttp
 
-from adapters.http import SessionSlot, call_json, same
+from adapters.http import JsonReply, SessionSlot, call_json, post_multipart, same
 from adapters.payload import compact, json_object
+from adapters.publishing import not_again, picture
 from adapters.telegram_parts import (
     as_dict,
     chat_ref,
@@ -43,7 +50,7 @@ from adapters.telegram_parts import (
 )
 from bot.config.settings import AdapterSpec, ChannelConfig, ChannelSetting, Secret
 from bot.platform.adapter import TEXT_RULES, BadRequest, HttpReply, RawRequest, Unauthorized
-from bot.platform.messages import InboundMessage, OutboundMessage, SendResult
+from bot.platform.messages import InboundMessage, OutboundMessage, Publication, SendResult
 
 log = logging.getLogger("civicdesk.telegram")
 
@@ -54,6 +61,7 @@ GROUP_TYPES = ("group", "supergroup")
 _TOKEN = re.compile(r"^(\d+):[A-Za-z0-9_-]+$")
 _SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _USERNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
+_CHANNEL = re.compile(r"^(@[A-Za-z][A-Za-z0-9_]{3,31}|-100\d{5,20})$")
 
 
 def _token(value: str) -> str:
@@ -66,6 +74,25 @@ def _secret_token(value: str) -> str:
     if not _SECRET_TOKEN.match(value.strip()):
         raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
     return value.strip()
+
+
+def _channel(value: str) -> str:
+    if not _CHANNEL.match(value.strip()):
+        raise ValueError("must be a channel's @username or its id (-100 followed by digits)")
+    return value.strip()
+
+
+def post_url(chat: dict[str, Any], message_id: Any) -> str | None:
+    """The t.me link of a channel post: public channels by username, others by their id."""
+    if not isinstance(message_id, int):
+        return None
+    username = chat.get("username")
+    if isinstance(username, str) and username:
+        return f"https://t.me/{username}/{message_id}"
+    chat_id = str(chat.get("id", ""))
+    if chat_id.startswith("-100"):
+        return f"https://t.me/c/{chat_id[4:]}/{message_id}"
+    return None
 
 
 def _username(value: str) -> str:
@@ -86,6 +113,12 @@ SETTINGS = (
         required=True,
         secret=True,
         parse=_secret_token,
+    ),
+    ChannelSetting(
+        "PUBLISH_TO",
+        "Where announcements are posted: a channel's @username or id (-100...), with the bot an "
+        "administrator allowed to post there.",
+        parse=_channel,
     ),
     ChannelSetting(
         "BOT_USERNAME",
@@ -109,6 +142,7 @@ class TelegramAdapter:
         username: str | None = None,
         api_base: str = API_BASE,
         staff_room: str | None = None,
+        publish_to: str | None = None,
     ) -> None:
         match = _TOKEN.match(token.reveal())
         if match is None:
@@ -120,6 +154,7 @@ class TelegramAdapter:
         self.username = username
         self.api_base = api_base.rstrip("/")
         self.staff_room = staff_room.strip() if staff_room else None
+        self.publish_to = publish_to
         self._http = SessionSlot()
 
     @classmethod
@@ -138,6 +173,7 @@ class TelegramAdapter:
             config.secret("SECRET_TOKEN"),
             username=username,
             api_base=config.api_base or API_BASE,
+            publish_to=config.get("PUBLISH_TO"),
             staff_room=config.staff_room_id(
                 r"-\d+",
                 "must be the staff group's chat id (a negative number such as -1001234567890: "
@@ -347,6 +383,51 @@ class TelegramAdapter:
         if isinstance(migrated, int) and migrated != payload["chat_id"]:
             return SendResult.failed("the group moved to a supergroup"), migrated
         return send_failure(reply, data, token), None
+
+    async def publish(self, publication: Publication) -> SendResult:
+        if self.publish_to is None:
+            return SendResult.failed(
+                f"channel {self.name} has no PUBLISH_TO: set it to the channel to post in",
+                retryable=False,
+            )
+        if publication.in_doubt:
+            return not_again("Telegram", publication)
+        token = self._token.reveal()
+        upload = picture(publication, "photo")
+        reply: JsonReply | SendResult
+        if upload is not None:
+            fields = {"chat_id": self.publish_to, "caption": publication.text}
+            reply = await post_multipart(
+                self._http.session,
+                f"{self.api_base}/bot{token}/sendPhoto",
+                fields,
+                upload,
+                headers={"User-Agent": "civicdesk"},
+                timeout=TIMEOUT * 3,
+                secrets=(token,),
+            )
+        else:
+            reply = await call_json(
+                self._http.session,
+                f"{self.api_base}/bot{token}/sendMessage",
+                {"chat_id": chat_ref(self.publish_to), "text": publication.text},
+                headers={"User-Agent": "civicdesk"},
+                timeout=TIMEOUT,
+                secrets=(token,),
+            )
+        if isinstance(reply, SendResult):
+            return reply
+        data = reply.fields
+        if not (200 <= reply.status < 300 and data.get("ok") is True):
+            return send_failure(reply, data, token)
+        sent = as_dict(data.get("result"))
+        chat = as_dict(sent.get("chat"))
+        message_id = sent.get("message_id")
+        chat_id = id_of(chat) or self.publish_to
+        return SendResult.sent(
+            f"{chat_id}:{message_id}" if message_id is not None else None,
+            url=post_url(chat, message_id),
+        )
 
     async def close(self) -> None:
         """Nothing to release: the HTTP session is the app's."""

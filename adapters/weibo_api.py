@@ -247,17 +247,26 @@ def push_message(channel: str, data: Mapping[str, Any], own_id: str | None) -> l
 
 
 def load_cursor(cursor: str | None) -> dict[str, str] | None:
-    """{"statuses": since_id, "comments": since_id}; None for a first run or a cursor from
-    elsewhere (which then starts from now, like a first run)."""
+    """{"statuses": since_id, "comments": since_id, "to_me": since_id}; None for a first run or
+    a cursor from elsewhere (which then starts from now, like a first run). Comments that @ the
+    account and comments on its posts share one id space, growing with time, so "to_me" is
+    stored only when it is ahead of "comments" (a cursor saved before comments on the account's
+    posts were polled goes on from its "comments")."""
     values = string_values(cursor)
     state = {kind: values.get(kind, "") for kind in ("statuses", "comments")}
     if not all(value.isdigit() for value in state.values()):
         return None
+    to_me = values.get("to_me", "")
+    state["to_me"] = to_me if to_me.isdigit() else state["comments"]
     return state
 
 
 def dump_cursor(state: Mapping[str, str]) -> str:
-    return compact({"statuses": state["statuses"], "comments": state["comments"]})
+    kept = {"statuses": state["statuses"], "comments": state["comments"]}
+    to_me = state.get("to_me", "")
+    if to_me.isdigit() and int(to_me) > int(kept["comments"] or "0"):
+        kept["to_me"] = to_me
+    return compact(kept)
 
 
 def _digits(value: Any) -> str | None:

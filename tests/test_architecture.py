@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"platform", "runtime"}),
     frozenset({"answering"}),
-    frozenset({"tickets"}),
+    frozenset({"tickets", "publishing"}),
     frozenset({"config"}),
     frozenset({"storage"}),
     frozenset({"gateway"}),

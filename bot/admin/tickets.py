@@ -93,6 +93,7 @@ async def ticket(request: web.Request) -> web.StreamResponse:
         e=ticket,
         history=await state.store.ticket_events(reference),
         messages=await state.admin_store.ticket_messages(ticket.id),
+        announcement=await state.store.announcement_of_message(ticket.inbox_id),
         done=DONE.get(request.query.get("done", "")),
         is_open=ticket.status == TICKET_OPEN,
         is_undeliverable=ticket.status == TICKET_UNDELIVERABLE,

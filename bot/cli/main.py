@@ -16,6 +16,7 @@ from typing import Any, NoReturn, TextIO, cast
 
 from dotenv import load_dotenv
 
+import bot.cli.publish as cli_publish
 import bot.cli.purge as cli_purge
 import bot.cli.report as cli_report
 import bot.cli.serve as cli_serve
@@ -80,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_users.add_parser(commands)
     cli_report.add_parser(commands)
     cli_purge.add_parser(commands)
+    cli_publish.add_parser(commands)
     add_examples(parser)
     return parser
 
@@ -115,6 +117,8 @@ def _run(argv: Sequence[str] | None, out: TextIO) -> int:
             return cli_serve.run_worker(args, settings)
         if args.command == cli_report.COMMAND:
             return cli_report.run(args, settings, out)
+        if args.command == cli_publish.COMMAND:
+            return cli_publish.run(args, settings, out)
         if args.command == cli_purge.COMMAND:
             return cli_purge.run(args, settings, out)
         if args.command == cli_users.COMMAND:

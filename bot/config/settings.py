@@ -656,6 +656,13 @@ def channel_prefix(name: str) -> str:
     return f"CIVICDESK_{name.upper().replace('-', '_')}_"
 
 
+def channel_adapter(environ: Mapping[str, str], name: str) -> str:
+    """The adapter a channel names (CIVICDESK_<NAME>_ADAPTER, else its own name), read without
+    its other settings: enough to know how the platform counts text (`civicdesk publish
+    --dry-run` needs no credentials)."""
+    return environ.get(f"{channel_prefix(name)}ADAPTER", "").strip() or name
+
+
 def read_channels(
     environ: Mapping[str, str], names: Sequence[str], registry: Mapping[str, AdapterSpec]
 ) -> tuple[ChannelConfig, ...]:

@@ -23,7 +23,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -133,6 +133,28 @@ class Cluster:
 
 
 @dataclass(frozen=True)
+class PostReach:
+    channel: str
+    status: str  # the outbox row's: pending, sending, sent, dead
+    url: str | None
+
+
+@dataclass(frozen=True)
+class AnnouncementReach:
+    id: int
+    title: str
+    link: str
+    publish_at: datetime
+    posts: tuple[PostReach, ...]
+    questions: int  # replies under its posts received in the period
+    examples: tuple[str, ...] = ()  # the latest of them, masked, on one line
+
+    @property
+    def published_on(self) -> tuple[str, ...]:
+        return tuple(post.channel for post in self.posts if post.status == "sent")
+
+
+@dataclass(frozen=True)
 class Report:
     since: datetime  # the period is [since, until), aware UTC
     until: datetime
@@ -155,6 +177,9 @@ class Report:
     cluster_count: int  # groups found (also those not shown)
     tickets: TicketFigures
     notes: tuple[str, ...] = field(default=())
+    # Announcements published in the period or answered in it: where, and how many questions
+    # their posts drew (replies under a post reach the desk like mentions).
+    announcements: tuple[AnnouncementReach, ...] = field(default=())
 
     @property
     def per_day(self) -> tuple[int, ...]:
@@ -166,6 +191,8 @@ class Report:
     def per_channel(self) -> dict[str, int]:
         return {channel: sum(counts) for channel, counts in self.volume.items()}
 
+
+ANNOUNCEMENT_LIMIT = 50  # the newest announcements looked at for a report
 
 # --- the period ----------------------------------------------------------------------------------
 
@@ -232,7 +259,22 @@ async def build_report(
     making = partial(
         make_report, data, since=since, until=now, zone=zone, knowledge=knowledge, matcher=matcher
     )
-    return await asyncio.to_thread(making)
+    report = await asyncio.to_thread(making)
+    announced = await store.list_announcements(limit=ANNOUNCEMENT_LIMIT, since=since, until=now)
+    reach = tuple(
+        AnnouncementReach(
+            id=item.id,
+            title=item.title,
+            link=item.link,
+            publish_at=item.publish_at,
+            posts=tuple(PostReach(post.channel, post.status, post.url) for post in item.posts),
+            questions=item.questions,
+            examples=tuple(_one_line(privacy.mask(text)) for text in item.examples),
+        )
+        for item in announced
+        if item.publish_at < now and (item.publish_at >= since or item.questions)
+    )
+    return replace(report, announcements=reach)
 
 
 def make_report(
@@ -461,6 +503,19 @@ def report_json(report: Report) -> dict[str, Any]:
             "overdue_now": e.overdue_now,
             "undeliverable_now": e.undeliverable_now,
         },
+        "announcements": [
+            {
+                "id": a.id,
+                "title": a.title,
+                "link": a.link,
+                "publish_at": a.publish_at.isoformat(),
+                "published_on": list(a.published_on),
+                "posts": [asdict(post) for post in a.posts],
+                "questions": a.questions,
+                "examples": list(a.examples),
+            }
+            for a in report.announcements
+        ],
         "notes": list(report.notes),
     }
 
@@ -556,6 +611,12 @@ def render_text(report: Report) -> str:
         f"  overdue now:               {e.overdue_now}",
         f"  undeliverable now:         {e.undeliverable_now}",
     ]
+    lines += ["", "Announcements (questions = replies under their posts in the period):"]
+    for a in report.announcements:
+        lines.append(f"  {a.questions:>6}  #{a.id} {_one_line(a.title)}  ({a.link})")
+        lines += [f"          {post.channel}: {post.url or post.status}" for post in a.posts]
+    if not report.announcements:
+        lines.append("  none")
     lines += [f"note: {note}" for note in report.notes]
     return "\n".join(lines) + "\n"
 
@@ -678,6 +739,7 @@ def render_html(report: Report, *, page: bool = True) -> str:
         rising_entries=[_rise_row(r) for r in report.rising_entries],
         rising_topics=[_rise_row(r) for r in report.rising_topics],
         ticket_rows=_ticket_rows(report.tickets),
+        announcements=report.announcements,
     )
 
 

@@ -37,6 +37,7 @@ from bot.platform.messages import (
     InboundMessage,
 )
 from bot.runtime.batching import Batcher
+from bot.storage.announcements import AnnouncementMethods
 from bot.storage.engine import (
     StoreUnavailable,
     create_engine,
@@ -102,7 +103,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Store(OutboxMethods):
+class Store(OutboxMethods, AnnouncementMethods):
     """Open with `await Store.open(url)`; close with `await store.close()`."""
 
     def __init__(
