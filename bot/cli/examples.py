@@ -54,6 +54,11 @@ EXAMPLES: dict[tuple[str, ...], tuple[str, ...]] = {
         "civicdesk report --since 30d --format html > report.html",
     ),
     ("purge",): ("civicdesk purge --dry-run", "civicdesk purge --older-than 90d"),
+    ("publish",): (
+        "civicdesk publish announcements/filing-hours.yaml --dry-run",
+        "civicdesk publish announcements/filing-hours.yaml --dry-run --json",
+        "civicdesk publish announcements/filing-hours.yaml --at 2026-12-09T09:00",
+    ),
 }
 
 
