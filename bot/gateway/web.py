@@ -23,8 +23,9 @@ from bot.config.settings import Settings
 from bot.gateway.reload import KnowledgeHolder
 from bot.platform.adapter import Adapter, BadRequest, HttpReply, RawRequest, Unauthorized
 from bot.platform.messages import InboundMessage
+from bot.platform.params import bounded_text, decimal, whole_number
 from bot.runtime.metrics import CONTENT_TYPE, Metrics
-from bot.storage.engine import StoreUnavailable
+from bot.storage.engine import DataRefused, StoreUnavailable
 
 log = logging.getLogger("civicdesk.web")
 
@@ -32,6 +33,7 @@ LONG_POLL_SECONDS = 25.0  # below the idle timeout of common proxies (60 s)
 PING_TIMEOUT = 3.0
 # Platforms deliver with POST; Matrix application services receive transactions with PUT.
 DELIVERY_METHODS = ("POST", "PUT")
+MAX_SEQ = 2**63 - 1  # outbox ids are 64-bit integers
 UNKNOWN = "-"  # the metrics label of a channel that does not exist: URLs must not make labels
 
 
@@ -186,6 +188,10 @@ async def webhook(request: web.Request) -> web.StreamResponse:
     if messages:
         try:
             fresh = await gateway.store.accept(messages)
+        except DataRefused as exc:  # sending it again cannot help: no retry, no 503
+            metrics.rejected.inc(name, "400")
+            log.warning("channel=%s not stored, the database refused it: %s", name, exc)
+            return error(400, "the message holds text the database cannot store (bad Unicode)")
         except StoreUnavailable as exc:
             metrics.rejected.inc(name, "503")
             log.error("channel=%s not stored (the platform will retry): %s", name, exc)
@@ -223,7 +229,7 @@ async def readyz(request: web.Request) -> web.Response:
     except (StoreUnavailable, TimeoutError, OSError) as exc:
         log.error("readiness: the database does not answer: %s", exc)
         database = {"ok": False, "error": f"the database does not answer ({type(exc).__name__})"}
-    knowledge = gateway.knowledge.status()
+    knowledge = gateway.knowledge.public_status()
     ready = bool(database["ok"])
     body = {"ready": ready, "database": database, "knowledge": knowledge}
     return json_response(200 if ready else 503, body)
@@ -282,13 +288,14 @@ async def chat_replies(request: web.Request) -> web.Response:
     chat = request.app[GATEWAY].chat
     if chat is None:
         return error(404, "the web chat is off: add webchat to CIVICDESK_CHANNELS")
+    query = request.query
     try:
-        after = int(request.query.get("after", "0"))
-        wait = min(max(float(request.query.get("wait", LONG_POLL_SECONDS)), 0.0), LONG_POLL_SECONDS)
-    except ValueError:
-        return error(400, "after must be a whole number and wait a number of seconds")
-    try:
-        replies = await chat.replies(request.query.get("conversation", ""), after, wait)
+        after = whole_number(query.get("after"), name="after", low=0, high=MAX_SEQ, default=0)
+        # A longer wait asked for is shortened, as before; a non-number is refused.
+        asked = decimal(query.get("wait"), name="wait", low=0, high=3600, default=LONG_POLL_SECONDS)
+        wait = min(asked, LONG_POLL_SECONDS)
+        conversation = bounded_text(query.get("conversation"), name="conversation", limit=64)
+        replies = await chat.replies(conversation, after, wait)
     except BadRequest as exc:
         return error(400, str(exc))
     return json_response(200, {"replies": replies}, **{"Cache-Control": "no-store"})
