@@ -20,8 +20,10 @@ _NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,64}$")
 
 
 # Characters that show as nothing: a name with one appended would look like another's name.
-_INVISIBLE = re.compile(r"[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f"
-                        r"\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0]")  # fmt: skip
+_INVISIBLE = re.compile(
+    r"[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f"
+    r"\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0]"
+)
 # Letters of other scripts drawn like Latin ones (Unicode's confusables, the common ones): a
 # name written with them is read as the Latin name, so it cannot pass as another operator.
 _LOOK_ALIKES = str.maketrans(

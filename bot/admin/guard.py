@@ -61,7 +61,7 @@ async def _checked(request: web.Request, handler: Handler) -> web.StreamResponse
     return await handler(request)
 
 
-async def _form(request: web.Request) -> MultiDictProxy[str | bytes | FileField]:
+async def _form(request: web.Request) -> MultiDictProxy[str | bytes | bytearray | FileField]:
     """The posted form; a body that is no form (malformed multipart, a bad charset) is 400."""
     try:
         return await request.post()
@@ -70,7 +70,9 @@ async def _form(request: web.Request) -> MultiDictProxy[str | bytes | FileField]
     except (ValueError, LookupError, AssertionError, UnicodeError, RuntimeError) as exc:
         log.warning("admin: %s %s refused: the form cannot be read (%s)", request.method,
                     request.path, type(exc).__name__)  # fmt: skip
-        raise web.HTTPBadRequest(text="The form cannot be read: send it again from the page.")
+        raise web.HTTPBadRequest(
+            text="The form cannot be read: send it again from the page."
+        ) from None
 
 
 def _sign_in_first(request: web.Request) -> web.StreamResponse:

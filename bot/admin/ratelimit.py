@@ -81,7 +81,7 @@ class FailureLimiter:
         waits = [w for k in keys if (w := self._wait(_key(k), now)) is not None]
         return max(waits) if waits else None
 
-    def attempt(self, counted: Sequence[Counted]) -> float | None | Attempt:
+    def attempt(self, counted: Sequence[Counted]) -> float | Attempt | None:
         """Count an attempt as failed under every key, unless one is at its limit: then the
         seconds to wait (and nothing is counted). Check and count happen together, before
         any await, so parallel attempts are counted one by one."""

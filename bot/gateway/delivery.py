@@ -6,9 +6,10 @@ a claimed reply is always being sent (its lease means "in flight"), and a slow p
 slot, not the loop. Results recorded close together share a transaction (the store batches them).
 
 Slots are a bulkhead: one channel holds at most `channel_concurrency` of them (by default all
-but a quarter, 48 of 64), and while a channel holds all of its share the claims skip it. A platform that accepts connections and never
-answers thus ties up its own share for a send's time-out, and every other channel keeps the rest
-(the web chat's answers stayed at milliseconds while a receiver hung; benchmarks/faults.py).
+but a quarter, 48 of 64), and while a channel holds all of its share the claims skip it. A
+platform that accepts connections and never answers thus ties up its own share for a send's
+time-out, and every other channel keeps the rest (benchmarks/faults.py measures the web chat
+meanwhile).
 """
 
 from __future__ import annotations

@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import bot.runtime.privacy as privacy
-from bot.platform.params import BadParameter, whole_number
 from bot.answering.desk import match_docs
 from bot.answering.knowledge import KnowledgeBase
 from bot.answering.matcher import Matcher
+from bot.platform.params import BadParameter, whole_number
 from bot.storage.report_data import ReportData, TicketFigures, read_report_data
 from bot.tickets.faq_draft import CLOSE_TOPIC_SCORE, similar_groups
 

@@ -315,8 +315,9 @@ def _escape(found: re.Match[str]) -> str:
 
 class MaskingFilter(logging.Filter):
     """Masks what a record will show: its message with the arguments put in (control
-    characters escaped, so it stays one line), its traceback and its stack. Put it on handlers, not loggers: a logger's filters do not see the records its
-    children pass up, a handler's see every record it writes."""
+    characters escaped, so it stays one line), its traceback and its stack. Put it on
+    handlers, not loggers: a logger's filters do not see the records its children pass up,
+    a handler's see every record it writes."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:

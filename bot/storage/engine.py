@@ -76,7 +76,7 @@ def is_data_error(exc: BaseException) -> bool:
 def described(exc: BaseException) -> str:
     """What a log line may say of a refused value: the kind of error, never the value (the
     drivers quote the value, which is a citizen's text)."""
-    kinds = []
+    kinds: list[str] = []
     current: BaseException | None = exc
     while current is not None and len(kinds) < 4:
         kinds.append(type(current).__name__)

@@ -16,6 +16,7 @@ EscalationNotFound, ...) pass through unchanged, after the transaction was rolle
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import sqlite3
 import time
@@ -265,10 +266,8 @@ def _rollback(connection: sqlite3.Connection) -> None:
     (a COMMIT that found the disk full): ROLLBACK then says "cannot rollback - no transaction
     is active", which must not hide the error that matters."""
     if connection.in_transaction:
-        try:
+        with contextlib.suppress(sqlite3.Error):
             connection.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass
 
 
 def _emit(statement: str, connection: Connection) -> None:
