@@ -31,6 +31,7 @@ log = logging.getLogger("civicdesk.web")
 
 LONG_POLL_SECONDS = 25.0  # below the idle timeout of common proxies (60 s)
 PING_TIMEOUT = 3.0
+BODY_TIMEOUT = 30.0  # seconds for a request's body to arrive once its head has
 # Platforms deliver with POST; Matrix application services receive transactions with PUT.
 DELIVERY_METHODS = ("POST", "PUT")
 MAX_SEQ = 2**63 - 1  # outbox ids are 64-bit integers
@@ -127,9 +128,15 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(request, limit)
     try:
-        body = await request.read()
+        async with asyncio.timeout(BODY_TIMEOUT):  # a body sent a byte at a time ends here
+            body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise _too_large(request, limit) from None
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(
+            text=json.dumps({"error": f"the body took longer than {BODY_TIMEOUT:g} s to arrive"}),
+            content_type="application/json",
+        ) from None
     if len(body) > limit:
         raise _too_large(request, limit)
     return body
