@@ -365,7 +365,7 @@ def small_disk(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, int]]:
     yield limit
 
 
-async def test_a_full_disk_gives_503_and_not_ready_then_recovers(
+async def test_a_full_disk_gives_503_and_readyz_not_ready(
     small_disk: dict[str, int], aiohttp_client: Any, receiver: tuple[Receiver, str], tmp_path: Path
 ) -> None:
     database = tmp_path / "civicdesk.db"
@@ -486,13 +486,15 @@ async def test_a_crlf_in_a_webhook_id_stays_on_one_log_line(
     client: Client, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(MaskingFilter())
+    masking = MaskingFilter()  # as `civicdesk serve` installs it on its log handlers
+    caplog.handler.addFilter(masking)
     body = event("evt-1\r\nFORGED civicdesk: admin signed in", "诉讼费怎么交")
-    for _ in range(2):  # the second one is logged as a duplicate, with its id
-        assert (
-            await client.post("/webhooks/webhook", data=body, headers=signed_post(body))
-        ).status == 200
+    try:
+        for _ in range(2):  # the second one is logged as a duplicate, with its id
+            response = await client.post("/webhooks/webhook", data=body, headers=signed_post(body))
+            assert response.status == 200
+    finally:
+        caplog.handler.removeFilter(masking)
     formatted = [caplog.handler.format(r) for r in caplog.records]
     assert not any(line.startswith("FORGED") for text in formatted for line in text.splitlines())
 
