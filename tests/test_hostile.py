@@ -233,6 +233,9 @@ async def test_malformed_multipart_and_absurd_report_periods_get_400(admin: Admi
     for since in ("99999999999d", "99999999999h", "0001-01-01", "9999-12-31", "٣d", "x" * 5000):
         report = await client.get("/admin/report", params={"since": since})
         assert report.status == 400, since
+    for number in ("\u00b2", "\u0663", "9" * 40, "-1", "nan"):  # "²".isdigit() is true
+        listing = await client.get("/admin/tickets", params={"page": number, "q": "x" * 5000})
+        assert listing.status == 200, number  # the first page
 
 
 # --- 6. the /admin sign-in ------------------------------------------------------------------------
