@@ -556,3 +556,21 @@ def test_cut_text_keeps_short_texts_and_marks_long_ones() -> None:
     assert cut_text("short") == "short"
     cut = cut_text("x" * 50_000)
     assert len(cut) <= MAX_INBOUND_TEXT and cut.endswith("kept]") and "50000" in cut
+
+
+async def test_a_body_sent_slower_than_the_limit_gets_408_and_nothing_is_stored(
+    client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.gateway.web as web_module  # noqa: PLC0415
+
+    monkeypatch.setattr(web_module, "BODY_TIMEOUT", 0.5)
+    body = event("evt-slow-body", "诉讼费怎么交")
+    head = "".join(f"{k}: {v}\r\n" for k, v in signed_post(body).items())
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    request_line = "POST /webhooks/webhook HTTP/1.1\r\nHost: x\r\n"
+    length = f"Content-Length: {len(body)}\r\n"
+    writer.write(f"{request_line}{length}{head}\r\n".encode() + body[:10])  # the rest never
+    answer = await asyncio.wait_for(reader.read(200), 10)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    assert count_rows(tmp_path / "civicdesk.db", "inbox") == 0

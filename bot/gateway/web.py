@@ -128,8 +128,11 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(request, limit)
     try:
-        async with asyncio.timeout(BODY_TIMEOUT):  # a body sent a byte at a time ends here
+        if request.content.is_eof():  # all there already (most webhooks): no timer needed
             body = await request.read()
+        else:
+            async with asyncio.timeout(BODY_TIMEOUT):  # a body sent a byte at a time ends here
+                body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise _too_large(request, limit) from None
     except TimeoutError:
