@@ -67,7 +67,7 @@ from serve_support import (  # noqa: E402
     civicdesk,
     serve_environment,
 )
-from web_support import signed_post  # noqa: E402
+from web_support import event, signed_post  # noqa: E402
 
 HEADER = ("scenario", "sent", "acked", "answered", "lost", "dup", "recovery_s", "notes")
 
@@ -508,17 +508,22 @@ async def disk_full(work: Path, count: int) -> Row:
         f"sqlite+aiosqlite:///{mount_point / 'full.db'}", outbound, **quick_env()
     )
     server = ServeProcess(environ, work, name="disk")
-    sender = Sender(retry_pause=0.3, give_up_after=120)
-    events = burst(count, "disk")
+    sender = Sender(concurrency=5, retry_pause=0.3, give_up_after=120)
+    # Long texts, so that every commit needs new blocks of the file system.
+    events = [
+        (f"disk-{n:05d}", event(f"disk-{n:05d}", "窗户坏了谁来修" * 500, conversation=f"c-{n}"))
+        for n in range(count)
+    ]
     filler = mount_point / "filler"
     not_ready = False
     try:
         await server.start()
-        sending = asyncio.create_task(sender.send([server.url], events, pace=0.02))
-        await wait_for(lambda: len(sender.accepted) >= count // 3, 60)
+        await sender.send([server.url], events[: count // 3])  # before: all stored
         with contextlib.suppress(OSError), filler.open("wb", buffering=0) as sink:
             while True:  # until "No space left on device"
                 sink.write(b"\0" * 65536)
+        # The rest arrives on a full disk: 503, and the platform retries.
+        sending = asyncio.create_task(sender.send([server.url], events[count // 3 :]))
         await wait_for(lambda: sender.statuses.get(503, 0) > 0, 10)
         async with aiohttp.ClientSession() as session, session.get(f"{server.url}/readyz") as r:
             not_ready = r.status == 503

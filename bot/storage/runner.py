@@ -41,7 +41,9 @@ from bot.storage.engine import (
 T = TypeVar("T")
 SQLITE_READERS = 2
 # After a write failed for want of room (disk full, read-only, I/O error), /readyz says "not
-# ready" for this long, or until a write succeeds: a balancer then sends traffic elsewhere.
+# ready" for this long: a balancer then sends traffic elsewhere. A write that succeeds meanwhile
+# does not end it: on a nearly full disk small writes pass (SQLite reuses free pages) while a
+# message's insert fails.
 WRITE_FAILURE_HOLD = 10.0
 _STORAGE_FAILURES = ("full", "readonly", "read-only", "disk i/o", "no space", "cannot rollback")
 
@@ -55,7 +57,7 @@ def refusal(exc: BaseException, kind: str) -> StoreUnavailable:
 
 
 class WriteHealth:
-    """Whether writes fail for want of room: the last such failure, until a write succeeds."""
+    """Whether writes fail for want of room: the last such failure, for WRITE_FAILURE_HOLD."""
 
     def __init__(self) -> None:
         self.failure: str | None = None
@@ -67,7 +69,7 @@ class WriteHealth:
             self.failure, self.failed_at = str(exc)[:200], time.monotonic()
 
     def succeeded(self) -> None:
-        self.failure = None
+        """A write went through: nothing to forget (see WRITE_FAILURE_HOLD)."""
 
     def problem(self) -> str | None:
         """Why writes fail now, or None."""
