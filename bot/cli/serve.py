@@ -39,7 +39,6 @@ from bot.gateway.reload import KnowledgeHolder
 from bot.gateway.web import GATEWAY, AccessLogger
 from bot.gateway.worker import WorkerConfig, Workers
 from bot.platform.adapter import Adapter
-from bot.runtime.logflood import install_flood_filter
 from bot.runtime.memory import freeze_long_lived
 from bot.runtime.metrics import Metrics
 from bot.runtime.privacy import install_log_masking
@@ -293,5 +292,4 @@ def _configure_logging() -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    install_flood_filter()  # first: out of descriptors, one line per 10 s, not one per accept
     install_log_masking()  # phone numbers, IDs, e-mail addresses, cards (bot.runtime.privacy)

@@ -37,6 +37,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
+from bot.runtime.logflood import install_flood_filter
+
 STAR = "*"
 
 # Anchored at the start of a run of address characters, so that long runs are not rescanned.
@@ -340,8 +342,11 @@ class MaskingFilter(logging.Filter):
 
 def install_log_masking(logger: logging.Logger | None = None) -> int:
     """Put a MaskingFilter on each handler of `logger` (default: the root logger) that has none
-    yet; returns how many got one. Handlers added later are not covered: call it after them."""
+    yet, after a FloodFilter (bot.runtime.logflood); returns how many got a MaskingFilter.
+    Handlers added later are not covered: call it after them."""
     target = logger if logger is not None else logging.getLogger()
+    # First, so that a flood of "Too many open files" is thinned before anything is masked.
+    install_flood_filter(target)
     installed = 0
     for handler in target.handlers:
         if not any(isinstance(f, MaskingFilter) for f in handler.filters):
