@@ -24,6 +24,7 @@ import aiohttp
 
 from bot.platform.adapter import Unauthorized
 from bot.platform.messages import SendResult
+from bot.platform.params import BadParameter, whole_number
 
 MAX_RETRY_AFTER = 3600.0  # a platform asking for more than an hour is capped: the worker decides
 ERROR_TEXT_LIMIT = 300  # how much of an error response body is kept for the operator
@@ -50,6 +51,7 @@ def same(given: str | bytes, expected: str | bytes) -> bool:
 
 
 MILLISECONDS = 10**11  # a unix time above this is in milliseconds (year 5138 in seconds)
+MAX_TIMESTAMP = 10**14  # milliseconds in the year 5138: anything larger is no clock's reading
 
 
 def check_fresh(
@@ -66,10 +68,11 @@ def check_fresh(
     timestamp is then no use for replaying the request later. `name` is where the timestamp
     came from (a header), `fix` what to do about a stale one."""
     try:
-        sent_at = float(int(timestamp.strip()))
-    except ValueError:
+        # ASCII digits only: int() takes "٣" too, and the signed text is then no longer ASCII.
+        sent_at = float(whole_number(timestamp, name=name, low=0, high=MAX_TIMESTAMP))
+    except BadParameter:
         unit = "(milli)seconds" if milliseconds else "whole seconds"
-        raise Unauthorized(f"{name} must be the unix time in {unit}") from None
+        raise Unauthorized(f"{name} must be the unix time in {unit}, in ASCII digits") from None
     if milliseconds and sent_at > MILLISECONDS:
         sent_at /= 1000
     skew = abs(now - sent_at)

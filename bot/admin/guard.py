@@ -12,6 +12,8 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from aiohttp.web_request import FileField
+from multidict import MultiDictProxy
 
 import bot.admin.csrf as csrf
 from bot.admin.render import HEADERS, problem
@@ -50,13 +52,27 @@ async def _checked(request: web.Request, handler: Handler) -> web.StreamResponse
     if OPERATOR not in request and request.path not in PUBLIC:
         return _sign_in_first(request)
     if request.method == "POST":
-        form = await request.post()
+        form = await _form(request)
         if session is None or not csrf.token_matches(session.csrf, form.get(csrf.FIELD)):
             log.warning("admin: %s %s refused: no valid CSRF token", request.method, request.path)
             return problem(request, 403, csrf.REFUSED)
     if request.path == "/admin":
         raise web.HTTPFound("/admin/")
     return await handler(request)
+
+
+async def _form(request: web.Request) -> MultiDictProxy[str | bytes | bytearray | FileField]:
+    """The posted form; a body that is no form (malformed multipart, a bad charset) is 400."""
+    try:
+        return await request.post()
+    except web.HTTPException:
+        raise
+    except (ValueError, LookupError, AssertionError, UnicodeError, RuntimeError) as exc:
+        log.warning("admin: %s %s refused: the form cannot be read (%s)", request.method,
+                    request.path, type(exc).__name__)  # fmt: skip
+        raise web.HTTPBadRequest(
+            text="The form cannot be read: send it again from the page."
+        ) from None
 
 
 def _sign_in_first(request: web.Request) -> web.StreamResponse:

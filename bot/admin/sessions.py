@@ -2,8 +2,10 @@
 the session's CSRF token and a fingerprint of the credential used (a changed password or a
 removed account ends the sessions made with the old one).
 
-Nothing is kept on the server, so several web processes share sessions when they share
-CIVICDESK_SESSION_SECRET. Signing out clears the cookie in that browser.
+Sessions live in the cookie, so several web processes share them when they share
+CIVICDESK_SESSION_SECRET. Signing out clears the cookie in that browser and revokes the session
+in this process (a copy of the cookie no longer works here); the revocations are kept in memory
+until the sessions would have expired anyway.
 """
 
 from __future__ import annotations
@@ -40,10 +42,24 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+MAX_REVOKED = 100_000  # sessions signed out and not yet expired; the oldest go first past this
+
+
 class SessionSigner:
     def __init__(self, secret: bytes, clock: Callable[[], float] = time.time) -> None:
         self._secret = secret
         self._clock = clock
+        self._revoked: dict[str, int] = {}  # CSRF token of a signed-out session -> its expiry
+
+    def revoke(self, session: Session) -> None:
+        """This session is over (signed out): `load` refuses its cookie from now on."""
+        now = self._clock()
+        if len(self._revoked) >= MAX_REVOKED:
+            for token in [t for t, expires in self._revoked.items() if expires <= now]:
+                del self._revoked[token]
+            while len(self._revoked) >= MAX_REVOKED:
+                del self._revoked[next(iter(self._revoked))]
+        self._revoked[session.csrf] = session.expires
 
     def _mac(self, purpose: str, data: bytes) -> bytes:
         return hmac.new(self._secret, purpose.encode() + b"\0" + data, hashlib.sha256).digest()
@@ -78,5 +94,7 @@ class SessionSigner:
             if "o" in data:
                 session = replace(session, operator=str(data["o"]), credential=str(data["k"]))
         except (ValueError, KeyError, TypeError):
+            return None
+        if session.csrf in self._revoked:
             return None
         return session if session.expires > self._clock() else None

@@ -8,7 +8,8 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from bot.admin.accounts import name_problem
+from bot.admin.accounts import name_problem, normalise_name
+from bot.admin.ratelimit import Attempt, Counted
 from bot.admin.render import page, problem, see_other
 from bot.admin.sessions import COOKIE, PATH, Session
 from bot.admin.state import OPERATOR, SESSION, state_of
@@ -76,29 +77,39 @@ async def signin_page(request: web.Request) -> web.StreamResponse:
 async def signin(request: web.Request) -> web.StreamResponse:
     state = state_of(request)
     form = await request.post()
-    name, password = str(form.get("name", "")), str(form.get("password", ""))
+    typed, password = str(form.get("name", "")), str(form.get("password", ""))
+    # The name as an operator is known by: a look-alike or an invisible character appended
+    # cannot make another name that shows like an existing one.
+    name = normalise_name(typed)
     next_page = _next(form.get("next"))
     address = client_address(request, state.settings.trust_proxy)
-    keys = (f"address:{address}", f"name:{name.strip().casefold()}")
-    wait = state.limiter.retry_after(*keys)
-    if wait is not None:
-        log.warning(
-            "admin: sign-in refused for %r from %s: too many wrong passwords", name, address
-        )
+    folded = name.casefold()
+    counted = (
+        Counted(f"address:{address}"),
+        Counted(f"pair:{folded}\0{address}"),
+        Counted(f"name:{folded}", source=address),
+    )
+    # Counted before the slow password check: parallel guesses are each counted, in turn.
+    attempt = state.limiter.attempt(counted)
+    if not isinstance(attempt, Attempt):
+        wait = math.ceil(attempt) if attempt is not None else 1
+        log.warning("admin: sign-in refused from %s: too many wrong passwords", address)
         response = problem(
             request,
             429,
             "Too many wrong passwords in the last minute, from this address or for this name. "
-            f"Wait {math.ceil(wait)} seconds and try again.",
+            f"Wait {wait} seconds and try again.",
         )
-        response.headers["Retry-After"] = str(math.ceil(wait))
+        response.headers["Retry-After"] = str(wait)
         return response
     credential = None if name_problem(name) else await state.accounts.authenticate(name, password)
     if credential is None:
-        state.limiter.failed(*keys)
-        log.warning("admin: wrong name or password for %r from %s", name, address)
+        # Never the name field as typed: a password typed there by mistake would be logged.
+        known = name_problem(name) is None and await state.accounts.is_operator(name)
+        who = f"the account {name}" if known else "a name without an account"
+        log.warning("admin: wrong name or password for %s from %s", who, address)
         return _form(request, next_page, status=401, error="Wrong name or password.")
-    state.limiter.succeeded(keys[1])
+    state.limiter.succeeded(attempt)
     log.info("admin: %s signed in from %s", name, address)
     response = see_other(next_page)
     _set_cookie(response, request, state.signer.signed_in(name, credential))
@@ -107,6 +118,8 @@ async def signin(request: web.Request) -> web.StreamResponse:
 
 async def signout(request: web.Request) -> web.StreamResponse:
     log.info("admin: %s signed out", request[OPERATOR])
+    if SESSION in request:  # the cookie copied elsewhere stops working too
+        state_of(request).signer.revoke(request[SESSION])
     response = see_other("/admin/signin")
     response.del_cookie(COOKIE, path=PATH)
     return response

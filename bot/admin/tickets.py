@@ -12,6 +12,7 @@ from aiohttp import web
 
 from bot.admin.render import page, problem, see_other
 from bot.admin.state import operator_of, state_of
+from bot.platform.params import BadParameter, whole_number
 from bot.storage.admin_queries import TicketFilter
 from bot.storage.models import (
     TICKET_ANSWERED,
@@ -23,6 +24,7 @@ from bot.tickets.handoff import Answer, Claim, Close, Note, StaffCommand
 from bot.tickets.reference import TicketClosed, TicketNotFound, normalise_reference
 
 PAGE_SIZE = 25
+MAX_FILTER = 200  # characters of a filter or search text from the query string
 STATUSES = (TICKET_OPEN, TICKET_ANSWERED, TICKET_CLOSED, TICKET_UNDELIVERABLE)
 FILTERS = ("status", "channel", "staff", "overdue", "q")
 DONE = {  # what the ticket page says after an action (never text from the request)
@@ -39,15 +41,18 @@ DONE = {  # what the ticket page says after an action (never text from the reque
 
 
 def _page_number(query: Mapping[str, str]) -> int:
-    text = query.get("page", "1")
-    return max(int(text), 1) if text.isdigit() and len(text) < 7 else 1
+    """The page asked for; 1 when it is no page number ("²".isdigit() is true, yet no int)."""
+    try:
+        return whole_number(query.get("page"), name="page", low=1, high=999_999, default=1)
+    except BadParameter:
+        return 1
 
 
 async def ticket_list(request: web.Request) -> web.StreamResponse:
     state = state_of(request)
     query = request.query
     now = state.store.now()
-    chosen = {name: query.get(name, "").strip() for name in FILTERS}
+    chosen = {name: query.get(name, "").strip()[:MAX_FILTER] for name in FILTERS}
     where = TicketFilter(
         status=chosen["status"] if chosen["status"] in STATUSES else None,
         channel=chosen["channel"] or None,

@@ -25,7 +25,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -36,6 +36,7 @@ from adapters import ADAPTERS
 from bot.cli.wiring import assemble_app
 from bot.config.handoff import handoff_config
 from bot.config.settings import ChannelConfig, ConfigError, Settings, read_channels, redacted_url
+from bot.gateway.connections import KEEPALIVE_TIMEOUT, ConnectionGuard, GuardedSite
 from bot.gateway.reload import KnowledgeHolder
 from bot.gateway.web import GATEWAY, AccessLogger
 from bot.gateway.worker import WorkerConfig, Workers
@@ -268,14 +269,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return app
 
     try:
-        web.run_app(
-            make_app(),
-            host=host,
-            port=port,
-            shutdown_timeout=SHUTDOWN_SECONDS,
-            access_log_class=AccessLogger,
-            print=None,
-        )
+        asyncio.run(_serve(make_app, host, port))
     except DatabaseUnreachable as exc:
         print(f"civicdesk: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -286,6 +280,31 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"civicdesk: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0
+
+
+async def _serve(make_app: Callable[[], Awaitable[web.Application]], host: str, port: int) -> None:
+    """aiohttp's `run_app`, with the connections capped and slow request heads cut off
+    (bot.gateway.connections): until SIGINT or SIGTERM, then a graceful stop."""
+    app = await make_app()
+    runner = web.AppRunner(
+        app,
+        access_log_class=AccessLogger,
+        shutdown_timeout=SHUTDOWN_SECONDS,
+        keepalive_timeout=KEEPALIVE_TIMEOUT,
+    )
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        guard = ConnectionGuard()
+        await GuardedSite(runner, host, port, guard).start()
+        log.info("at most %d connections at once", guard.max_connections)
+        await stop.wait()
+        log.info("stopping: finishing the requests in hand")
+    finally:
+        await runner.cleanup()
 
 
 def run_worker(args: argparse.Namespace, settings: Settings) -> int:

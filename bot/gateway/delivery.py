@@ -4,6 +4,12 @@ came of it (sent, retry later, dead letter).
 One loop claims only as many replies as it has free slots and sends each in a task of its own, so
 a claimed reply is always being sent (its lease means "in flight"), and a slow platform holds one
 slot, not the loop. Results recorded close together share a transaction (the store batches them).
+
+Slots are a bulkhead: one channel holds at most `channel_concurrency` of them (by default all
+but a quarter, 48 of 64), and while a channel holds all of its share the claims skip it. A
+platform that accepts connections and never answers thus ties up its own share for a send's
+time-out, and every other channel keeps the rest (benchmarks/faults.py measures the web chat
+meanwhile).
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -32,6 +38,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class DeliveryConfig:
     concurrency: int = 64  # replies in flight at once, over all channels
+    # At most this many of them per channel; 0: all but a quarter, which stays for the others.
+    channel_concurrency: int = 0
     lease_seconds: float = 30.0
     poll_interval: float = 1.0
     batch_window: float = 0.005  # after a wake-up, let more work arrive to claim it together
@@ -65,6 +73,9 @@ class Delivery:
         self._events = events
         self._rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
         self._slots = max(1, config.concurrency)
+        share = config.channel_concurrency or self._slots - self._slots // 4
+        self._channel_slots = max(1, min(self._slots, share))
+        self._busy: Counter[str] = Counter()  # replies being sent, per channel
         self._wake = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._sending: set[asyncio.Task[None]] = set()
@@ -110,12 +121,23 @@ class Delivery:
         now = asyncio.get_running_loop().time()
         while free > 0 and self._handed:
             handed_at, row = self._handed.popleft()
-            if now - handed_at > stale_after:
+            if now - handed_at > stale_after or self._full(row.channel):
+                # Stale, or its channel has all its slots: the database keeps it for later.
                 self._background(self._store.release_outbox(row.id))
                 continue
             self._start(row)
             free -= 1
         return free
+
+    def _full(self, channel: str) -> bool:
+        return self._busy[channel] >= self._channel_slots
+
+    def _open_channels(self) -> list[str] | None:
+        """The channels a claim may take replies of: None for all, while none is full."""
+        full = {channel for channel, busy in self._busy.items() if busy >= self._channel_slots}
+        if not full:
+            return None
+        return [channel for channel in self._adapters if channel not in full]
 
     async def run(self) -> None:
         """Claim and send until `stop()`."""
@@ -131,17 +153,27 @@ class Delivery:
             if free <= 0:
                 continue
             rows: list[OutboxRow] = []
+            channels = self._open_channels()
+            if channels is not None and not channels:  # every channel has all of its share
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
             try:
                 rows = await self._store.claim_outbox(
-                    self._worker_id, free, self._config.lease_seconds
+                    self._worker_id, free, self._config.lease_seconds, channels
                 )
             except StoreUnavailable as exc:
                 log.warning("outbox claim failed, will retry: %s", exc)
             except Exception:  # the loop must outlive any bug; it logs and polls again
                 log.exception("outbox claim failed unexpectedly")
+            started = 0
             for row in rows:
+                if self._full(row.channel):  # more of one channel than its share: for later
+                    self._background(self._store.release_outbox(row.id))
+                    continue
                 self._start(row)
-            if len(rows) == free:
+                started += 1
+            if rows and started == len(rows) == free:
                 continue  # every slot got work: more may be waiting
             woken = False
             with contextlib.suppress(TimeoutError):
@@ -170,9 +202,14 @@ class Delivery:
     def _start(self, row: OutboxRow) -> None:
         task = asyncio.create_task(self._deliver(row))
         self._sending.add(task)
+        channel = row.channel
+        self._busy[channel] += 1
 
         def done(finished: asyncio.Task[None]) -> None:
             self._sending.discard(finished)
+            self._busy[channel] -= 1
+            if self._busy[channel] <= 0:
+                del self._busy[channel]
             self._slot_freed.set()
 
         task.add_done_callback(done)

@@ -11,10 +11,10 @@ import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from bot.answering.desk import ClarifyMemory, Desk
-from bot.answering.knowledge import KnowledgeBase, KnowledgeError, load_knowledge
+from bot.answering.knowledge import KnowledgeBase, KnowledgeError, Problem, load_knowledge
 from bot.config.settings import Settings
 from bot.runtime.memory import freeze_long_lived
 from bot.runtime.metrics import Metrics
@@ -62,6 +62,7 @@ class KnowledgeHolder:
         self._seen = fingerprint(folder)
         self._desk = build(load_knowledge(folder))
         self.loaded_at = datetime.now(UTC)
+        self.problems: tuple[Problem, ...] = ()  # those of the last failed reload
         self.error: str | None = None  # why the last reload failed, until one succeeds
         self.failed_at: datetime | None = None
         self._lock = asyncio.Lock()
@@ -100,6 +101,7 @@ class KnowledgeHolder:
             desk = self._build(load_knowledge(self.folder))
         except KnowledgeError as exc:
             self.error = str(exc)
+            self.problems = tuple(exc.problems)
             self.failed_at = datetime.now(UTC)
             log.error(
                 "knowledge reload failed; still serving the version loaded at %s. Fix:\n%s",
@@ -112,6 +114,7 @@ class KnowledgeHolder:
         freeze_long_lived()  # the new version is long-lived; the old one is freed
         self.loaded_at = datetime.now(UTC)
         self.error = self.failed_at = None
+        self.problems = ()
         log.info("knowledge reloaded from %s: %d entries", self.folder, len(desk.knowledge.entries))
         self._count("ok")
         return True
@@ -160,6 +163,25 @@ class KnowledgeHolder:
             "failed_at": self.failed_at.isoformat(timespec="seconds") if self.failed_at else None,
         }
 
+    def public_status(self) -> dict[str, object]:
+        """For the unauthenticated /readyz: `status()` with the reload error cut to where the
+        problems are (file names and lines), since its messages quote the files and their
+        absolute paths. The whole text is in the log and on /admin/knowledge."""
+        status = self.status()
+        if self.error is not None:
+            places = sorted({_place(problem) for problem in self.problems})
+            shown = ", ".join(places[:MAX_PLACES]) + (", ..." if len(places) > MAX_PLACES else "")
+            status["reload_error"] = f"{shown}: the knowledge base has errors (see the log)"
+        return status
+
     def _count(self, result: str) -> None:
         if self._metrics is not None:
             self._metrics.knowledge_reloads.inc(result)
+
+
+MAX_PLACES = 10  # problem locations shown on /readyz
+
+
+def _place(problem: Problem) -> str:
+    name = PurePath(problem.file).name or "knowledge"
+    return f"{name}:{problem.line}" if problem.line else name

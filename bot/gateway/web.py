@@ -31,15 +31,18 @@ from bot.platform.adapter import (
     Unauthorized,
 )
 from bot.platform.messages import InboundMessage
+from bot.platform.params import bounded_text, decimal, whole_number
 from bot.runtime.metrics import CONTENT_TYPE, Metrics
-from bot.storage.engine import StoreUnavailable
+from bot.storage.engine import DataRefused, StoreUnavailable
 
 log = logging.getLogger("civicdesk.web")
 
 LONG_POLL_SECONDS = 25.0  # below the idle timeout of common proxies (60 s)
 PING_TIMEOUT = 3.0
+BODY_TIMEOUT = 30.0  # seconds for a request's body to arrive once its head has
 # Platforms deliver with POST; Matrix application services receive transactions with PUT.
 DELIVERY_METHODS = ("POST", "PUT")
+MAX_SEQ = 2**63 - 1  # outbox ids are 64-bit integers
 UNKNOWN = "-"  # the metrics label of a channel that does not exist: URLs must not make labels
 
 
@@ -133,9 +136,18 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(request, limit)
     try:
-        body = await request.read()
+        if request.content.is_eof():  # all there already (most webhooks): no timer needed
+            body = await request.read()
+        else:
+            async with asyncio.timeout(BODY_TIMEOUT):  # a body sent a byte at a time ends here
+                body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise _too_large(request, limit) from None
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(
+            text=json.dumps({"error": f"the body took longer than {BODY_TIMEOUT:g} s to arrive"}),
+            content_type="application/json",
+        ) from None
     if len(body) > limit:
         raise _too_large(request, limit)
     return body
@@ -201,6 +213,10 @@ async def webhook(request: web.Request) -> web.StreamResponse:
     if messages:
         try:
             fresh = await gateway.store.accept(messages)
+        except DataRefused as exc:  # sending it again cannot help: no retry, no 503
+            metrics.rejected.inc(name, "400")
+            log.warning("channel=%s not stored, the database refused it: %s", name, exc)
+            return error(400, "the message holds text the database cannot store (bad Unicode)")
         except StoreUnavailable as exc:
             metrics.rejected.inc(name, "503")
             log.error("channel=%s not stored (the platform will retry): %s", name, exc)
@@ -238,7 +254,7 @@ async def readyz(request: web.Request) -> web.Response:
     except (StoreUnavailable, TimeoutError, OSError) as exc:
         log.error("readiness: the database does not answer: %s", exc)
         database = {"ok": False, "error": f"the database does not answer ({type(exc).__name__})"}
-    knowledge = gateway.knowledge.status()
+    knowledge = gateway.knowledge.public_status()
     ready = bool(database["ok"])
     body = {"ready": ready, "database": database, "knowledge": knowledge}
     return json_response(200 if ready else 503, body)
@@ -297,13 +313,14 @@ async def chat_replies(request: web.Request) -> web.Response:
     chat = request.app[GATEWAY].chat
     if chat is None:
         return error(404, "the web chat is off: add webchat to CIVICDESK_CHANNELS")
+    query = request.query
     try:
-        after = int(request.query.get("after", "0"))
-        wait = min(max(float(request.query.get("wait", LONG_POLL_SECONDS)), 0.0), LONG_POLL_SECONDS)
-    except ValueError:
-        return error(400, "after must be a whole number and wait a number of seconds")
-    try:
-        replies = await chat.replies(request.query.get("conversation", ""), after, wait)
+        after = whole_number(query.get("after"), name="after", low=0, high=MAX_SEQ, default=0)
+        # A longer wait asked for is shortened, as before; a non-number is refused.
+        asked = decimal(query.get("wait"), name="wait", low=0, high=3600, default=LONG_POLL_SECONDS)
+        wait = min(asked, LONG_POLL_SECONDS)
+        conversation = bounded_text(query.get("conversation"), name="conversation", limit=64)
+        replies = await chat.replies(conversation, after, wait)
     except BadRequest as exc:
         return error(400, str(exc))
     return json_response(200, {"replies": replies}, **{"Cache-Control": "no-store"})

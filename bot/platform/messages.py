@@ -106,3 +106,23 @@ class Publication:
     # one without must not guess: it looks the post up, or refuses (a dead letter for staff to
     # check) rather than post twice.
     in_doubt: bool = False
+
+
+# --- The length of what a citizen sends --------------------------------------------------------
+
+# Characters of an inbound text that are stored and answered (docs/limits.md). Longer texts are
+# cut, not refused: a platform that got an error would send the same text again and again, and
+# the citizen still deserves an answer to what they began with. Adapters with a tighter limit of
+# their own (the web chat's 2,000) refuse before this.
+MAX_INBOUND_TEXT = 10_000
+CUT_MARKER = " [… cut: {total} characters sent, the first {kept} kept]"
+
+
+def cut_text(text: str, limit: int = MAX_INBOUND_TEXT) -> str:
+    """`text` when it has at most `limit` characters; else its first characters and a visible
+    marker saying how much was sent, `limit` characters in all."""
+    if len(text) <= limit:
+        return text
+    marker = CUT_MARKER.format(total=len(text), kept=limit)
+    kept = limit - len(marker)
+    return text[:kept].rstrip() + CUT_MARKER.format(total=len(text), kept=kept)

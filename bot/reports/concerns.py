@@ -36,6 +36,7 @@ import bot.runtime.privacy as privacy
 from bot.answering.desk import match_docs
 from bot.answering.knowledge import KnowledgeBase
 from bot.answering.matcher import Matcher
+from bot.platform.params import BadParameter, whole_number
 from bot.storage.report_data import ReportData, TicketFigures, read_report_data
 from bot.tickets.faq_draft import CLOSE_TOPIC_SCORE, similar_groups
 
@@ -61,6 +62,11 @@ __all__ = [
 ]
 
 DEFAULT_SINCE = "7d"
+# What a period may be (the page takes it from the query string): a date in a year a datetime
+# can move across time zones, an age no longer than ten years (a chart has a column per day).
+MAX_SINCE_LENGTH = 64
+MAX_DAYS = 3_660
+MIN_YEAR, MAX_YEAR = 1970, 9998
 TOP_ENTRIES = 10
 TOP_TOPICS = 10
 # "What rose most" lists only what was asked at least this often in the period: 1 -> 2 is +100%
@@ -202,9 +208,16 @@ def parse_since(text: str, until: datetime, zone: ZoneInfo) -> datetime:
     office's days), "12h", a date ("2026-10-01": from its midnight in the office's zone) or a
     date and time (in the office's zone unless it names one). ValueError if it is no such thing
     or not before `until`."""
+    if len(text) > MAX_SINCE_LENGTH:
+        raise ValueError(f"the period is longer than {MAX_SINCE_LENGTH} characters")
     age = _AGE.match(text)
     if age is not None:
-        number, unit = int(age.group(1)), age.group(2).lower()
+        unit = age.group(2).lower()
+        longest = MAX_DAYS if unit == "d" else MAX_DAYS * 24
+        try:
+            number = whole_number(age.group(1), name="the period", low=0, high=longest)
+        except BadParameter:
+            raise ValueError(f"{text!r}: the period is at most {longest}{unit}") from None
         if number < 1:
             raise ValueError(f"{text!r}: the period must be at least 1{unit}")
         if unit == "h":
@@ -219,6 +232,8 @@ def parse_since(text: str, until: datetime, zone: ZoneInfo) -> datetime:
             raise ValueError(
                 f"{text!r}: write a number of days or hours (7d, 30d, 12h) or a date (2026-10-01)"
             ) from None
+        if not MIN_YEAR <= moment.year <= MAX_YEAR:
+            raise ValueError(f"{text!r}: write a date between {MIN_YEAR} and {MAX_YEAR}")
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=zone)
         since = moment.astimezone(UTC)

@@ -37,6 +37,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
+from bot.runtime.logflood import install_flood_filter
+
 STAR = "*"
 
 # Anchored at the start of a run of address characters, so that long runs are not rescanned.
@@ -290,12 +292,34 @@ def _luhn(digits: str) -> bool:
 # --- Logs -------------------------------------------------------------------------------------
 
 _TRACEBACKS = logging.Formatter()
+# Characters that would end a log line or rewrite what a terminal shows: CR and LF (a forged
+# line), the other C0 and C1 controls (ESC sequences), and Unicode's line and paragraph breaks.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def escape_controls(text: str) -> str:
+    """`text` on one line: each control character written as an escape (\\n, \\r, \\x1b),
+    so that a value a stranger sent cannot start a forged log line."""
+    if _CONTROLS.search(text) is None:
+        return text
+    return _CONTROLS.sub(_escape, text)
+
+
+def _escape(found: re.Match[str]) -> str:
+    char = found.group()
+    named = _NAMED.get(char)
+    if named is not None:
+        return named
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 class MaskingFilter(logging.Filter):
-    """Masks what a record will show: its message with the arguments put in, its traceback and
-    its stack. Put it on handlers, not loggers: a logger's filters do not see the records its
-    children pass up, a handler's see every record it writes."""
+    """Masks what a record will show: its message with the arguments put in (control
+    characters escaped, so it stays one line), its traceback and its stack. Put it on
+    handlers, not loggers: a logger's filters do not see the records its children pass up,
+    a handler's see every record it writes."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -303,7 +327,8 @@ class MaskingFilter(logging.Filter):
         except Exception:  # a malformed call: shown as the format and its arguments, masked
             message = f"{record.msg} % {record.args!r}"
             record.args = None
-        masked = mask(message)
+        # Escaped first: a value with a line break in it stays on its record's line.
+        masked = mask(escape_controls(message))
         if masked != message:
             record.msg, record.args = masked, None
         if record.exc_info and not record.exc_text:
@@ -317,8 +342,11 @@ class MaskingFilter(logging.Filter):
 
 def install_log_masking(logger: logging.Logger | None = None) -> int:
     """Put a MaskingFilter on each handler of `logger` (default: the root logger) that has none
-    yet; returns how many got one. Handlers added later are not covered: call it after them."""
+    yet, after a FloodFilter (bot.runtime.logflood); returns how many got a MaskingFilter.
+    Handlers added later are not covered: call it after them."""
     target = logger if logger is not None else logging.getLogger()
+    # First, so that a flood of "Too many open files" is thinned before anything is masked.
+    install_flood_filter(target)
     installed = 0
     for handler in target.handlers:
         if not any(isinstance(f, MaskingFilter) for f in handler.filters):

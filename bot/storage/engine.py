@@ -7,12 +7,14 @@ SQLite (`sqlite+aiosqlite:///path`, the default) is tuned here once per connecti
 from __future__ import annotations
 
 import logging
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Table, event, inspect
+from sqlalchemy import exc as sqlalchemy_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -33,6 +35,58 @@ class StoreUnavailable(Exception):
     """
 
 
+class DataRefused(StoreUnavailable):
+    """The database refused the values themselves (a lone surrogate, a value too long for its
+    column), not the connection: sending the same again fails the same way, so the web layer
+    answers 400 rather than 503, and the group commit retries a batch row by row so that one
+    bad message does not fail the others."""
+
+
+# Names of the drivers' errors about a value (asyncpg's and sqlite3's); the adapters of
+# SQLAlchemy's async dialects wrap them in a generic Error.
+_DATA_ERRORS = frozenset(
+    {"DataError", "IntegrityError", "StringDataRightTruncationError",
+     "CharacterNotInRepertoireError", "UntranslatableCharacterError"}
+)  # fmt: skip
+
+
+_DATA_TYPES = (
+    UnicodeError,
+    sqlite3.InterfaceError,  # "Error binding parameter": a value of no SQL type
+    sqlalchemy_exc.DataError,
+    sqlalchemy_exc.IntegrityError,
+)
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """Whether `exc` (or what it wraps) is about the values sent rather than the database."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, _DATA_TYPES):
+            return True
+        if type(current).__name__ in _DATA_ERRORS and not isinstance(current, OSError):
+            return True
+        orig = getattr(current, "orig", None)
+        current = (
+            orig if isinstance(orig, BaseException) else (current.__cause__ or current.__context__)
+        )
+    return False
+
+
+def described(exc: BaseException) -> str:
+    """What a log line may say of a refused value: the kind of error, never the value (the
+    drivers quote the value, which is a citizen's text)."""
+    kinds: list[str] = []
+    current: BaseException | None = exc
+    while current is not None and len(kinds) < 4:
+        kinds.append(type(current).__name__)
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+    return " from ".join(kinds)
+
+
 def is_sqlite(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
 
@@ -42,7 +96,8 @@ def create_engine(url: str) -> AsyncEngine:
     MissingDriver (a ConfigError) when PostgreSQL's driver, an optional extra, is absent."""
     require_driver(url)
     parsed = make_url(url)
-    kwargs: dict[str, Any] = {}
+    # Errors show the SQL but never its parameters: those are citizens' texts.
+    kwargs: dict[str, Any] = {"hide_parameters": True}
     if parsed.get_backend_name() == "postgresql":
         # Connections dropped by a restarted server are noticed before use, not by a request.
         kwargs["pool_pre_ping"] = True

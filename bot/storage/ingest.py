@@ -11,6 +11,7 @@ themselves, with no timer to tune.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import logging
@@ -22,8 +23,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from bot.platform.messages import InboundMessage
-from bot.storage.engine import StoreUnavailable, insert_ignoring_duplicates
+from bot.platform.messages import InboundMessage, cut_text
+from bot.storage.engine import DataRefused, StoreUnavailable, insert_ignoring_duplicates
 from bot.storage.models import INBOX, INBOX_NEW
 from bot.storage.runner import Runner, SqliteRunner
 
@@ -115,14 +116,19 @@ class GroupCommitter:
     async def _commit(self, batch: list[_Waiting]) -> None:
         rows = [row for waiting in batch for row in waiting.rows]
         try:
-            if isinstance(self._runner, SqliteRunner):
-                work = functools.partial(_insert_sqlite, rows)
-                inline = self._runner.try_write_inline(work)
-                stored = inline if inline is not None else await self._runner.write_raw(work)
-            else:
-                stored = await self._runner.write(
-                    functools.partial(_insert, self._runner.dialect, rows)
-                )
+            stored = await self._write(rows)
+        except DataRefused as exc:
+            # One message the database cannot take (a lone surrogate, say) must not fail the
+            # others: each request is stored on its own, and only the bad one is refused.
+            log.warning(
+                "group commit of %d messages in %d requests refused (%s): storing them one "
+                "request at a time",
+                len(rows),
+                len(batch),
+                exc,
+            )
+            await self._commit_each(batch)
+            return
         except StoreUnavailable as exc:
             log.error(
                 "group commit of %d messages in %d requests failed: %s", len(rows), len(batch), exc
@@ -131,6 +137,53 @@ class GroupCommitter:
                 _settle(waiting.done, error=exc)
             return
         self.commits += 1
+        self._settle_stored(batch, stored)
+        log.debug(
+            "group commit: %d rows (%d new) from %d requests", len(rows), len(stored), len(batch)
+        )
+        if stored:
+            self._wake()
+
+    async def _write(self, rows: list[dict[str, Any]]) -> set[tuple[str, str]]:
+        """Insert `rows` in one transaction; the (channel, platform id) of those that were new."""
+        if isinstance(self._runner, SqliteRunner):
+            work = functools.partial(_insert_sqlite, rows)
+            inline = self._runner.try_write_inline(work)
+            return inline if inline is not None else await self._runner.write_raw(work)
+        return await self._runner.write(functools.partial(_insert, self._runner.dialect, rows))
+
+    async def _commit_each(self, batch: list[_Waiting]) -> None:
+        """The fallback after a refused batch: a transaction per request, and within a refused
+        request of several messages a transaction per message (the good ones are kept, the
+        request is refused so that the platform hears of the bad one)."""
+        stored: set[tuple[str, str]] = set()
+        for waiting in batch:
+            try:
+                stored |= await self._write(waiting.rows)
+                self.commits += 1
+            except DataRefused as exc:
+                if len(waiting.rows) > 1:
+                    stored |= await self._write_each(waiting.rows)
+                log.warning("%d messages refused by the database: %s", len(waiting.rows), exc)
+                _settle(waiting.done, error=exc)
+                continue
+            except StoreUnavailable as exc:
+                log.error("%d messages not stored: %s", len(waiting.rows), exc)
+                _settle(waiting.done, error=exc)
+                continue
+            self._settle_stored([waiting], stored)
+        if stored:
+            self._wake()
+
+    async def _write_each(self, rows: list[dict[str, Any]]) -> set[tuple[str, str]]:
+        stored: set[tuple[str, str]] = set()
+        for row in rows:
+            with contextlib.suppress(StoreUnavailable):
+                stored |= await self._write([row])
+                self.commits += 1
+        return stored
+
+    def _settle_stored(self, batch: list[_Waiting], stored: set[tuple[str, str]]) -> None:
         claimed: set[tuple[str, str]] = set()  # the same event twice in one batch: first one wins
         for waiting in batch:
             flags = []
@@ -139,15 +192,13 @@ class GroupCommitter:
                 flags.append(key in stored and key not in claimed)
                 claimed.add(key)
             _settle(waiting.done, result=flags)
-        log.debug(
-            "group commit: %d rows (%d new) from %d requests", len(rows), len(stored), len(batch)
-        )
-        if stored:
-            for callback in self._callbacks:
-                try:
-                    callback()
-                except Exception:  # a failing listener must not fail the requests already stored
-                    log.exception("wake-up callback %r failed after a commit", callback)
+
+    def _wake(self) -> None:
+        for callback in self._callbacks:
+            try:
+                callback()
+            except Exception:  # a failing listener must not fail the requests already stored
+                log.exception("wake-up callback %r failed after a commit", callback)
 
 
 def _insert(
@@ -243,7 +294,7 @@ def _row(message: InboundMessage) -> dict[str, Any]:
         "sender": _fit(message.sender, 255),
         "sender_name": _fit(message.sender_name, 255),
         "mention": _fit(message.mention, 255),
-        "text": message.text.replace("\x00", ""),
+        "text": cut_text(message.text.replace("\x00", "")),
         "public": message.public,
         "lang_hint": _fit(message.lang_hint, 16),
         "reply_to": _fit(message.reply_to, 255),

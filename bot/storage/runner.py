@@ -16,8 +16,10 @@ EscalationNotFound, ...) pass through unchanged, after the transaction was rolle
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol, TypeVar
@@ -28,15 +30,58 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.storage.engine import StoreUnavailable, sqlite_pragmas
+from bot.storage.engine import (
+    DataRefused,
+    StoreUnavailable,
+    described,
+    is_data_error,
+    sqlite_pragmas,
+)
 
 T = TypeVar("T")
 SQLITE_READERS = 2
+# After a write failed for want of room (disk full, read-only, I/O error), /readyz says "not
+# ready" for this long: a balancer then sends traffic elsewhere. A write that succeeds meanwhile
+# does not end it: on a nearly full disk small writes pass (SQLite reuses free pages) while a
+# message's insert fails.
+WRITE_FAILURE_HOLD = 10.0
+_STORAGE_FAILURES = ("full", "readonly", "read-only", "disk i/o", "no space", "cannot rollback")
+
+
+def refusal(exc: BaseException, kind: str) -> StoreUnavailable:
+    """The StoreUnavailable for a database error: DataRefused when the values were the problem
+    (its message names the error's kind only: drivers quote the values)."""
+    if is_data_error(exc):
+        return DataRefused(f"the database refused a value ({described(exc)})")
+    return StoreUnavailable(f"database {kind} failed: {exc}")
+
+
+class WriteHealth:
+    """Whether writes fail for want of room: the last such failure, for WRITE_FAILURE_HOLD."""
+
+    def __init__(self) -> None:
+        self.failure: str | None = None
+        self.failed_at = 0.0
+
+    def failed(self, exc: BaseException) -> None:
+        text = str(exc).lower()
+        if isinstance(exc, OSError) or any(word in text for word in _STORAGE_FAILURES):
+            self.failure, self.failed_at = str(exc)[:200], time.monotonic()
+
+    def succeeded(self) -> None:
+        """A write went through: nothing to forget (see WRITE_FAILURE_HOLD)."""
+
+    def problem(self) -> str | None:
+        """Why writes fail now, or None."""
+        if self.failure is not None and time.monotonic() - self.failed_at < WRITE_FAILURE_HOLD:
+            return self.failure
+        return None
 
 
 class Runner(Protocol):
     dialect: str  # "sqlite" or "postgresql"
     write_engine: Engine  # where write transactions commit (for listeners: metrics, tests)
+    health: WriteHealth  # whether writes fail for want of room (/readyz)
 
     async def write(self, work: Callable[[Connection], T]) -> T: ...
     async def read(self, work: Callable[[Connection], T]) -> T: ...
@@ -54,20 +99,24 @@ class AsyncRunner:
         self.dialect = engine.dialect.name
         self.write_engine = engine.sync_engine
         self._engine = engine
+        self.health = WriteHealth()
 
     async def write(self, work: Callable[[Connection], T]) -> T:
         try:
             async with self._engine.begin() as connection:
-                return await connection.run_sync(work)
+                result = await connection.run_sync(work)
         except (SQLAlchemyError, OSError) as exc:
-            raise StoreUnavailable(f"database write failed: {exc}") from exc
+            self.health.failed(exc)
+            raise refusal(exc, "write") from exc
+        self.health.succeeded()
+        return result
 
     async def read(self, work: Callable[[Connection], T]) -> T:
         try:
             async with self._engine.connect() as connection:
                 return await connection.run_sync(work)
         except (SQLAlchemyError, OSError) as exc:
-            raise StoreUnavailable(f"database read failed: {exc}") from exc
+            raise refusal(exc, "read") from exc
 
     async def close(self) -> None:
         return None  # the engine belongs to the store, which disposes of it
@@ -80,12 +129,18 @@ class SqliteRunner:
         # A connection is used by one thread at a time (the pool sees to it), not always the
         # thread that opened it: the check would refuse that.
         connect_args = {"check_same_thread": False}
+        # Errors show the SQL but never its parameters: those are citizens' texts.
         self.write_engine = create_sync_engine(
-            sync_url, connect_args=connect_args, pool_size=1, max_overflow=0
+            sync_url, connect_args=connect_args, pool_size=1, max_overflow=0, hide_parameters=True
         )
         self._read_engine = create_sync_engine(
-            sync_url, connect_args=connect_args, pool_size=SQLITE_READERS, max_overflow=0
+            sync_url,
+            connect_args=connect_args,
+            pool_size=SQLITE_READERS,
+            max_overflow=0,
+            hide_parameters=True,
         )
+        self.health = WriteHealth()
         for engine, begin in ((self.write_engine, "BEGIN IMMEDIATE"), (self._read_engine, None)):
             event.listen(engine, "connect", sqlite_pragmas)
             if begin is not None:
@@ -113,19 +168,22 @@ class SqliteRunner:
             connection.execute("BEGIN IMMEDIATE")
             try:
                 result = work(connection)
+                connection.execute("COMMIT")
             except BaseException:
-                connection.execute("ROLLBACK")
+                _rollback(connection)
                 raise
-            connection.execute("COMMIT")
             self.raw_commits += 1
             return result
 
         if self._closed:
             raise StoreUnavailable("the store is closed")
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._writer, transaction)
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"database write failed: {exc}") from exc
+            result = await asyncio.get_running_loop().run_in_executor(self._writer, transaction)
+        except (sqlite3.Error, ValueError, OSError) as exc:
+            self.health.failed(exc)
+            raise refusal(exc, "write") from exc
+        self.health.succeeded()
+        return result
 
     def try_write_inline(self, work: Callable[[sqlite3.Connection], T]) -> T | None:
         """`write_raw` right here in the calling thread (the event loop), or None at once when
@@ -152,11 +210,13 @@ class SqliteRunner:
             result = work(connection)
             connection.execute("COMMIT")
         except BaseException as exc:
-            connection.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                raise StoreUnavailable(f"database write failed: {exc}") from exc
+            _rollback(connection)
+            if isinstance(exc, (sqlite3.Error, ValueError, OSError)):
+                self.health.failed(exc)
+                raise refusal(exc, "write") from exc
             raise
         self.raw_commits += 1
+        self.health.succeeded()
         return result
 
     def _raw_connection(self) -> sqlite3.Connection:
@@ -179,9 +239,14 @@ class SqliteRunner:
         if self._closed:
             raise StoreUnavailable("the store is closed")
         try:
-            return await asyncio.get_running_loop().run_in_executor(pool, transaction)
+            result = await asyncio.get_running_loop().run_in_executor(pool, transaction)
         except (SQLAlchemyError, OSError) as exc:
-            raise StoreUnavailable(f"database {kind} failed: {exc}") from exc
+            if kind == "write":
+                self.health.failed(exc)
+            raise refusal(exc, kind) from exc
+        if kind == "write":
+            self.health.succeeded()
+        return result
 
     async def close(self) -> None:
         self._closed = True
@@ -196,6 +261,15 @@ class SqliteRunner:
             self._read_engine.dispose()
 
         await asyncio.to_thread(shut)
+
+
+def _rollback(connection: sqlite3.Connection) -> None:
+    """Roll back what is left of a failed transaction. SQLite may have rolled it back itself
+    (a COMMIT that found the disk full): ROLLBACK then says "cannot rollback - no transaction
+    is active", which must not hide the error that matters."""
+    if connection.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            connection.execute("ROLLBACK")
 
 
 def _emit(statement: str, connection: Connection) -> None:

@@ -168,7 +168,11 @@ class Store(OutboxMethods, AnnouncementMethods):
         await self.engine.dispose()
 
     async def ping(self) -> None:
-        """Raise StoreUnavailable unless the database answers."""
+        """Raise StoreUnavailable unless the database answers and takes writes (a full disk
+        answers reads while every write fails)."""
+        problem = self._db.health.problem()
+        if problem is not None:
+            raise StoreUnavailable(f"writes fail: {problem}")
         await self._db.read(lambda connection: connection.execute(text("SELECT 1")).scalar())
 
     # --- inbound ---------------------------------------------------------------------------------
