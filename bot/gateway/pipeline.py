@@ -92,7 +92,7 @@ class Prepared:
         )
 
     def redrawn(self) -> Prepared:
-        return replace(self, reference=new_reference())
+        return replace(self, reference=new_reference(self.handoff.reference_prefix))
 
 
 def prepare(
@@ -118,7 +118,9 @@ def prepare(
     keep: PendingClarify | Literal["clear"] | None = reply.pending_clarify
     if keep is None and pending is not None:
         keep = "clear"  # whatever the citizen said next was their answer to the question
-    reference = new_reference() if isinstance(reply.decision, Escalate) else None
+    reference = (
+        new_reference(handoff.reference_prefix) if isinstance(reply.decision, Escalate) else None
+    )
     seconds = time.perf_counter() - started
     return Prepared(row, reply, rules, keep, reference, seconds, handoff)
 

@@ -55,6 +55,8 @@ class Handoff:
     calendar: OfficeCalendar = field(default_factory=lambda: calendar_from_env({}))
     # A citizen e-mail channel for answers past a platform's reply window (bot.tickets.fallback).
     email_fallback: str | None = None
+    # The institution's reference-code prefix (bot.config.institutions); empty: plain codes.
+    reference_prefix: str = ""
     _memo: dict[tuple[Any, ...], Any] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )

@@ -31,8 +31,11 @@ class ReferenceTaken(Exception):
     """The reference code drawn is already in use; draw another (rare: ~1e-9 per open ticket)."""
 
 
-def new_reference() -> str:
-    return "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(REFERENCE_LENGTH))
+def new_reference(prefix: str = "") -> str:
+    """A fresh code; with an institution's `prefix`, "<prefix>-XXXXXX": institutions with
+    different prefixes can never draw the same code."""
+    code = "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(REFERENCE_LENGTH))
+    return f"{prefix}-{code}" if prefix else code
 
 
 def normalise_reference(text: str) -> str:
