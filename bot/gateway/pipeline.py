@@ -33,6 +33,7 @@ from bot.tickets.reference import (
     acknowledgement,
     candidate_records,
     new_reference,
+    prefixed,
 )
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ class Prepared:
         )
 
     def redrawn(self) -> Prepared:
-        return replace(self, reference=new_reference(self.handoff.reference_prefix))
+        return replace(self, reference=prefixed(self.handoff.reference_prefix, new_reference()))
 
 
 def prepare(
@@ -119,7 +120,9 @@ def prepare(
     if keep is None and pending is not None:
         keep = "clear"  # whatever the citizen said next was their answer to the question
     reference = (
-        new_reference(handoff.reference_prefix) if isinstance(reply.decision, Escalate) else None
+        prefixed(handoff.reference_prefix, new_reference())
+        if isinstance(reply.decision, Escalate)
+        else None
     )
     seconds = time.perf_counter() - started
     return Prepared(row, reply, rules, keep, reference, seconds, handoff)

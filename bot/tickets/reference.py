@@ -31,10 +31,13 @@ class ReferenceTaken(Exception):
     """The reference code drawn is already in use; draw another (rare: ~1e-9 per open ticket)."""
 
 
-def new_reference(prefix: str = "") -> str:
-    """A fresh code; with an institution's `prefix`, "<prefix>-XXXXXX": institutions with
-    different prefixes can never draw the same code."""
-    code = "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(REFERENCE_LENGTH))
+def new_reference() -> str:
+    return "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(REFERENCE_LENGTH))
+
+
+def prefixed(prefix: str, code: str) -> str:
+    """A code under an institution's `prefix`, "<prefix>-XXXXXX" (no prefix: the code): two
+    institutions with different prefixes can never hold the same code."""
     return f"{prefix}-{code}" if prefix else code
 
 
