@@ -3,8 +3,11 @@ per institution) and `civicdesk ask --institution NAME`."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 from collections.abc import Mapping, Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import TextIO
 
 from bot.answering.kb_check import run_kb_check
@@ -12,6 +15,9 @@ from bot.answering.knowledge import KnowledgeBase, KnowledgeError
 from bot.answering.knowledge_shared import Merged, check_institution, load_institution_knowledge
 from bot.config.institutions import Institution, Institutions, load_institutions
 from bot.config.settings import Settings
+from bot.reports.institutions import RENDER, InstitutionReport, build_institution_report
+from bot.storage.engine import StoreUnavailable
+from bot.storage.store import Store
 
 
 def knowledge_institutions(settings: Settings, environ: Mapping[str, str]) -> Institutions:
@@ -74,3 +80,46 @@ def institution_knowledge(
     except KnowledgeError:
         raise
     return item, merged.knowledge, frozenset(merged.overrides)
+
+
+def report_by_institution(
+    settings: Settings, form: str, since: datetime, until: datetime, out: TextIO
+) -> int:
+    """`civicdesk report --by-institution`: 0, or 1 when the database is unavailable."""
+    institutions = knowledge_institutions(settings, os.environ)
+    knowledge: dict[str, KnowledgeBase] = {}
+    for item in institutions.items:
+        try:
+            knowledge[item.name] = load_institution_knowledge(
+                institutions.shared, item.knowledge
+            ).knowledge
+        except KnowledgeError:
+            print(
+                f"civicdesk: {item.name}'s knowledge has errors: its topics are not named",
+                file=sys.stderr,
+            )
+    try:
+        report = asyncio.run(
+            _institution_report(settings.database_url, institutions, knowledge, since, until)
+        )
+    except StoreUnavailable as exc:
+        print(f"civicdesk: the database is unavailable: {exc}", file=sys.stderr)
+        return 1
+    out.write(RENDER[form](report))
+    return 0
+
+
+async def _institution_report(
+    url: str,
+    institutions: Institutions,
+    knowledge: dict[str, KnowledgeBase],
+    since: datetime,
+    until: datetime,
+) -> InstitutionReport:
+    store = await Store.open(url, upgrade=False)
+    try:
+        return await build_institution_report(
+            store, institutions, knowledge, since=since, until=until
+        )
+    finally:
+        await store.close()

@@ -51,6 +51,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="end of the period, and the moment 'overdue' is measured at (default: now)",
     )
     report.add_argument("--format", choices=tuple(_RENDER), default="text")
+    report.add_argument(
+        "--by-institution",
+        action="store_true",
+        help="the coordinator's report: each institution's figures, topics rising across all",
+    )
 
 
 def run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
@@ -61,6 +66,10 @@ def run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     except ValueError as exc:
         print(f"civicdesk: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.by_institution:
+        from bot.cli.institutions import report_by_institution  # noqa: PLC0415
+
+        return report_by_institution(settings, args.format, since, until, out)
     knowledge: KnowledgeBase | None
     try:
         knowledge = load_knowledge(settings.knowledge_path)
