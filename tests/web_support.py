@@ -23,7 +23,7 @@ from bot.cli.serve import worker_config
 from bot.cli.wiring import assemble_app
 from bot.config.institutions import load_institutions
 from bot.config.settings import Settings, read_channels
-from bot.gateway.institutions import InstitutionDesks
+from bot.gateway.institutions import InstitutionDesks, deployment_handoff
 from bot.gateway.reload import KnowledgeHolder
 from bot.gateway.worker import Workers
 from bot.platform.adapter import Adapter
@@ -123,6 +123,7 @@ async def served_app(
     institutions = load_institutions(settings, environ)
     desks = None
     if institutions.configured:  # as `civicdesk serve` with CIVICDESK_INSTITUTIONS
+        config = replace(config, handoff=deployment_handoff(config.handoff, institutions))
         desks = InstitutionDesks.build(
             settings, institutions, config.handoff, metrics=metrics, poll_seconds=0.1
         )

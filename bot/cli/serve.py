@@ -26,7 +26,7 @@ import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -37,7 +37,7 @@ from bot.cli.wiring import assemble_app
 from bot.config.handoff import handoff_config
 from bot.config.institutions import load_institutions
 from bot.config.settings import ChannelConfig, ConfigError, Settings, read_channels, redacted_url
-from bot.gateway.institutions import InstitutionDesks
+from bot.gateway.institutions import InstitutionDesks, deployment_handoff
 from bot.gateway.reload import KnowledgeHolder
 from bot.gateway.web import GATEWAY, AccessLogger
 from bot.gateway.worker import WorkerConfig, Workers
@@ -208,6 +208,7 @@ class Parts:
                 "knowledge: %d entries from %s", len(holder.desk.knowledge.entries), holder.folder
             )
             return cls(settings, adapters, config, metrics, holder)
+        config = replace(config, handoff=deployment_handoff(config.handoff, institutions))
         desks = InstitutionDesks.build(settings, institutions, config.handoff, metrics=metrics)
         for name, each in desks.holders.items():
             log.info("knowledge of %s: %d entries", name, len(each.desk.knowledge.entries))

@@ -41,6 +41,17 @@ def institution_handoff(base: Handoff, institution: Institution) -> Handoff:
     )
 
 
+def deployment_handoff(base: Handoff, institutions: Institutions) -> Handoff:
+    """The handoff of the whole deployment (reminders of overdue tickets, answers given in
+    /admin), where each citizen channel's tickets reach only its own institution's staff."""
+    if not institutions.configured:
+        return base
+    staff_of = {
+        channel: frozenset(item.staff) for item in institutions.items for channel in item.channels
+    }
+    return replace(base, staff_of=staff_of)
+
+
 def _loader(shared: Path | None) -> Callable[[Path], KnowledgeBase]:
     if shared is None:
         return load_knowledge
