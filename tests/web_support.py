@@ -148,6 +148,7 @@ async def served_app(
         handoff=config.handoff,
         workers=runner if workers else None,
         metrics=metrics,
+        institutions=institutions,
     )
     if desks is not None:
         app.cleanup_ctx.append(desks.watch_others)

@@ -11,6 +11,7 @@ from aiohttp import web
 from bot.admin.accounts import Accounts
 from bot.admin.ratelimit import FailureLimiter
 from bot.admin.sessions import Session, SessionSigner
+from bot.config.institutions import Institutions
 from bot.config.settings import Settings
 from bot.gateway.reload import KnowledgeHolder
 from bot.storage.admin_queries import AdminStore
@@ -29,6 +30,7 @@ class AdminState:
     limiter: FailureLimiter
     templates: jinja2.Environment
     handoff: Handoff
+    institutions: Institutions | None = None  # many institutions: who sees what (bot.admin.scope)
 
 
 ADMIN = web.AppKey("admin", AdminState)

@@ -242,6 +242,7 @@ class Parts:
             workers=runner,
             metrics=self.metrics,
             polling=workers,
+            institutions=self.desks.institutions if self.desks is not None else None,
         )
         if self.desks is not None:
             app.cleanup_ctx.append(self.desks.watch_others)

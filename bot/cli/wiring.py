@@ -12,6 +12,7 @@ from aiohttp import web
 
 from bot.admin.mount import mount_admin
 from bot.config.handoff import adapters_in, handoff_config, reply_windows
+from bot.config.institutions import Institutions
 from bot.config.settings import Settings, read_channels
 from bot.gateway.app import create_app
 from bot.gateway.reload import KnowledgeHolder
@@ -43,6 +44,7 @@ def assemble_app(
     workers: Runnable | None = None,
     metrics: Metrics | None = None,
     polling: bool = True,
+    institutions: Institutions | None = None,
 ) -> web.Application:
     """The gateway's app with the operators' pages (/admin) mounted on it."""
     return create_app(
@@ -53,5 +55,5 @@ def assemble_app(
         workers=workers,
         metrics=metrics,
         polling=polling,
-        extensions=(partial(mount_admin, handoff=handoff),),
+        extensions=(partial(mount_admin, handoff=handoff, institutions=institutions),),
     )
