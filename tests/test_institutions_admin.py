@@ -17,8 +17,6 @@ from aiohttp.test_utils import TestClient
 from web_support import SECRET, SMALL_KB, served_app
 
 from bot.admin.passwords import hash_password
-from bot.answering.desk import Desk
-from bot.answering.knowledge import load_knowledge
 from bot.config.institutions import load_institutions
 from bot.config.settings import Settings
 from bot.gateway.institutions import InstitutionDesks, handle_routed
