@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -112,7 +114,15 @@ def main() -> int:
     parser.add_argument("--institutions", type=int, default=50)
     parser.add_argument("--own", type=int, default=20)
     parser.add_argument("--queries", type=int, default=400)
+    parser.add_argument(
+        "--part",
+        choices=("both", "one", "many"),
+        default="both",
+        help="both (default): run each in a fresh process and compare; one/many: that one",
+    )
     args = parser.parse_args()
+    if args.part == "both":
+        return _compare(args)
     rng = random.Random(14)
     shared = _entries()
     names = [f"court{n:02d}" for n in range(args.institutions)]
@@ -152,17 +162,24 @@ def main() -> int:
         institutions = parse_institutions(root, settings, base=base)
 
         Desk(load_knowledge(SAMPLE)).respond("诉讼费怎么交")  # imports and lazy tables, once
-        # The baseline first: memory the process keeps after the first build (imports, caches)
-        # is not counted against the many institutions.
-        one_s, one_mb, holder = _measure(
-            lambda: KnowledgeHolder(base / "one", lambda kb: Desk(kb, settings.policy))
-        )
-        many_s, many_mb, desks = _measure(
-            lambda: InstitutionDesks.build(settings, institutions, Handoff())
-        )
-        assert isinstance(desks, InstitutionDesks) and isinstance(holder, KnowledgeHolder)
-        entries_one = len(holder.desk.knowledge.entries)
-        served = sum(len(h.desk.knowledge.entries) for h in desks.holders.values())
+        if args.part == "one":
+            seconds, added, holder = _measure(
+                lambda: KnowledgeHolder(base / "one", lambda kb: Desk(kb, settings.policy))
+            )
+            assert isinstance(holder, KnowledgeHolder)
+            indexed = len(holder.desk.knowledge.entries)
+
+            def ask(_channel: str, text: str) -> object:
+                return holder.desk.respond(text, channel="webchat")
+        else:
+            seconds, added, desks = _measure(
+                lambda: InstitutionDesks.build(settings, institutions, Handoff())
+            )
+            assert isinstance(desks, InstitutionDesks)
+            indexed = sum(len(h.desk.knowledge.entries) for h in desks.holders.values())
+
+            def ask(channel: str, text: str) -> object:
+                return desks.route(channel)[0].respond(text, channel="webchat")
 
         questions = []
         for _ in range(args.queries):
@@ -170,27 +187,35 @@ def main() -> int:
             entry = rng.choice(own[name] + shared)
             phrasings = [q for qs in entry["questions"].values() for q in qs]
             questions.append((rng.choice(channels[name]), rng.choice(phrasings)))
-        many_med, many_p99 = _latency(
-            lambda c, t: desks.route(c)[0].respond(t, channel="webchat"), questions
-        )
-        one_med, one_p99 = _latency(
-            lambda c, t: holder.desk.respond(t, channel="webchat"), questions
-        )
+        median, p99 = _latency(ask, questions)
+    print(json.dumps({"indexed": indexed, "seconds": seconds, "mb": added, "median": median,
+                      "p99": p99, "channels": len(all_channels)}))  # fmt: skip
+    return 0
 
+
+def _compare(args: argparse.Namespace) -> int:
+    """Each deployment built in a fresh process: its start-up and memory are its own."""
+    results = {}
+    for part in ("one", "many"):
+        sizes = ["--institutions", str(args.institutions), "--own", str(args.own)]
+        command = [sys.executable, __file__, "--part", part, *sizes, "--queries", str(args.queries)]
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+        results[part] = json.loads(done.stdout.strip().splitlines()[-1])
+    many, one = results["many"], results["one"]
     print(
-        f"{args.institutions} institutions, {len(all_channels)} channels; "
+        f"{args.institutions} institutions, {many['channels']} channels; "
         f"{len(load_knowledge(SAMPLE).entries)} shared entries, {args.own} own each"
     )
     print(f"{'':28}{'many':>12}{'one':>12}{'ratio':>10}")
     rows = [
-        ("entries indexed", served, entries_one),
-        ("start-up (s)", many_s, one_s),
-        ("memory added (MB, RSS)", many_mb, one_mb),
-        ("answer median (ms)", many_med, one_med),
-        ("answer p99 (ms)", many_p99, one_p99),
+        ("entries indexed", "indexed"),
+        ("start-up (s)", "seconds"),
+        ("memory added (MB, RSS)", "mb"),
+        ("answer median (ms)", "median"),
+        ("answer p99 (ms)", "p99"),
     ]
-    for label, many, one in rows:
-        print(f"{label:<28}{many:>12.3f}{one:>12.3f}{many / one:>10.2f}")
+    for label, key in rows:
+        print(f"{label:<28}{many[key]:>12.3f}{one[key]:>12.3f}{many[key] / one[key]:>10.2f}")
     return 0
 
 
