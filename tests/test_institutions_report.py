@@ -5,6 +5,7 @@ tests/artifacts/institutions-report.png)."""
 from __future__ import annotations
 
 import asyncio
+import csv
 import io
 import json
 import random
@@ -230,3 +231,16 @@ def test_the_html_page_shows_every_institution_in_chromium(
     cells, bars = asyncio.run(look())
     assert cells == [f"{name.title()} District Court" for name in NAMES]
     assert bars == 5 * 3 + 3  # three stacked parts per institution, and the legend
+
+
+def test_the_csv_export_has_the_json_figures(seeded: tuple[Any, Any]) -> None:
+    rows = list(csv.DictReader(io.StringIO(_report("csv"))))
+    figures = {row["name"]: row for row in json.loads(_report("json"))["institutions"]}
+    assert [row["name"] for row in rows] == NAMES
+    for row in rows:
+        want = figures[row["name"]]
+        assert int(row["messages"]) == want["messages"]
+        assert int(row["overdue_now"]) == want["overdue_now"]
+        assert float(row["answer_p90_seconds"]) == pytest.approx(
+            want["answer_p90_seconds"], abs=1e-3
+        )

@@ -7,7 +7,10 @@ pure: `make_institution_report` adds the channels' figures up per institution.
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import html
+import io
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -260,4 +263,25 @@ def render_html(report: InstitutionReport) -> str:
     )
 
 
-RENDER = {"json": render_json, "text": render_text, "html": render_html}
+def render_csv(report: InstitutionReport) -> str:
+    """One row per institution (times in seconds, empty when no ticket was answered), for a
+    spreadsheet; names starting with = + - @ are quoted with ' so no cell is a formula."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    fields = [f.name for f in dataclasses.fields(InstitutionFigures)]
+    writer.writerow(fields)
+    for row in report.institutions:
+        values = [getattr(row, name) for name in fields]
+        writer.writerow(["" if v is None else _cell(v) for v in values])
+    return out.getvalue()
+
+
+def _cell(value: object) -> object:
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        return "'" + value
+    if isinstance(value, float):
+        return round(value, 3)
+    return value
+
+
+RENDER = {"json": render_json, "text": render_text, "html": render_html, "csv": render_csv}
