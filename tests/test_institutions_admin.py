@@ -151,6 +151,7 @@ async def test_an_institutions_operator_sees_only_its_own(served: tuple[Client, 
         )
         assert retried.status == 409
         assert (await client.get("/admin/report")).status == 403
+        assert (await client.get("/admin/institutions")).status == 403
     # Nothing B's operator tried was done: A's ticket is still open, its dead letter still dead.
     await _as(client, "a-op")
     page = await (await client.get(f"/admin/tickets/{seeded.refs['a'][0]}")).text()
@@ -169,11 +170,16 @@ async def test_a_coordinator_sees_all_and_filters_by_institution(
     assert _found(narrowed) == 2 and not any(r in narrowed for r in seeded.refs["a"])
     assert (await client.get(f"/admin/tickets/{seeded.refs['b'][0]}")).status == 200
     assert (await client.get("/admin/report")).status == 200
+    report = await client.get("/admin/institutions")
+    assert report.status == 200
+    cells = re.findall(r"<tr><td>([ab])</td><td class=n>(\d+)</td>", await report.text())
+    assert cells == [("a", "2"), ("b", "2")]  # two questions each, today
 
 
 async def test_without_a_session_nothing_is_shown(served: tuple[Client, Seeded]) -> None:
     client, seeded = served
-    for path in ("/admin/tickets", f"/admin/tickets/{seeded.refs['a'][0]}", "/admin/deliveries"):
+    paths = ("/admin/tickets", f"/admin/tickets/{seeded.refs['a'][0]}", "/admin/institutions")
+    for path in (*paths, "/admin/deliveries"):
         response = await client.get(path, allow_redirects=False)
         assert response.status == 303 and "/admin/signin" in response.headers["Location"]
         assert seeded.refs["a"][0] not in await response.text()
