@@ -16,11 +16,11 @@ from pathlib import Path
 
 from bot.answering.desk import ClarifyMemory, Desk
 from bot.answering.knowledge import KnowledgeBase, load_knowledge
-from bot.answering.knowledge_shared import load_institution_knowledge
+from bot.answering.knowledge_shared import merge_knowledge
 from bot.config.institutions import Institution, Institutions
 from bot.config.settings import Settings
 from bot.gateway.pipeline import Handled, StaffNames, handle_batch
-from bot.gateway.reload import POLL_SECONDS, KnowledgeHolder
+from bot.gateway.reload import POLL_SECONDS, Fingerprint, KnowledgeHolder, fingerprint
 from bot.platform.adapter import TextRules
 from bot.runtime.metrics import Metrics
 from bot.storage.models import InboxRow
@@ -53,11 +53,19 @@ def deployment_handoff(base: Handoff, institutions: Institutions) -> Handoff:
 
 
 def _loader(shared: Path | None) -> Callable[[Path], KnowledgeBase]:
+    """Loads an institution's folder over the shared one. The shared folder is read and checked
+    once while its files are unchanged, not once per institution (50 institutions: 50 times
+    fewer checks of the largest folder at start)."""
     if shared is None:
         return load_knowledge
+    cache: dict[str, tuple[Fingerprint, KnowledgeBase]] = {}
 
     def load(own: Path) -> KnowledgeBase:
-        return load_institution_knowledge(shared, own).knowledge
+        seen = fingerprint(shared)
+        kept = cache.get("shared")
+        if kept is None or kept[0] != seen:
+            kept = cache["shared"] = (seen, load_knowledge(shared))
+        return merge_knowledge(kept[1], load_knowledge(own)).knowledge
 
     return load
 
