@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ import bot.tickets.reference as reference
 from bot.cli.main import main
 from bot.config.institutions import load_institutions, parse_institutions
 from bot.config.settings import ConfigError, Settings
-from bot.gateway.institutions import institution_handoff
+from bot.gateway.institutions import InstitutionDesks, institution_handoff
 from bot.tickets.handoff import Handoff, StaffChannel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,3 +153,45 @@ def test_ten_thousand_codes_of_two_institutions_never_collide(
     assert all(re.fullmatch(r"ZJ-[2-9A-Z]", c) for c in codes[0])
     assert all(re.fullmatch(r"BJ-[2-9A-Z]", c) for c in codes[1])
     assert {c[-1] for c in codes[0]} & {c[-1] for c in codes[1]}  # the random parts did meet
+
+
+def _own_entry(answer: str) -> str:
+    return (
+        "topic: Own\nentries:\n  - id: office\n    questions:\n"
+        f"      en: [where is the office]\n    answer:\n      en: {answer}\n"
+    )
+
+
+def test_each_institution_reloads_on_its_own(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shutil.copytree(ROOT / "tests" / "fixtures" / "kb" / "base", shared)
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "own.yaml").write_text(_own_entry(f"Office {name}."), "utf-8")
+    root = {
+        "shared": "shared",
+        "institutions": [
+            {"name": "a", "knowledge": "a", "prefix": "AA", "channels": ["webchat"]},
+            {"name": "b", "knowledge": "b", "prefix": "BB", "channels": ["weibo"]},
+        ],
+    }
+    settings = _settings(CIVICDESK_CHANNELS="webchat,weibo", CIVICDESK_ESCALATE_TO="")
+    desks = InstitutionDesks.build(
+        settings, parse_institutions(root, settings, base=tmp_path), Handoff()
+    )
+
+    def answer(channel: str) -> str:
+        return desks.route(channel)[0].respond("where is the office").text
+
+    assert answer("webchat").startswith("Office a.") and answer("weibo").startswith("Office b.")
+    (tmp_path / "a" / "own.yaml").write_text(_own_entry("Office a, moved."), "utf-8")
+    assert desks.holders["a"].changed() and not desks.holders["b"].changed()
+    assert desks.holders["a"].reload_now()
+    assert answer("webchat").startswith("Office a, moved.")
+    # A mistake in b's file keeps b's last good version serving, and a untouched.
+    (tmp_path / "b" / "own.yaml").write_text("entries: [", "utf-8")
+    assert not desks.holders["b"].reload_now()
+    assert answer("weibo").startswith("Office b.") and desks.holders["b"].error
+    # An edit of the shared folder is seen by every institution.
+    (shared / "fees.yaml").write_text((shared / "fees.yaml").read_text("utf-8") + "\n", "utf-8")
+    assert desks.holders["a"].changed() and desks.holders["b"].changed()
