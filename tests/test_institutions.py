@@ -14,6 +14,7 @@ import pytest
 
 import bot.tickets.reference as reference
 from bot.cli.main import main
+from bot.cli.wiring import handoff_from_environment
 from bot.config.institutions import load_institutions, parse_institutions
 from bot.config.settings import ConfigError, Settings
 from bot.gateway.institutions import InstitutionDesks, institution_handoff
@@ -195,3 +196,37 @@ def test_each_institution_reloads_on_its_own(tmp_path: Path) -> None:
     # An edit of the shared folder is seen by every institution.
     (shared / "fees.yaml").write_text((shared / "fees.yaml").read_text("utf-8") + "\n", "utf-8")
     assert desks.holders["a"].changed() and desks.holders["b"].changed()
+
+
+def test_the_ticket_commands_update_only_the_tickets_own_staff(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`civicdesk tickets answer/close` post the ticket's update to its institution's staff."""
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "own.yaml").write_text(_own_entry(name), "utf-8")
+    (tmp_path / "institutions.yaml").write_text(
+        "institutions:\n"
+        "  - {name: a, knowledge: a, prefix: AA, channels: [webchat], staff: [staff-a]}\n"
+        "  - {name: b, knowledge: b, prefix: BB, channels: [weibo], staff: [staff-b]}\n",
+        "utf-8",
+    )
+    environ = {
+        "CIVICDESK_CHANNELS": "webchat,weibo,staff-a,staff-b",
+        "CIVICDESK_ESCALATE_TO": "staff-a,staff-b",
+        "CIVICDESK_INSTITUTIONS": str(tmp_path / "institutions.yaml"),
+        "CIVICDESK_WEIBO_ACCESS_TOKEN": "t",
+        "CIVICDESK_WEIBO_APP_SECRET": "s",
+        "CIVICDESK_WEIBO_USER_ID": "1",
+    }
+    for staff in ("STAFF_A", "STAFF_B"):
+        environ |= {
+            f"CIVICDESK_{staff}_ADAPTER": "webhook",
+            f"CIVICDESK_{staff}_SECRET": "x",
+            f"CIVICDESK_{staff}_OUTBOUND_URL": "http://127.0.0.1:9/",
+        }
+    for key, value in environ.items():
+        monkeypatch.setenv(key, value)
+    handoff = handoff_from_environment(Settings.from_env(environ))
+    assert [s.name for s in handoff.staff_for("webchat")] == ["staff-a"]
+    assert [s.name for s in handoff.staff_for("weibo")] == ["staff-b"]
