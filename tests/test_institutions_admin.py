@@ -134,6 +134,7 @@ async def test_an_institutions_operator_sees_only_its_own(served: tuple[Client, 
             assert _found(page) == (0 if "channel=" in query else 2), query
         page = await (await client.get("/admin/tickets")).text()
         assert all(ref in page for ref in seeded.refs[own])
+        assert 'name="institution"' not in page  # an institution's operator has no such filter
         # Another's ticket: not found, and acting on it is refused and changes nothing.
         ref = seeded.refs[other][0]
         assert (await client.get(f"/admin/tickets/{ref}")).status == 404
@@ -166,6 +167,7 @@ async def test_a_coordinator_sees_all_and_filters_by_institution(
     await _as(client, "boss")
     page = await (await client.get("/admin/tickets")).text()
     assert _found(page) == 4 and all(r in page for refs in seeded.refs.values() for r in refs)
+    assert '<option value="b">b</option>' in page  # the institution filter is offered
     narrowed = await (await client.get("/admin/tickets?institution=b")).text()
     assert _found(narrowed) == 2 and not any(r in narrowed for r in seeded.refs["a"])
     assert (await client.get(f"/admin/tickets/{seeded.refs['b'][0]}")).status == 200

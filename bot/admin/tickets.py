@@ -11,8 +11,9 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from bot.admin.render import page, problem, see_other
-from bot.admin.scope import scope_of
+from bot.admin.scope import Scope, scope_of
 from bot.admin.state import operator_of, state_of
+from bot.config.institutions import Institutions
 from bot.storage.admin_queries import TicketFilter
 from bot.storage.models import (
     TICKET_ANSWERED,
@@ -81,7 +82,15 @@ async def ticket_list(request: web.Request) -> web.StreamResponse:
         chosen=chosen,
         statuses=STATUSES,
         channels=[c for c in state.settings.channels if scope.allows(c)],
+        institutions=_institution_choices(state.institutions, scope),
     )
+
+
+def _institution_choices(institutions: Institutions | None, scope: Scope) -> list[tuple[str, str]]:
+    """(name, display name) for a coordinator's filter; none for an institution's operator."""
+    if institutions is None or not institutions.configured or scope.institution is not None:
+        return []
+    return [(item.name, item.title("zh")) for item in institutions.items]
 
 
 async def ticket(request: web.Request) -> web.StreamResponse:
