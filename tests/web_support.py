@@ -21,7 +21,9 @@ from aiohttp.test_utils import TestServer
 from adapters import ADAPTERS
 from bot.cli.serve import worker_config
 from bot.cli.wiring import assemble_app
+from bot.config.institutions import load_institutions
 from bot.config.settings import Settings, read_channels
+from bot.gateway.institutions import InstitutionDesks, deployment_handoff
 from bot.gateway.reload import KnowledgeHolder
 from bot.gateway.worker import Workers
 from bot.platform.adapter import Adapter
@@ -114,13 +116,30 @@ async def served_app(
     channels = read_channels(environ, settings.channels, ADAPTERS)
     adapters = {c.name: ADAPTERS[c.adapter].build(c) for c in channels}
     metrics = Metrics()
-    holder = KnowledgeHolder.from_settings(settings, metrics=metrics, poll_seconds=0.1)
-    store = await Store.open(settings.database_url)
     # As `civicdesk serve` configures its workers (staff channels included), polling quicker.
     config = replace(
         worker_config(settings, channels), poll_interval=0.05, lease_seconds=30, backoff_base=0.05
     )
-    runner = Workers(store, holder.get_desk, adapters, config, "test", events=metrics)
+    institutions = load_institutions(settings, environ)
+    desks = None
+    if institutions.configured:  # as `civicdesk serve` with CIVICDESK_INSTITUTIONS
+        config = replace(config, handoff=deployment_handoff(config.handoff, institutions))
+        desks = InstitutionDesks.build(
+            settings, institutions, config.handoff, metrics=metrics, poll_seconds=0.1
+        )
+        holder = desks.primary
+    else:
+        holder = KnowledgeHolder.from_settings(settings, metrics=metrics, poll_seconds=0.1)
+    store = await Store.open(settings.database_url)
+    runner = Workers(
+        store,
+        holder.get_desk,
+        adapters,
+        config,
+        "test",
+        events=metrics,
+        route=desks.route if desks is not None else None,
+    )
     app = assemble_app(
         settings,
         adapters,
@@ -129,7 +148,10 @@ async def served_app(
         handoff=config.handoff,
         workers=runner if workers else None,
         metrics=metrics,
+        institutions=institutions,
     )
+    if desks is not None:
+        app.cleanup_ctx.append(desks.watch_others)
     return app, adapters, holder
 
 

@@ -13,6 +13,7 @@ from bot.admin.render import environment
 from bot.admin.routes import add_admin_routes
 from bot.admin.sessions import SessionSigner
 from bot.admin.state import AdminState
+from bot.config.institutions import Institutions
 from bot.gateway.web import GATEWAY
 from bot.platform.adapter import Publisher
 from bot.storage.admin_queries import AdminStore
@@ -24,7 +25,9 @@ log = logging.getLogger("civicdesk.admin")
 __all__ = ["mount_admin"]
 
 
-def mount_admin(app: web.Application, *, handoff: Handoff) -> None:
+def mount_admin(
+    app: web.Application, *, handoff: Handoff, institutions: Institutions | None = None
+) -> None:
     """Serve /admin from `app` (after its GATEWAY is set). `handoff`: the staff channels the
     workers post tickets to, so that what operators do here shows in the tickets' threads."""
     gateway = app[GATEWAY]
@@ -57,5 +60,6 @@ def mount_admin(app: web.Application, *, handoff: Handoff) -> None:
             for name, adapter in gateway.adapters.items()
             if isinstance(adapter, Publisher)
         },
+        institutions=institutions,
     )
     add_admin_routes(app, state)

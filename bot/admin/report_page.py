@@ -6,7 +6,8 @@ from __future__ import annotations
 from aiohttp import web
 from markupsafe import Markup
 
-from bot.admin.render import HEADERS, page
+from bot.admin.render import HEADERS, page, problem
+from bot.admin.scope import scope_of
 from bot.admin.state import state_of
 from bot.reports.concerns import DEFAULT_SINCE, build_report, parse_since, render_html
 
@@ -19,6 +20,9 @@ CSP = HEADERS["Content-Security-Policy"].replace(
 
 async def report(request: web.Request) -> web.StreamResponse:
     state = state_of(request)
+    if (await scope_of(request)).institution is not None:
+        # The report counts every channel: a coordinator's (civicdesk report --by-institution).
+        return problem(request, 403, "The report covers every institution: ask a coordinator.")
     zone = state.settings.calendar.hours.zone
     now = state.store.now()
     since_text = request.query.get("since", "").strip() or DEFAULT_SINCE

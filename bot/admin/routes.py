@@ -9,6 +9,7 @@ from aiohttp.typedefs import Handler
 
 import bot.admin.announcements as announcements
 import bot.admin.deliveries as deliveries
+import bot.admin.institutions_page as institutions_page
 import bot.admin.knowledge as knowledge
 import bot.admin.report_page as report_page
 import bot.admin.signin as signin
@@ -62,6 +63,7 @@ def add_admin_routes(app: web.Application, state: AdminState) -> None:
     route("POST", "/announcements", announcements.publish)
     route("GET", "/knowledge", knowledge.knowledge)
     route("GET", "/report", report_page.report)
+    route("GET", "/institutions", institutions_page.institutions_report)
     # Anything else under /admin is also behind the guard: without a session it is sent to
     # sign in like every page, so the answers do not tell which pages exist.
     for method in ("GET", "POST"):

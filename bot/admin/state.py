@@ -12,6 +12,7 @@ from aiohttp import web
 from bot.admin.accounts import Accounts
 from bot.admin.ratelimit import FailureLimiter
 from bot.admin.sessions import Session, SessionSigner
+from bot.config.institutions import Institutions
 from bot.config.settings import Settings
 from bot.gateway.reload import KnowledgeHolder
 from bot.storage.admin_queries import AdminStore
@@ -32,6 +33,7 @@ class AdminState:
     handoff: Handoff
     # The channels that can post announcements, and the platform each counts text as.
     publishers: Mapping[str, str] = field(default_factory=dict)
+    institutions: Institutions | None = None  # many institutions: who sees what (bot.admin.scope)
 
 
 ADMIN = web.AppKey("admin", AdminState)

@@ -11,7 +11,9 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from bot.admin.render import page, problem, see_other
+from bot.admin.scope import Scope, scope_of
 from bot.admin.state import operator_of, state_of
+from bot.config.institutions import Institutions
 from bot.platform.params import BadParameter, whole_number
 from bot.storage.admin_queries import TicketFilter
 from bot.storage.models import (
@@ -26,7 +28,7 @@ from bot.tickets.reference import TicketClosed, TicketNotFound, normalise_refere
 PAGE_SIZE = 25
 MAX_FILTER = 200  # characters of a filter or search text from the query string
 STATUSES = (TICKET_OPEN, TICKET_ANSWERED, TICKET_CLOSED, TICKET_UNDELIVERABLE)
-FILTERS = ("status", "channel", "staff", "overdue", "q")
+FILTERS = ("status", "channel", "staff", "overdue", "q", "institution")
 DONE = {  # what the ticket page says after an action (never text from the request)
     "answered": "Answer sent: it is on its way to the citizen, and the ticket is closed.",
     "undeliverable": (
@@ -53,12 +55,14 @@ async def ticket_list(request: web.Request) -> web.StreamResponse:
     query = request.query
     now = state.store.now()
     chosen = {name: query.get(name, "").strip()[:MAX_FILTER] for name in FILTERS}
+    scope = await scope_of(request)
     where = TicketFilter(
         status=chosen["status"] if chosen["status"] in STATUSES else None,
         channel=chosen["channel"] or None,
         staff=chosen["staff"] or None,
         overdue_at=now if chosen["overdue"] else None,
         text=chosen["q"] or None,
+        channels=scope.channels,
     )
     number = _page_number(query)
     found, total = await state.admin_store.search_tickets(
@@ -82,15 +86,24 @@ async def ticket_list(request: web.Request) -> web.StreamResponse:
         following=link(number + 1),
         chosen=chosen,
         statuses=STATUSES,
-        channels=state.settings.channels,
+        channels=[c for c in state.settings.channels if scope.allows(c)],
+        institutions=_institution_choices(state.institutions, scope),
     )
+
+
+def _institution_choices(institutions: Institutions | None, scope: Scope) -> list[tuple[str, str]]:
+    """(name, display name) for a coordinator's filter; none for an institution's operator."""
+    if institutions is None or not institutions.configured or scope.institution is not None:
+        return []
+    return [(item.name, item.title("zh")) for item in institutions.items]
 
 
 async def ticket(request: web.Request) -> web.StreamResponse:
     state = state_of(request)
     reference = normalise_reference(request.match_info["ref"])
     ticket = await state.store.get_ticket(reference)
-    if ticket is None or ticket.id is None:
+    # Another institution's ticket is "not found" to this operator, as a made-up code is.
+    if ticket is None or ticket.id is None or not (await scope_of(request)).allows(ticket.channel):
         return problem(request, 404, f"No escalation has the reference {reference}.")
     return page(
         request,
@@ -123,6 +136,11 @@ async def act(request: web.Request) -> web.StreamResponse:
     command = _command(request.match_info["action"], str(form.get("text", "")).strip())
     if isinstance(command, str):
         return problem(request, 400, command)
+    scope = await scope_of(request)
+    if scope.channels is not None:
+        found = await state.store.get_ticket(reference)
+        if found is None or not scope.allows(found.channel):
+            return problem(request, 404, f"No escalation has the reference {reference}.")
     try:
         outcome = await state.store.staff_command(
             reference, command, actor=operator_of(request), handoff=state.handoff, channel="admin"

@@ -27,6 +27,7 @@ from bot.answering.evaluation import EvalFileError, evaluate, load_eval_file
 from bot.answering.kb_check import run_kb_check
 from bot.answering.knowledge import KnowledgeError, load_knowledge
 from bot.cli.examples import add_examples
+from bot.cli.institutions import institution_knowledge, kb_check_all
 from bot.config.settings import ConfigError, Settings
 from bot.platform.adapter import TEXT_RULES
 
@@ -65,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--public", action="store_true", help="as a public mention or comment")
     ask.add_argument("--mention", default="citizen", help="the asker's handle in public replies")
     ask.add_argument("--json", action="store_true", help="print one JSON object")
+    ask.add_argument(
+        "--institution", help="answer as this institution would (CIVICDESK_INSTITUTIONS)"
+    )
 
     kb = commands.add_parser("kb", help="the knowledge base")
     kb_commands = kb.add_subparsers(dest="kb_command", required=True, metavar="KB_COMMAND")
@@ -110,7 +114,9 @@ def _run(argv: Sequence[str] | None, out: TextIO) -> int:
         if args.command == "ask":
             return _ask(args, settings, out)
         if args.command == "kb":
-            return run_kb_check(args.path or settings.knowledge_path, out)
+            if args.path is None:
+                return kb_check_all(settings, os.environ, out)
+            return run_kb_check(args.path, out)
         if args.command == "serve":
             return cli_serve.run(args, settings)
         if args.command == "work":
@@ -145,12 +151,20 @@ def _ask(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
         raise ConfigError(
             f"--channel {args.channel!r} is unknown: use one of {', '.join(TEXT_RULES)}"
         )
-    desk = Desk(
-        load_knowledge(settings.knowledge_path), settings.policy, default_lang=settings.default_lang
-    )
+    knowledge, institution, overrides = None, None, frozenset[str]()
+    if args.institution:
+        item, knowledge, overrides = institution_knowledge(settings, os.environ, args.institution)
+        institution = item.name
+    else:
+        knowledge = load_knowledge(settings.knowledge_path)
+    desk = Desk(knowledge, settings.policy, default_lang=settings.default_lang)
     reply = desk.respond(args.text, channel=args.channel, public=args.public, mention=args.mention)
     if args.json:
-        print(json.dumps(reply_json(reply), ensure_ascii=False), file=out)
+        found = reply_json(reply)
+        if institution is not None:
+            found["institution"] = institution
+            found["override"] = reply.entry_id in overrides
+        print(json.dumps(found, ensure_ascii=False), file=out)
     else:
         _print_reply(reply, args.channel, out)
     return EXIT_OK

@@ -50,7 +50,17 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=None,
         help="end of the period, and the moment 'overdue' is measured at (default: now)",
     )
-    report.add_argument("--format", choices=tuple(_RENDER), default="text")
+    report.add_argument(
+        "--format",
+        choices=(*_RENDER, "csv"),
+        default="text",
+        help="text, json or html; csv with --by-institution",
+    )
+    report.add_argument(
+        "--by-institution",
+        action="store_true",
+        help="the coordinator's report: each institution's figures, topics rising across all",
+    )
 
 
 def run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
@@ -61,6 +71,13 @@ def run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     except ValueError as exc:
         print(f"civicdesk: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.format == "csv" and not args.by_institution:
+        print("civicdesk: --format csv goes with --by-institution", file=sys.stderr)
+        return EXIT_USAGE
+    if args.by_institution:
+        from bot.cli.institutions import report_by_institution  # noqa: PLC0415
+
+        return report_by_institution(settings, args.format, since, until, out)
     knowledge: KnowledgeBase | None
     try:
         knowledge = load_knowledge(settings.knowledge_path)

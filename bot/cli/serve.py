@@ -26,7 +26,7 @@ import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -35,8 +35,10 @@ from aiohttp import web
 from adapters import ADAPTERS
 from bot.cli.wiring import assemble_app
 from bot.config.handoff import handoff_config
+from bot.config.institutions import load_institutions
 from bot.config.settings import ChannelConfig, ConfigError, Settings, read_channels, redacted_url
 from bot.gateway.connections import KEEPALIVE_TIMEOUT, ConnectionGuard, GuardedSite
+from bot.gateway.institutions import InstitutionDesks, deployment_handoff
 from bot.gateway.reload import KnowledgeHolder
 from bot.gateway.web import GATEWAY, AccessLogger
 from bot.gateway.worker import WorkerConfig, Workers
@@ -192,6 +194,7 @@ class Parts:
     config: WorkerConfig
     metrics: Metrics
     holder: KnowledgeHolder
+    desks: InstitutionDesks | None = None  # many institutions (CIVICDESK_INSTITUTIONS)
 
     @classmethod
     def assemble(cls, settings: Settings) -> Parts:
@@ -199,9 +202,18 @@ class Parts:
         adapters = build_adapters(channels)
         config = worker_config(settings, channels)
         metrics = Metrics()
-        holder = KnowledgeHolder.from_settings(settings, metrics=metrics)
-        log.info("knowledge: %d entries from %s", len(holder.desk.knowledge.entries), holder.folder)
-        return cls(settings, adapters, config, metrics, holder)
+        institutions = load_institutions(settings, os.environ)
+        if not institutions.configured:
+            holder = KnowledgeHolder.from_settings(settings, metrics=metrics)
+            log.info(
+                "knowledge: %d entries from %s", len(holder.desk.knowledge.entries), holder.folder
+            )
+            return cls(settings, adapters, config, metrics, holder)
+        config = replace(config, handoff=deployment_handoff(config.handoff, institutions))
+        desks = InstitutionDesks.build(settings, institutions, config.handoff, metrics=metrics)
+        for name, each in desks.holders.items():
+            log.info("knowledge of %s: %d entries", name, len(each.desk.knowledge.entries))
+        return cls(settings, adapters, config, metrics, desks.primary, desks)
 
     async def app(
         self, *, workers: bool, wait_for_db: float = 0.0
@@ -220,6 +232,7 @@ class Parts:
                 self.config,
                 worker_id,
                 events=self.metrics,
+                route=self.desks.route if self.desks is not None else None,
             )
         app = assemble_app(
             self.settings,
@@ -230,8 +243,13 @@ class Parts:
             workers=runner,
             metrics=self.metrics,
             polling=workers,
+            institutions=self.desks.institutions if self.desks is not None else None,
         )
-        app.on_startup.append(_reload_on_sighup)
+        if self.desks is not None:
+            app.cleanup_ctx.append(self.desks.watch_others)
+            app.on_startup.append(partial(_reload_all_on_sighup, self.desks))
+        else:
+            app.on_startup.append(_reload_on_sighup)
         if runner is not None and url.startswith("postgresql"):
             wake = PostgresWake(url, runner.notify, runner.notify_outbox)
             app.cleanup_ctx.append(partial(_listen_for_work, wake))
@@ -364,7 +382,11 @@ async def _reload_on_sighup(app: web.Application) -> None:
     install_sighup(app[GATEWAY].knowledge)
 
 
-def install_sighup(holder: KnowledgeHolder) -> None:
+async def _reload_all_on_sighup(desks: InstitutionDesks, _app: web.Application) -> None:
+    install_sighup(desks)
+
+
+def install_sighup(holder: KnowledgeHolder | InstitutionDesks) -> None:
     """`kill -HUP <pid>` reloads the knowledge base (in the running event loop)."""
     if hasattr(signal, "SIGHUP"):  # not on Windows
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, holder.request_reload)

@@ -13,12 +13,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
 from bot.admin.accounts import name_problem
 from bot.admin.passwords import hash_password, password_problem
+from bot.config.institutions import load_institutions
 from bot.config.settings import Settings
 from bot.storage.admin_queries import AdminStore, OperatorExists
 from bot.storage.engine import StoreUnavailable
@@ -34,6 +36,11 @@ def add_parser(commands: Any) -> None:
     actions = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
     add = actions.add_parser("add", help="add an operator (asks for the password twice)")
     add.add_argument("name", help="the name the operator signs in with")
+    add.add_argument(
+        "--institution",
+        help="the institution whose tickets they see (CIVICDESK_INSTITUTIONS); "
+        "without it: a coordinator, who sees every institution",
+    )
     actions.add_parser("list", help="list the operators")
     remove = actions.add_parser("remove", help="remove an operator; their sessions end")
     remove.add_argument("name")
@@ -69,6 +76,9 @@ async def _run(args: argparse.Namespace, settings: Settings, out: TextIO, prompt
         if problem is not None:
             print(f"civicdesk: {problem}", file=sys.stderr)
             return EXIT_FAILED
+        if args.institution is not None:
+            # An unknown name is a ConfigError naming the institutions there are.
+            load_institutions(settings, os.environ, check_channels=False).named(args.institution)
         password = _ask_password(prompt)
         if password is None:
             return EXIT_FAILED
@@ -80,7 +90,7 @@ async def _run(args: argparse.Namespace, settings: Settings, out: TextIO, prompt
         accounts = AdminStore(store)
         if action == "add":
             try:
-                await accounts.add_operator(args.name, hashed)
+                await accounts.add_operator(args.name, hashed, args.institution)
             except OperatorExists:
                 print(
                     f"civicdesk: {args.name} already has an account (users remove it first "
@@ -88,7 +98,8 @@ async def _run(args: argparse.Namespace, settings: Settings, out: TextIO, prompt
                     file=sys.stderr,
                 )
                 return EXIT_FAILED
-            print(f"{args.name}: added; they can sign in at /admin", file=out)
+            role = f" (an operator of {args.institution})" if args.institution else ""
+            print(f"{args.name}: added{role}; they can sign in at /admin", file=out)
         elif action == "remove":
             if not await accounts.remove_operator(args.name):
                 print(f"civicdesk: no operator is called {args.name}", file=sys.stderr)
@@ -97,7 +108,11 @@ async def _run(args: argparse.Namespace, settings: Settings, out: TextIO, prompt
         else:
             operators = await accounts.list_operators()
             for operator in operators:
-                print(f"{operator.name}\tadded {operator.created_at:%Y-%m-%d %H:%M} UTC", file=out)
+                role = f"\t{operator.institution}" if operator.institution else ""
+                print(
+                    f"{operator.name}\tadded {operator.created_at:%Y-%m-%d %H:%M} UTC{role}",
+                    file=out,
+                )
             if not operators:
                 print("no operators (civicdesk users add NAME)", file=out)
         return EXIT_OK

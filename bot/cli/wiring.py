@@ -12,8 +12,10 @@ from aiohttp import web
 
 from bot.admin.mount import mount_admin
 from bot.config.handoff import adapters_in, handoff_config, reply_windows
+from bot.config.institutions import Institutions, load_institutions
 from bot.config.settings import Settings, read_channels
 from bot.gateway.app import create_app
+from bot.gateway.institutions import deployment_handoff
 from bot.gateway.reload import KnowledgeHolder
 from bot.gateway.web import InboxStore, Runnable
 from bot.platform.adapter import Adapter
@@ -30,7 +32,9 @@ def handoff_from_environment(settings: Settings) -> Handoff:
         )
     from adapters import ADAPTERS  # noqa: PLC0415 (only the configured ones are imported)
 
-    return handoff_config(settings, read_channels(os.environ, settings.channels, ADAPTERS))
+    handoff = handoff_config(settings, read_channels(os.environ, settings.channels, ADAPTERS))
+    # Many institutions: a ticket's updates go to its own institution's staff channels only.
+    return deployment_handoff(handoff, load_institutions(settings, os.environ))
 
 
 def assemble_app(
@@ -43,6 +47,7 @@ def assemble_app(
     workers: Runnable | None = None,
     metrics: Metrics | None = None,
     polling: bool = True,
+    institutions: Institutions | None = None,
 ) -> web.Application:
     """The gateway's app with the operators' pages (/admin) mounted on it."""
     return create_app(
@@ -53,5 +58,5 @@ def assemble_app(
         workers=workers,
         metrics=metrics,
         polling=polling,
-        extensions=(partial(mount_admin, handoff=handoff),),
+        extensions=(partial(mount_admin, handoff=handoff, institutions=institutions),),
     )

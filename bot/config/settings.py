@@ -246,6 +246,14 @@ SETTINGS: tuple[Setting, ...] = (
         _folder,
     ),
     Setting(
+        "CIVICDESK_INSTITUTIONS",
+        "",
+        "A YAML file declaring the institutions this deployment serves (their channels, staff "
+        "channels, knowledge folders, hours and reference prefixes; docs/institutions.md); "
+        "empty: one institution made of these settings.",
+        str.strip,
+    ),
+    Setting(
         "CIVICDESK_DEFAULT_LANGUAGE",
         "zh",
         "Language of replies when the question's language cannot be told (zh or en).",

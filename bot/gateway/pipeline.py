@@ -42,6 +42,7 @@ from bot.tickets.reference import (
     acknowledgement,
     candidate_records,
     new_reference,
+    prefixed,
 )
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ class Prepared:
         )
 
     def redrawn(self) -> Prepared:
-        return replace(self, reference=new_reference())
+        return replace(self, reference=prefixed(self.handoff.reference_prefix, new_reference()))
 
 
 def prepare(
@@ -138,7 +139,11 @@ def prepare(
     keep: PendingClarify | Literal["clear"] | None = reply.pending_clarify
     if keep is None and pending is not None:
         keep = "clear"  # whatever the citizen said next was their answer to the question
-    reference = new_reference() if isinstance(reply.decision, Escalate) else None
+    reference = (
+        prefixed(handoff.reference_prefix, new_reference())
+        if isinstance(reply.decision, Escalate)
+        else None
+    )
     seconds = time.perf_counter() - started
     return Prepared(row, reply, rules, keep, reference, seconds, handoff)
 

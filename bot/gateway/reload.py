@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path, PurePath
 
@@ -52,15 +52,20 @@ class KnowledgeHolder:
         *,
         poll_seconds: float = POLL_SECONDS,
         metrics: Metrics | None = None,
+        load: Callable[[Path], KnowledgeBase] = load_knowledge,
+        also_watch: Sequence[Path] = (),
     ) -> None:
         """Loads the knowledge base at once; raises KnowledgeError if it has errors, since
-        there is no earlier version to fall back on."""
+        there is no earlier version to fall back on. `load` and `also_watch`: an institution's
+        knowledge is its folder on top of the shared one (bot.answering.knowledge_shared)."""
         self.folder = folder
         self._build = build
         self.poll_seconds = poll_seconds
         self._metrics = metrics
-        self._seen = fingerprint(folder)
-        self._desk = build(load_knowledge(folder))
+        self._load = load
+        self._folders = (folder, *also_watch)
+        self._seen = self._fingerprint()
+        self._desk = build(load(folder))
         self.loaded_at = datetime.now(UTC)
         self.problems: tuple[Problem, ...] = ()  # those of the last failed reload
         self.error: str | None = None  # why the last reload failed, until one succeeds
@@ -96,9 +101,9 @@ class KnowledgeHolder:
 
     def reload_now(self) -> bool:
         """Load the folder again; True if the new version serves now. Blocking: see `reload`."""
-        self._seen = fingerprint(self.folder)
+        self._seen = self._fingerprint()
         try:
-            desk = self._build(load_knowledge(self.folder))
+            desk = self._build(self._load(self.folder))
         except KnowledgeError as exc:
             self.error = str(exc)
             self.problems = tuple(exc.problems)
@@ -131,7 +136,10 @@ class KnowledgeHolder:
         task.add_done_callback(self._pending.discard)
 
     def changed(self) -> bool:
-        return fingerprint(self.folder) != self._seen
+        return self._fingerprint() != self._seen
+
+    def _fingerprint(self) -> Fingerprint:
+        return tuple(stat for folder in self._folders for stat in fingerprint(folder))
 
     async def watch(self) -> None:
         """Reload whenever the YAML files change; runs until cancelled."""

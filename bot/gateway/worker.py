@@ -26,6 +26,7 @@ from typing import Protocol
 
 from bot.answering.desk import Desk
 from bot.gateway.delivery import Delivery, DeliveryConfig
+from bot.gateway.institutions import Route, handle_routed
 from bot.gateway.pipeline import handle_batch
 from bot.platform.adapter import Adapter, StaffDirectory, TextRules, rules_for
 from bot.storage.engine import StoreUnavailable
@@ -94,8 +95,10 @@ class Workers:
         *,
         events: WorkerEvents | None = None,
         rng: random.Random | None = None,
+        route: Route | None = None,
     ) -> None:
         self._store = store
+        self._route = route  # many institutions: each channel's desk and staff
         self._desk = desk  # asked per batch, so a reloaded knowledge base is used at once
         self._adapters = adapters
         self._config = config
@@ -225,14 +228,19 @@ class Workers:
 
     async def _answer(self, rows: list[InboxRow]) -> None:
         try:
-            results = await handle_batch(
-                rows,
-                self._desk(),
-                self._rules,
-                self._store,
-                handoff=self._config.handoff,
-                staff_names=self._staff_name,
-            )
+            if self._route is not None:
+                results = await handle_routed(
+                    rows, self._route, self._rules, self._store, staff_names=self._staff_name
+                )
+            else:
+                results = await handle_batch(
+                    rows,
+                    self._desk(),
+                    self._rules,
+                    self._store,
+                    handoff=self._config.handoff,
+                    staff_names=self._staff_name,
+                )
         except asyncio.CancelledError:
             for row in rows:
                 await self._release(row, None)

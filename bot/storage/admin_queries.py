@@ -54,12 +54,16 @@ class TicketFilter:
     staff: str | None = None  # claimed, answered or wrote in its log
     overdue_at: datetime | None = None  # only open tickets due before this moment
     text: str | None = None  # in the question, answer, reference, name, or any log entry
+    # Only these channels' tickets (an institution's operator, or a coordinator's filter);
+    # None: every channel.
+    channels: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
 class OperatorAccount:
     name: str
     created_at: datetime
+    institution: str | None = None  # None: a coordinator
 
 
 def _like(text: str) -> str:
@@ -73,6 +77,8 @@ def _conditions(where: TicketFilter) -> list[Any]:
         conditions.append(TICKET.c.status == where.status)
     if where.channel:
         conditions.append(TICKET.c.channel == where.channel)
+    if where.channels is not None:
+        conditions.append(TICKET.c.channel.in_(sorted(where.channels)))
     if where.staff:
         acted = select(TICKET_EVENT.c.escalation_id).where(TICKET_EVENT.c.actor == where.staff)
         conditions.append(
@@ -158,11 +164,19 @@ def matched_entries(connection: Connection, since: datetime) -> set[str]:
 # --- operator accounts -------------------------------------------------------------------------
 
 
-def add_operator(connection: Connection, name: str, password_hash: str, now: datetime) -> None:
+def add_operator(
+    connection: Connection,
+    name: str,
+    password_hash: str,
+    now: datetime,
+    institution: str | None = None,
+) -> None:
     if operator_hash(connection, name) is not None:
         raise OperatorExists(name)
     connection.execute(
-        insert(OPERATOR).values(name=name, password_hash=password_hash, created_at=now)
+        insert(OPERATOR).values(
+            name=name, password_hash=password_hash, created_at=now, institution=institution
+        )
     )
 
 
@@ -177,9 +191,21 @@ def operator_hash(connection: Connection, name: str) -> str | None:
     return found
 
 
+def operator_institution(connection: Connection, name: str) -> str | None:
+    """The institution of `name`'s account; None for a coordinator or a name without one."""
+    statement = select(OPERATOR.c.institution).where(OPERATOR.c.name == name)
+    found: str | None = connection.execute(statement).scalar()
+    return found
+
+
 def list_operators(connection: Connection) -> list[OperatorAccount]:
-    statement = select(OPERATOR.c.name, OPERATOR.c.created_at).order_by(OPERATOR.c.name)
-    return [OperatorAccount(row.name, row.created_at) for row in connection.execute(statement)]
+    statement = select(OPERATOR.c.name, OPERATOR.c.created_at, OPERATOR.c.institution).order_by(
+        OPERATOR.c.name
+    )
+    return [
+        OperatorAccount(row.name, row.created_at, row.institution)
+        for row in connection.execute(statement)
+    ]
 
 
 class AdminStore:
@@ -212,10 +238,21 @@ class AdminStore:
     async def matched_entries(self, since: datetime) -> set[str]:
         return await self._read(partial(matched_entries, since=since))
 
-    async def add_operator(self, name: str, password_hash: str) -> None:
+    async def add_operator(
+        self, name: str, password_hash: str, institution: str | None = None
+    ) -> None:
         await self._write(
-            partial(add_operator, name=name, password_hash=password_hash, now=self.store.now())
+            partial(
+                add_operator,
+                name=name,
+                password_hash=password_hash,
+                now=self.store.now(),
+                institution=institution,
+            )
         )
+
+    async def operator_institution(self, name: str) -> str | None:
+        return await self._read(partial(operator_institution, name=name))
 
     async def remove_operator(self, name: str) -> bool:
         return await self._write(partial(remove_operator, name=name))

@@ -207,6 +207,8 @@ class Operator(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=64)
     password_hash: str = Field(max_length=255)  # bot.admin.passwords: scrypt, salted
     created_at: datetime = _when(nullable=False)
+    # The institution whose tickets it sees (bot.config.institutions); None: a coordinator.
+    institution: str | None = Field(default=None, max_length=64)
 
 
 class AnnouncementRecord(SQLModel, table=True):

@@ -155,7 +155,7 @@ def post_line(
     """A line in the ticket's thread in every staff channel it was posted to. Before the ticket
     post itself has left (no platform id yet), the line goes to the room on its own: it
     starts with the reference code, so staff still see which ticket it belongs to."""
-    for staff in handoff.staff:
+    for staff in handoff.staff_for(ticket.channel):
         root = connection.execute(
             select(OUTBOX.c.platform_message_id)
             .where(

@@ -58,6 +58,11 @@ class Handoff:
     email_fallback: str | None = None
     # When the bot answers, adds to a ticket or steps aside (bot.tickets.conversation).
     conversation: ConversationRules = field(default_factory=ConversationRules)
+    # The institution's reference-code prefix (bot.config.institutions); empty: plain codes.
+    reference_prefix: str = ""
+    # Many institutions: citizen channel -> the names of its institution's staff channels, so
+    # that a ticket's updates (reminders, answers from /admin) reach only its own staff.
+    staff_of: Mapping[str, frozenset[str]] = field(default_factory=dict)
     _memo: dict[tuple[Any, ...], Any] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -65,6 +70,11 @@ class Handoff:
     @property
     def staff_names(self) -> frozenset[str]:
         return frozenset(s.name for s in self.staff)
+
+    def staff_for(self, channel: str) -> Sequence[StaffChannel]:
+        """The staff channels that take tickets from citizen `channel`."""
+        names = self.staff_of.get(channel)
+        return self.staff if names is None else tuple(s for s in self.staff if s.name in names)
 
     def due(self, received: datetime) -> datetime:
         """When the answer to a question received at `received` is due (working time)."""

@@ -44,6 +44,12 @@ def new_reference() -> str:
     return "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(REFERENCE_LENGTH))
 
 
+def prefixed(prefix: str, code: str) -> str:
+    """A code under an institution's `prefix`, "<prefix>-XXXXXX" (no prefix: the code): two
+    institutions with different prefixes can never hold the same code."""
+    return f"{prefix}-{code}" if prefix else code
+
+
 def normalise_reference(text: str) -> str:
     """What an operator typed ("q7k2m9", " Q7K2M9 ") as stored: upper case, no blanks."""
     return "".join(text.split()).upper()
