@@ -256,13 +256,16 @@ async def kill9_sqlite(work: Path, count: int) -> Row:
         await receiver.wait_until(
             lambda: receiver.answered_messages() >= set(sender.accepted), 60, "replies"
         )
+        row.notes = (
+            f"killed after {count // 3} acks; recovery = kill to serving again; every reply out "
+            f"{time.monotonic() - killed_at[0]:.1f} s after the kill"
+        )
         await asyncio.sleep(0.5)
     except AssertionError as exc:
         row.notes = f"incomplete: {exc}"
     finally:
         await server.stop()
         await receiver.close()
-    row.notes = row.notes or f"killed after {count // 3} acks; recovery = kill to serving again"
     return tally(row, sender, receiver, events)
 
 
@@ -335,6 +338,7 @@ async def _postgres_burst(
         sending = asyncio.create_task(sender.send([s.url for s in servers], events))
         await third.wait()
         await fault()
+        ended = time.monotonic()
         # From the end of the fault until both processes are ready again.
         served = await asyncio.gather(*(first_served(s.url, 60) for s in servers))
         if all(s is not None for s in served):
@@ -343,7 +347,11 @@ async def _postgres_burst(
         await receiver.wait_until(
             lambda: receiver.answered_messages() >= set(sender.accepted), 90, "replies"
         )
-        row.notes = f"2 processes; 503s answered meanwhile: {sender.statuses.get(503, 0)}"
+        row.notes = (
+            f"2 processes; 503s answered meanwhile: {sender.statuses.get(503, 0)}; every reply "
+            f"out {time.monotonic() - ended:.1f} s after the fault (claims cut by it wait for "
+            "their lease)"
+        )
     except AssertionError as exc:
         row.notes = f"incomplete: {exc}"
     return tally(row, sender, receiver, events)
