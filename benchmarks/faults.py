@@ -500,8 +500,10 @@ def _percentile(values: Sequence[float], percent: float) -> float:
 async def disk_full(work: Path, count: int) -> Row:
     row = Row("disk_full")
     mount_point = Path(tempfile.mkdtemp(prefix="civicdesk-faults-disk-"))
+    # Room for every message several times over: only the filler fills it.
+    megabytes = 8 + count // 10
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount_point)],
+        ["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(mount_point)],
         check=False,
         capture_output=True,
         text=True,
@@ -510,16 +512,24 @@ async def disk_full(work: Path, count: int) -> Row:
         shutil.rmtree(mount_point, ignore_errors=True)
         row.notes = f"not run: mount is not permitted here ({mounted.stderr.strip()[:80]})"
         return row
+    try:
+        return await _on_small_disk(row, work, mount_point, count, megabytes)
+    finally:  # whatever happened, the mount goes
+        subprocess.run(["umount", str(mount_point)], check=False)
+        shutil.rmtree(mount_point, ignore_errors=True)
+
+
+async def _on_small_disk(row: Row, work: Path, mount_point: Path, count: int, size: int) -> Row:
     receiver = Receiver()
     outbound = await receiver.start()
     environ = serve_environment(
         f"sqlite+aiosqlite:///{mount_point / 'full.db'}", outbound, **quick_env()
     )
     server = ServeProcess(environ, work, name="disk")
-    sender = Sender(concurrency=5, retry_pause=0.3, give_up_after=120)
-    # Long texts, so that every commit needs new blocks of the file system.
+    sender = Sender(concurrency=5, retry_pause=0.3, give_up_after=60)
+    # Long texts (6 KB), so that commits need new blocks of the file system.
     events = [
-        (f"disk-{n:05d}", event(f"disk-{n:05d}", "窗户坏了谁来修" * 500, conversation=f"c-{n}"))
+        (f"disk-{n:05d}", event(f"disk-{n:05d}", "窗户坏了谁来修" * 300, conversation=f"c-{n}"))
         for n in range(count)
     ]
     filler = mount_point / "filler"
@@ -547,10 +557,8 @@ async def disk_full(work: Path, count: int) -> Row:
     finally:
         await server.stop()
         await receiver.close()
-        subprocess.run(["umount", str(mount_point)], check=False)
-        shutil.rmtree(mount_point, ignore_errors=True)
     row.notes += (
-        f"8 MiB tmpfs filled: {sender.statuses.get(503, 0)} x 503, "
+        f"{size} MiB tmpfs filled: {sender.statuses.get(503, 0)} x 503, "
         f"{sender.statuses.get(500, 0)} x 500, /readyz {'503' if not_ready else 'still 200'}"
     )
     if sender.statuses.get(500, 0) or not not_ready:
