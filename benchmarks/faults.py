@@ -581,6 +581,7 @@ async def slow_clients(work: Path, count: int, connections: int) -> Row:
     opened: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
     probes: list[float] = []
     closed: list[float] = []  # when the server closed each slow connection
+    failed_probes = 0
     try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))  # the server's
         try:
@@ -615,10 +616,12 @@ async def slow_clients(work: Path, count: int, connections: int) -> Row:
                 not sending.done() or len(closed) < len(opened)
             ):
                 probe = time.monotonic()
+                failed_probes += 1
                 with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError):
                     async with session.get(f"{server.url}/healthz") as response:
                         if response.status == 200:
                             probes.append(time.monotonic() - probe)
+                            failed_probes -= 1
                 await asyncio.sleep(0.2)
         await sending
         dripping.cancel()
@@ -640,7 +643,8 @@ async def slow_clients(work: Path, count: int, connections: int) -> Row:
     log = server.log_text()
     flood = log.count("Too many open files")
     probe_note = (
-        f"/healthz max {max(probes) * 1000:.0f} ms over {len(probes)} probes"
+        f"/healthz max {max(probes) * 1000:.0f} ms over {len(probes)} probes, "
+        f"{failed_probes} failed"
         if probes
         else "no probe answered"
     )
@@ -649,7 +653,7 @@ async def slow_clients(work: Path, count: int, connections: int) -> Row:
         f"{probe_note}; log {len(log) // 1024} KiB, {flood} 'Too many open files' lines; "
         "recovery = until every slow connection was cut"
     )
-    if not probes or len(closed) < len(opened):
+    if not probes or failed_probes or len(closed) < len(opened):
         row.failed = True
     return tally(row, sender, receiver, events)
 
