@@ -4,9 +4,11 @@ head may take to arrive.
 aiohttp reads a request's head for as long as the client cares to send it, and accepts every
 connection the kernel hands over: 1,100 connections sending a byte now and then took every file
 descriptor of a process (`ulimit -n 1024`), so health probes timed out and each refused accept
-logged a traceback. Here a connection beyond `max_connections` is closed as soon as it is
-accepted, and one whose request head is not complete `head_timeout` seconds after its first
-byte is closed (a request's body has its own time limit, in the webhook handler).
+logged a traceback. Here, at `max_connections`, a new connection takes the place of the oldest
+one still waiting for its request head (a slow client loses its place, a platform or a health
+probe gets in); with none waiting it is closed as soon as it is accepted. A connection whose
+request head is not complete `head_timeout` seconds after its first byte (or after it opened)
+is closed (a request's body has its own time limit, in the webhook handler).
 
 `GuardedSite` is aiohttp's TCPSite with each connection's protocol wrapped in `_Guarded`, which
 hands every event to aiohttp's own protocol and only watches.
@@ -26,7 +28,7 @@ log = logging.getLogger("civicdesk.web")
 
 HEAD_TIMEOUT = 10.0  # seconds from a request's first byte to the end of its head
 KEEPALIVE_TIMEOUT = 75.0  # an idle kept-alive connection is closed after this (aiohttp: 3630)
-RESERVED_DESCRIPTORS = 128  # kept for the database, the log, outbound calls and probes' sockets
+RESERVED_DESCRIPTORS = 256  # for the database, the log, outbound calls, and sockets being closed
 REFUSAL_LOG_EVERY = 10.0  # seconds between two log lines about refused connections
 
 
@@ -51,7 +53,9 @@ class ConnectionGuard:
         self.max_connections = max_connections or default_max_connections()
         self.head_timeout = head_timeout
         self.open = 0
-        self.refused = 0  # connections closed at once: over the cap
+        self.refused = 0  # connections closed at once: over the cap, none to give way
+        self.evicted = 0  # slow connections closed to make room for a new one
+        self.waiting: dict[_Guarded, None] = {}  # waiting for a request head, oldest first
         self.timed_out = 0  # connections closed: their request head came too slowly
         self._clock = clock
         self._logged_at: float | None = None
@@ -90,15 +94,20 @@ class _Guarded(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         guard = self._guard
         if guard.open >= guard.max_connections:
-            guard.refuse()
-            transport.abort()  # type: ignore[attr-defined]  # nothing reaches aiohttp: no handler, no log line per connection
-            return
+            if guard.waiting:  # the oldest slow one gives way
+                guard.evicted += 1
+                next(iter(guard.waiting))._too_slow(timed_out=False)
+            else:
+                guard.refuse()
+                # Nothing reaches aiohttp: no handler, no log line per connection.
+                transport.abort()  # type: ignore[attr-defined]
+                return
         guard.open += 1
         self._counted = True
         self._transport = transport  # type: ignore[assignment]
         self._inner.connection_made(transport)
         # The first request's head is due too: a connection that sends nothing is no cheaper.
-        self._timer = asyncio.get_running_loop().call_later(guard.head_timeout, self._too_slow)
+        self._start_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_timer()
@@ -118,9 +127,7 @@ class _Guarded(asyncio.Protocol):
         if getattr(inner, "_request_count", 0) != before:
             self._stop_timer()  # a head is complete: the handler takes over
         elif between and self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(
-                self._guard.head_timeout, self._too_slow
-            )
+            self._start_timer()
 
     def eof_received(self) -> bool | None:
         result: bool | None = self._inner.eof_received()
@@ -132,14 +139,22 @@ class _Guarded(asyncio.Protocol):
     def resume_writing(self) -> None:
         self._inner.resume_writing()
 
+    def _start_timer(self) -> None:
+        self._timer = asyncio.get_running_loop().call_later(
+            self._guard.head_timeout, self._too_slow
+        )
+        self._guard.waiting[self] = None
+
     def _stop_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._guard.waiting.pop(self, None)
 
-    def _too_slow(self) -> None:
-        self._timer = None
-        self._guard.timed_out += 1
+    def _too_slow(self, *, timed_out: bool = True) -> None:
+        self._stop_timer()
+        if timed_out:
+            self._guard.timed_out += 1
         if self._transport is not None:
             self._transport.abort()
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import sqlite3
 import time
@@ -45,7 +46,8 @@ SQLITE_READERS = 2
 # does not end it: on a nearly full disk small writes pass (SQLite reuses free pages) while a
 # message's insert fails.
 WRITE_FAILURE_HOLD = 10.0
-_STORAGE_FAILURES = ("full", "readonly", "read-only", "disk i/o", "no space", "cannot rollback")
+_STORAGE_FAILURES = ("is full", "readonly", "read-only", "disk i/o", "no space", "cannot rollback")
+_STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EIO, errno.EDQUOT})
 
 
 def refusal(exc: BaseException, kind: str) -> StoreUnavailable:
@@ -56,6 +58,19 @@ def refusal(exc: BaseException, kind: str) -> StoreUnavailable:
     return StoreUnavailable(f"database {kind} failed: {exc}")
 
 
+def _out_of_room(exc: BaseException) -> bool:
+    current: BaseException | None = exc
+    for _ in range(5):  # the error and what it wraps
+        if current is None:
+            return False
+        if isinstance(current, OSError) and current.errno in _STORAGE_ERRNOS:
+            return True
+        if any(word in str(current).lower() for word in _STORAGE_FAILURES):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 class WriteHealth:
     """Whether writes fail for want of room: the last such failure, for WRITE_FAILURE_HOLD."""
 
@@ -64,9 +79,10 @@ class WriteHealth:
         self.failed_at = 0.0
 
     def failed(self, exc: BaseException) -> None:
-        text = str(exc).lower()
-        if isinstance(exc, OSError) or any(word in text for word in _STORAGE_FAILURES):
-            self.failure, self.failed_at = str(exc)[:200], time.monotonic()
+        """Note `exc` if it says the storage has no room; other errors (a database that does
+        not answer) show in /readyz by themselves."""
+        if _out_of_room(exc):
+            self.failure, self.failed_at = str(exc).splitlines()[0][:200], time.monotonic()
 
     def succeeded(self) -> None:
         """A write went through: nothing to forget (see WRITE_FAILURE_HOLD)."""
