@@ -21,7 +21,8 @@ from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 
-from bot.platform.adapter import Unauthorized
+from adapters.payload import MAX_API_JSON_BYTES, MAX_API_JSON_DEPTH, read_json
+from bot.platform.adapter import BadRequest, Unauthorized
 from bot.platform.messages import SendResult
 
 MAX_RETRY_AFTER = 3600.0  # a platform asking for more than an hour is capped: the worker decides
@@ -43,12 +44,14 @@ def hmac_sha256_base64(secret: str | bytes, message: bytes) -> str:
 
 def same(given: str | bytes, expected: str | bytes) -> bool:
     """Constant-time comparison, so that response times do not leak how much of a guess is right."""
-    a = given.encode() if isinstance(given, str) else given
-    b = expected.encode() if isinstance(expected, str) else expected
+    # surrogatepass: a header or query may carry a lone surrogate, which strict UTF-8 refuses.
+    a = given.encode("utf-8", "surrogatepass") if isinstance(given, str) else given
+    b = expected.encode("utf-8", "surrogatepass") if isinstance(expected, str) else expected
     return hmac.compare_digest(a, b)
 
 
 MILLISECONDS = 10**11  # a unix time above this is in milliseconds (year 5138 in seconds)
+MAX_TIMESTAMP_DIGITS = 16  # unix milliseconds have 13 digits until the year 2286
 
 
 def check_fresh(
@@ -64,11 +67,13 @@ def check_fresh(
     milliseconds are taken too) is within `window` seconds of `now`: a signature that covers a
     timestamp is then no use for replaying the request later. `name` is where the timestamp
     came from (a header), `fix` what to do about a stale one."""
-    try:
-        sent_at = float(int(timestamp.strip()))
-    except ValueError:
+    text = timestamp.strip()
+    # ASCII digits only, and few of them: int() also reads "١٧٠٠٠٠٠٠٠٠" (Arabic-Indic digits)
+    # and float() of a 400-digit number raises OverflowError.
+    if not (text.isascii() and text.isdigit() and len(text) <= MAX_TIMESTAMP_DIGITS):
         unit = "(milli)seconds" if milliseconds else "whole seconds"
-        raise Unauthorized(f"{name} must be the unix time in {unit}") from None
+        raise Unauthorized(f"{name} must be the unix time in {unit}")
+    sent_at = float(text)
     if milliseconds and sent_at > MILLISECONDS:
         sent_at /= 1000
     skew = abs(now - sent_at)
@@ -249,8 +254,14 @@ async def exchange(
         detail = f"{type(exc).__name__} talking to {_host(url)}: {exc}"
         return SendResult.failed(redact(detail, secrets))
     try:
-        data = json.loads(text) if text.strip() else None
-    except ValueError:
+        data = (
+            read_json(
+                text, "a JSON answer", max_bytes=MAX_API_JSON_BYTES, max_depth=MAX_API_JSON_DEPTH
+            )
+            if text.strip()
+            else None
+        )
+    except BadRequest:
         data = None
     return JsonReply(status, response_headers, text, data)
 
@@ -264,7 +275,8 @@ def _json_bytes(payload: Mapping[str, Any]) -> bytes:
 
 def sha1_sorted(*parts: str) -> str:
     """Hex SHA1 of the parts sorted and joined: the WeChat and Weibo query signature."""
-    return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()  # noqa: S324 - their scheme
+    joined = "".join(sorted(parts)).encode("utf-8", "surrogatepass")  # a query may carry anything
+    return hashlib.sha1(joined).hexdigest()  # noqa: S324 - their scheme
 
 
 # --- JSON calls with any method (Matrix: PUT to send, GET /sync) -------------------------------

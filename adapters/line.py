@@ -173,7 +173,8 @@ class LineAdapter:
             or not isinstance(content, dict)
             or content.get("type") != "text"
             or not isinstance(source, dict)
-            or source.get("type") not in CHATS
+            or not isinstance(source.get("type"), str)
+            or source["type"] not in CHATS
         ):
             return None  # follow, join, postback, unsend, stickers, images, ...: not questions
         key, public = CHATS[source["type"]]

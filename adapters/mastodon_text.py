@@ -7,9 +7,9 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from html.parser import HTMLParser
 from typing import Any
 
+from adapters.html_text import tokens
 from adapters.http import MAX_RETRY_AFTER, JsonReply, parse_retry_after
 from adapters.payload import compact
 from bot.platform.adapter import TextRules
@@ -17,27 +17,25 @@ from bot.platform.lengths import graphemes
 from bot.platform.messages import InboundMessage
 
 PUBLIC_VISIBILITIES = ("public", "unlisted")
+MAX_ID = 255  # the inbox's column widths
+MAX_LANGUAGE = 16
 ELLIPSIS = "…"
 # "@civicdesk @clerk@gov.example question": the handles in front address people, they ask nothing.
 _LEADING_MENTIONS = re.compile(r"^(?:\s*@[\w.-]+(?:@[\w.-]+)?)+\s*", re.UNICODE)
 _BLANK_RUNS = re.compile(r"\n{3,}")
 
 
-class _Text(HTMLParser):
+class _Text:
     """Mastodon's status HTML (<p>, <br>, links, h-card mentions) as text with line breaks."""
 
     def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+    def handle_starttag(self, tag: str) -> None:
         if tag == "br":
             self.parts.append("\n")
         elif tag == "p" and self.parts:
             self.parts.append("\n\n")
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.handle_starttag(tag, attrs)
 
     def handle_data(self, data: str) -> None:
         self.parts.append(data)
@@ -45,8 +43,11 @@ class _Text(HTMLParser):
 
 def html_to_text(content: str) -> str:
     parser = _Text()
-    parser.feed(content)
-    parser.close()
+    for kind, value in tokens(content):
+        if kind in ("start", "startend"):
+            parser.handle_starttag(value)
+        elif kind == "data":
+            parser.handle_data(value)
     text = "".join(parser.parts).replace("\r\n", "\n")
     lines = [line.rstrip() for line in text.split("\n")]
     return _BLANK_RUNS.sub("\n\n", "\n".join(lines)).strip()
@@ -70,13 +71,17 @@ def mention_message(channel: str, notification: Mapping[str, Any]) -> InboundMes
     if not isinstance(account, Mapping) or account.get("bot") is True:
         return None
     status_id, sender, acct = status.get("id"), account.get("id"), account.get("acct")
-    if not all(isinstance(v, str) and v for v in (status_id, sender, acct)):
+    # Within the inbox's columns ("@" + acct is the mention): a longer value is no Mastodon id.
+    if not all(isinstance(v, str) and 0 < len(v) < MAX_ID for v in (status_id, sender, acct)):
         return None
-    visibility = str(status.get("visibility") or "public")
+    visibility = status.get("visibility")
+    if not isinstance(visibility, str) or not visibility or len(visibility) > MAX_ID:
+        visibility = "public"
     public = visibility in PUBLIC_VISIBILITIES
-    language = status.get("language")
-    reply_to = status.get("in_reply_to_id")
+    language = _short(status.get("language"), MAX_LANGUAGE)
+    reply_to = _short(status.get("in_reply_to_id"), MAX_ID)
     name = account.get("display_name")
+    name = name[:MAX_ID] if isinstance(name, str) else None
     return InboundMessage(
         channel=channel,
         platform_id=str(status_id),
@@ -88,11 +93,16 @@ def mention_message(channel: str, notification: Mapping[str, Any]) -> InboundMes
         mention=f"@{acct}" if public else None,
         text=question_text(str(status.get("content") or ""), str(status.get("spoiler_text") or "")),
         public=public,
-        lang_hint=language if isinstance(language, str) and language else None,
-        reply_to=reply_to if isinstance(reply_to, str) and reply_to else None,
+        lang_hint=language,
+        reply_to=reply_to,
         reply_context=compact({"visibility": visibility, "acct": acct}),
         raw=dict(notification),
     )
+
+
+def _short(value: Any, limit: int) -> str | None:
+    """`value` when it is a non-empty string of at most `limit` characters, else None."""
+    return value if isinstance(value, str) and 0 < len(value) <= limit else None
 
 
 def id_order(value: str) -> tuple[int, str]:

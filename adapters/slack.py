@@ -38,7 +38,7 @@ from adapters.http import (
     parse_retry_after,
     same,
 )
-from adapters.payload import compact, json_object, load_object
+from adapters.payload import compact, json_object, load_object, read_json
 from adapters.slack_users import SlackDirectory, profile_name
 from bot.config.settings import AdapterSpec, ChannelConfig, ChannelSetting, Secret
 from bot.platform.adapter import TEXT_RULES, BadRequest, HttpReply, RawRequest, Unauthorized
@@ -158,8 +158,8 @@ class SlackAdapter:
         if raw.method != "POST" or b"url_verification" not in raw.body:
             return None
         try:
-            data = json.loads(raw.body)
-        except ValueError:
+            data = read_json(raw.body, "a Slack url_verification")
+        except BadRequest:
             return None  # parse() says what is wrong with it
         if not isinstance(data, dict) or data.get("type") != "url_verification":
             return None
@@ -312,13 +312,14 @@ def _by_a_person(event: dict[str, Any], own: frozenset[str]) -> bool:
 
 def _own_users(data: dict[str, Any]) -> frozenset[str]:
     """The app's own bot user in this workspace: from `authorizations`, else `authed_users`."""
+    authorizations, authed_users = data.get("authorizations"), data.get("authed_users")
     own = {
         entry["user_id"]
-        for entry in data.get("authorizations") or []
+        for entry in (authorizations if isinstance(authorizations, list) else [])
         if isinstance(entry, dict) and entry.get("is_bot") and isinstance(entry.get("user_id"), str)
     }
-    if not own:
-        own = {u for u in data.get("authed_users") or [] if isinstance(u, str)}
+    if not own and isinstance(authed_users, list):
+        own = {u for u in authed_users if isinstance(u, str)}
     return frozenset(own)
 
 
