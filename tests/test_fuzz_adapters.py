@@ -103,7 +103,8 @@ WEBCHAT_SEEDS = [{"id": "m-12345678", "conversation": "c-12345678", "text": "hi"
 
 @FUZZ
 @given(json_bodies(WEBCHAT_SEEDS), headers(("Content-Type",)))
-@example(deep_json(100_000), {"Content-Type": "application/json"})
+@example(deep_json(100_000), {"Content-Type": "application/json"})  # RecursionError
+@example(b"1" * 5000, {"Content-Type": "application/json"})  # ValueError: over 4300 digits
 def test_webchat(body: bytes, head: dict[str, str]) -> None:
     head = {"Content-Type": "application/json", **head} if len(head) % 2 else head
     exercise(WebchatAdapter("webchat"), request(body, head))
@@ -127,6 +128,7 @@ WEBHOOK_SEEDS = [
 @given(json_bodies(WEBHOOK_SEEDS), headers(("X-Civicdesk-Timestamp", "X-Civicdesk-Signature")))
 @example(b"{}", {"X-Civicdesk-Timestamp": "9" * 400, "X-Civicdesk-Signature": "sha256=0"})
 @example(b"{}", {"X-Civicdesk-Timestamp": "١٧٠٠٠٠٠٠٠٠", "X-Civicdesk-Signature": "sha256=0"})
+@example(b"{}", {"X-Civicdesk-Timestamp": "1700000000", "X-Civicdesk-Signature": "sha256=\ud800"})
 def test_webhook(body: bytes, head: dict[str, str]) -> None:
     adapter = WebhookAdapter("webhook", Secret(SECRET), "http://127.0.0.1:1", clock=lambda: NOW)
     exercise(adapter, request(body, head))
@@ -194,6 +196,10 @@ LINE_SEEDS = [seed for seed in fixture_json("line") if "events" in seed]
 @given(
     json_bodies(LINE_SEEDS, ("mention", "quoteToken", "quotedMessageId", "mode")),
     st.sampled_from(["mentions", "all"]),
+)
+@example(  # TypeError: a "source" whose "type" is a list (unhashable)
+    b'{"events":[{"type":"message","message":{"type":"text","text":"a"},"source":{"type":[]}}]}',
+    "all",
 )
 def test_line(body: bytes, mode: str) -> None:
     adapter = LineAdapter("line", Secret(SECRET), Secret("t"), group_messages=mode)
@@ -286,6 +292,10 @@ WEIBO_ITEM = {
     WEIBO_ITEM,
     "statuses",
 )
+@example(  # an id of 256 digits: longer than the inbox's column
+    b"{}", {}, {**WEIBO_ITEM, "idstr": "1" * 256}, "statuses"
+)
+@example(b"{}", {}, {**WEIBO_ITEM, "user": {"idstr": "2", "screen_name": "x" * 300}}, "comments")
 def test_weibo(body: bytes, query: dict[str, str], item: dict[str, Any], kind: str) -> None:
     adapter = WeiboAdapter(
         "weibo", Secret("t"), app_secret=Secret(SECRET), user_id="456", clock=lambda: NOW
@@ -323,6 +333,13 @@ MASTODON_SEEDS = [
         ),
         json_values,
     )
+)
+@example(  # ids, names and languages longer than the inbox's columns
+    {
+        "type": "mention",
+        "status": {"id": "1" * 300, "language": "x" * 17, "in_reply_to_id": "2" * 300},
+        "account": {"id": "3", "acct": "a" * 255, "display_name": "n" * 300},
+    }
 )
 def test_mastodon(notification: Any) -> None:
     if not isinstance(notification, dict):
@@ -395,6 +412,15 @@ def mailbox(staff: bool) -> EmailAdapter:
 
 @FUZZ
 @given(mails(MAIL_SEEDS), st.booleans())
+@example(  # RecursionError in email.utils.getaddresses: nested comments
+    b"From: " + b"(" * 30_000 + b"a@b.c" + b")" * 30_000 + b"\r\n\r\nhi", False
+)
+@example(  # RecursionError in the Content-Type parser, during the feed parser's split
+    b"From: a@b.c\r\nContent-Type: text/plain (" + b"(" * 30_000 + b"\r\n\r\nhi", False
+)
+@example(  # RecursionError in the feed parser: 3,000 nested message/rfc822 parts
+    b"From: a@b.c\r\n" + b"Content-Type: message/rfc822\r\n\r\n" * 3000, False
+)
 def test_email(data: bytes, staff: bool) -> None:
     found = refused_or_messages(lambda: mailbox(staff).inbound(1, 1, data))
     if found is not None:
