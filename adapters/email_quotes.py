@@ -29,10 +29,14 @@ _SEPARATORS = re.compile(
 )
 
 # Header lines of a quoted message as Outlook, Hotmail, Foxmail and QQ Mail write them.
-_FROM_HEADER = re.compile(r"^\s*\*?(?:from|von|de|van|发件人|發件人|寄件者)\s*\*?\s*[:：]", re.I)
+# "\s*(?:\*\s*)?" rather than "\s*\*?\s*": two runs of \s* around an optional character split
+# a run of spaces in quadratically many ways before failing ("from" + 20,000 spaces took 5 s).
+_FROM_HEADER = re.compile(
+    r"^\s*\*?(?:from|von|de|van|发件人|發件人|寄件者)\s*(?:\*\s*)?[:：]", re.IGNORECASE
+)
 _OTHER_HEADER = re.compile(
     r"^\s*\*?(?:sent|date|to|cc|subject|gesendet|an|betreff|envoyé|à|objet|enviado|para|asunto"
-    r"|发送时间|發送時間|寄件日期|时间|時間|日期|收件人|抄送|主题|主旨|主題)\s*\*?\s*[:：]",
+    r"|发送时间|發送時間|寄件日期|时间|時間|日期|收件人|抄送|主题|主旨|主題)\s*(?:\*\s*)?[:：]",
     re.IGNORECASE,
 )
 
@@ -52,6 +56,9 @@ _ATTRIBUTION = re.compile(
 _ATTRIBUTION_START = re.compile(r"^\s*(?:(?:on|am|le|el|il|op|em|den|på)\b|在|於|于)", re.I)
 
 _SIGNATURE = re.compile(r"^--\s*$")
+MAX_PATTERN_LINE = 1000
+"""Longer lines are text: no separator, header or attribution line is that long, and some of
+the patterns above backtrack in time quadratic in the line's length."""
 _MOBILE = re.compile(
     r"^\s*(?:sent\s+from\s+my\s+\S.*|sent\s+from\s+(?:mail|outlook|yahoo\s+mail)\b.*|get\s+outlook"
     r"\s+for\s+\S+.*|发自我的\S.*|發自我的\S.*|来自我的\S.*|從我的\S+傳送)\s*$",
@@ -81,6 +88,8 @@ def strip_reply(text: str) -> str:
 def _cut_at(lines: list[str]) -> int:
     """Index of the first line of the history or signature that ends the new text."""
     for index, line in enumerate(lines):
+        if len(line) > MAX_PATTERN_LINE:
+            continue
         if _SEPARATORS.match(line) or _MOBILE.match(line):
             return index
         if _SIGNATURE.match(line) and index > 0:
@@ -93,7 +102,8 @@ def _cut_at(lines: list[str]) -> int:
 def _header_block(lines: list[str], start: int) -> bool:
     """Whether a From: line opens a quoted message's header block (2+ headers in 6 lines)."""
     following = [line for line in lines[start + 1 : start + 7] if line.strip()]
-    return sum(1 for line in following[:5] if _OTHER_HEADER.match(line)) >= 2
+    headers = [line for line in following[:5] if len(line) <= MAX_PATTERN_LINE]
+    return sum(1 for line in headers if _OTHER_HEADER.match(line)) >= 2
 
 
 def _attribution_span(lines: list[str], index: int) -> int:
@@ -101,6 +111,8 @@ def _attribution_span(lines: list[str], index: int) -> int:
     for span in (1, 2, 3):
         chunk = lines[index : index + span]
         if len(chunk) < span or any(not line.strip() for line in chunk[1:]):
+            return 0
+        if len(chunk[-1]) > MAX_PATTERN_LINE:
             return 0
         if span > 1 and not _ATTRIBUTION_START.match(chunk[0]):
             return 0

@@ -19,6 +19,7 @@ message). Privacy mode delivers replies to the bot's messages, so the bot needs 
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from typing import Any
@@ -241,7 +242,7 @@ class TelegramAdapter:
         ):
             return None
         if self.username:  # "/claim@civicdesk_bot" is "/claim"
-            text = re.sub(rf"\s*@{self.username}\b", "", text, flags=re.IGNORECASE).strip()
+            text = without_handle(text, self.username).strip()
         return InboundMessage(
             channel=self.name,
             platform_id=f"{chat_id}:{message_id}",
@@ -279,7 +280,7 @@ class TelegramAdapter:
                     text = text[len(piece) :] if text.startswith(piece) else text
                 break
         if self.username:
-            text = re.sub(rf"\s*@{self.username}\b", "", text, flags=re.IGNORECASE)
+            text = without_handle(text, self.username)
         return text.strip() if text != message.get("text") else text
 
     def acknowledge(self, raw: RawRequest) -> HttpReply:
@@ -334,6 +335,18 @@ class TelegramAdapter:
 
     async def close(self) -> None:
         """Nothing to release: the HTTP session is the app's."""
+
+
+@functools.lru_cache(maxsize=16)
+def _handle_pattern(username: str) -> re.Pattern[str]:
+    # "(?<!\s)": a match starts only where a run of spaces starts. "\s*@name" alone is tried at
+    # every space of a run, each try scanning the rest of it: quadratic (20,000 spaces: 0.7 s).
+    return re.compile(rf"(?<!\s)\s*@{re.escape(username)}\b", re.IGNORECASE)
+
+
+def without_handle(text: str, username: str) -> str:
+    """`text` without "@username" and the spaces before it ("/claim@civicdesk_bot": "/claim")."""
+    return _handle_pattern(username).sub("", text)
 
 
 SPEC = AdapterSpec(
