@@ -18,9 +18,10 @@ MAX_JSON_DEPTH = 64
 100,000 levels made the parser raise RecursionError (500 instead of 400)."""
 MAX_API_JSON_BYTES = 32 << 20
 """A platform's answer to our own call (a Matrix /sync can be several megabytes)."""
-MAX_API_JSON_DEPTH = 512
-"""A platform's answer nests the events its users wrote: deeper than a request may be, and
-still far below the depth at which the interpreter's recursion limit stops the parser."""
+MAX_API_JSON_DEPTH = None
+"""A platform's answer carries what its users wrote (a Matrix /sync holds every room's events):
+a depth limit below the interpreter's own (about 1,000 levels, a RecursionError turned into
+BadRequest here) would let one user's deeply nested event make the whole answer unreadable."""
 
 
 def read_json(
@@ -28,18 +29,20 @@ def read_json(
     expected: str,
     *,
     max_bytes: int = MAX_JSON_BYTES,
-    max_depth: int = MAX_JSON_DEPTH,
+    max_depth: int | None = MAX_JSON_DEPTH,
 ) -> Any:
     """The one bounded JSON reader: the value in `data`, or BadRequest when it is not UTF-8 JSON,
-    is larger than `max_bytes` or nests deeper than `max_depth`. `expected` says what the
-    document should be ("a Telegram Update") in the BadRequest."""
+    is larger than `max_bytes` or nests deeper than `max_depth` (None: than the interpreter can
+    parse). `expected` says what the document should be ("a Telegram Update") in the
+    BadRequest."""
     if len(data) > max_bytes:
         raise BadRequest(f"the JSON is larger than {max_bytes} bytes: it should be {expected}")
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
     except UnicodeDecodeError:
         raise BadRequest(f"the body is not UTF-8 text: it should be {expected}") from None
-    too_deep = f"the JSON nests deeper than {max_depth} levels: it should be {expected}"
+    limit = f"{max_depth} levels" if max_depth is not None else "the parser can read"
+    too_deep = f"the JSON nests deeper than {limit}: it should be {expected}"
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -53,6 +56,8 @@ def read_json(
         raise BadRequest(f"the body is not usable JSON ({exc}): it should be {expected}") from None
     # Fewer brackets than the limit cannot nest deeper than it: the common case costs two
     # C-speed counts, no walk.
+    if max_depth is None:
+        return value
     if text.count("[") + text.count("{") > max_depth and _depth(value, max_depth) > max_depth:
         raise BadRequest(too_deep)
     return value
