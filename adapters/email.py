@@ -31,9 +31,10 @@ from adapters.email_parse import Mail, authentication_summary, read_mail, reply_
 from adapters.email_settings import SETTINGS, SMTP_PORTS
 from adapters.email_staff import staff_headers, staff_message, staff_room
 from adapters.payload import compact, load_object
+from adapters.publishing import not_again
 from bot.config.settings import AdapterSpec, ChannelConfig, ConfigError, Secret
 from bot.platform.adapter import TEXT_RULES, HttpReply, PollFailed, PollResult, RawRequest
-from bot.platform.messages import InboundMessage, OutboundMessage, SendResult
+from bot.platform.messages import InboundMessage, OutboundMessage, Publication, SendResult
 
 log = logging.getLogger("civicdesk.adapters.email")
 
@@ -61,6 +62,7 @@ class EmailAdapter:
         poll_interval: float = 60.0,
         timeout: float = 30.0,
         staff_room: str | None = None,
+        publish_to: str | None = None,
     ) -> None:
         self.name = name
         self.imap = imap
@@ -73,6 +75,7 @@ class EmailAdapter:
         self.poll_interval = poll_interval
         self.timeout = timeout
         self.staff_room = staff_room
+        self.publish_to = publish_to
         for mode, host, what in ((imap.tls, imap.host, "IMAP"), (smtp_tls, smtp_host, "SMTP")):
             if mode == "none" and not is_loopback(host):
                 raise ConfigError(
@@ -105,6 +108,7 @@ class EmailAdapter:
             smtp_tls=config.get("SMTP_TLS"),
             poll_interval=config.get("POLL_INTERVAL"),
             timeout=timeout,
+            publish_to=config.get("PUBLISH_TO"),
             staff_room=staff_room(
                 config.staff_room, parseaddr(config.get("FROM"))[1], config.var("STAFF_ROOM")
             ),
@@ -211,6 +215,7 @@ class EmailAdapter:
             reply_to=mail.in_reply_to,
             reply_context=reply_context(mail),
             raw={"uid": where, "authentication_results": list(mail.authentication)},
+            media=mail.media,
         )
 
     # --- outbound -------------------------------------------------------------------------------
@@ -249,11 +254,46 @@ class EmailAdapter:
         salt = hashlib.sha256(f"{self.name}\n{where}\n{msg.text}".encode())
         return f"<civicdesk.{msg.id}.{salt.hexdigest()[:12]}@{domain}>"
 
+    def compose_announcement(self, publication: Publication, to: str) -> EmailMessage:
+        """An announcement to the list: its first line (the title) is the subject; plain text
+        only (the link says where the picture and the whole text are)."""
+        subject, _, rest = publication.text.partition("\n")
+        message = EmailMessage(policy=SMTP_POLICY)
+        message["From"] = formataddr((self.from_name, self.from_address))
+        message["To"] = to
+        message["Subject"] = subject.strip()
+        message["Date"] = formatdate(localtime=False, usegmt=True)
+        domain = self.from_address.rsplit("@", 1)[1]
+        salt = hashlib.sha256(f"{self.name}\n{to}\n{publication.text}".encode()).hexdigest()
+        message["Message-ID"] = f"<civicdesk.announcement.{publication.id}.{salt[:12]}@{domain}>"
+        message["Auto-Submitted"] = "auto-generated"
+        message.set_content(rest.strip() or subject, subtype="plain", charset="utf-8")
+        return message
+
+    async def publish(self, publication: Publication) -> SendResult:
+        if self.publish_to is None:
+            return SendResult.failed(
+                f"channel {self.name} has no PUBLISH_TO: set it to the list's address",
+                retryable=False,
+            )
+        if publication.in_doubt:
+            return not_again("e-mail", publication)
+        try:
+            message = self.compose_announcement(publication, self.publish_to)
+        except (ValueError, TypeError) as exc:
+            return SendResult.failed(
+                f"the announcement could not be composed: {exc}", retryable=False
+            )
+        return await self._submit(message, "announcement", publication.id)
+
     async def send(self, msg: OutboundMessage) -> SendResult:
         try:
             message = self.compose(msg)
         except (ValueError, TypeError) as exc:  # a header the email package refuses
             return SendResult.failed(f"the answer could not be composed: {exc}", retryable=False)
+        return await self._submit(message, "answer", msg.id)
+
+    async def _submit(self, message: EmailMessage, what: str, outbox_id: int) -> SendResult:
         to = str(message["To"] or "")
         if "@" not in to:
             return SendResult.failed("no address to answer: the question had none", retryable=False)
@@ -282,7 +322,7 @@ class EmailAdapter:
             return SendResult.failed(
                 f"{type(exc).__name__} talking to {self.smtp_host}:{self.smtp_port}: {exc}"
             )
-        log.info("channel %s: answer %d sent as %s", self.name, msg.id, message["Message-ID"])
+        log.info("channel %s: %s %d sent as %s", self.name, what, outbox_id, message["Message-ID"])
         return SendResult.sent(str(message["Message-ID"]))
 
     async def close(self) -> None:

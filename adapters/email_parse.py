@@ -16,8 +16,8 @@ from email.message import EmailMessage, Message
 from email.utils import getaddresses, parseaddr
 
 from adapters.email_limits import check_bytes, check_parts
-from adapters.email_quotes import strip_reply
-from adapters.html_text import tokens
+from adapters.email_quotes import HISTORY_MARK, strip_reply
+from adapters.html_text import Attributes, tokens
 
 SUPERSETS = {
     "gb2312": "gb18030",
@@ -59,6 +59,7 @@ class Mail:
     lang: str | None
     automatic: str | None  # why this is an auto-reply, bounce or list mail; None for a person
     authentication: tuple[str, ...]  # Authentication-Results headers, as received
+    media: str | None = None  # the kind of the first attachment of a mail without body text
 
 
 def read_mail(data: bytes, *, own_address: str) -> Mail:
@@ -74,6 +75,7 @@ def read_mail(data: bytes, *, own_address: str) -> Mail:
     references = tuple(message_ids(_raw(message, "References")))
     in_reply_to = next(iter(message_ids(_raw(message, "In-Reply-To"))), None)
     text = strip_reply(body_text(message))
+    media = None if text else attachment_kind(message)
     if not text:  # everything was in the subject line
         text = _RE_PREFIX.sub("", subject).strip()
     language = _raw(message, "Content-Language").strip().lower()[:2]
@@ -91,7 +93,17 @@ def read_mail(data: bytes, *, own_address: str) -> Mail:
         authentication=tuple(
             _SPACE.sub(" ", str(v)).strip() for v in message.get_all("Authentication-Results", [])
         ),
+        media=media,
     )
+
+
+def attachment_kind(message: EmailMessage) -> str | None:
+    """The media kind of the mail's first attachment (a scan, a photo of a letter); None when
+    there is none."""
+    for part in message.iter_attachments():
+        main = part.get_content_maintype()
+        return {"image": "image", "audio": "audio", "video": "video"}.get(main, "file")
+    return None
 
 
 def message_ids(value: str) -> list[str]:
@@ -224,6 +236,37 @@ def _raw(message: Message, name: str) -> str:
     return "" if value is None else _SPACE.sub(" ", str(value)).strip()
 
 
+# Elements whose id (or class) marks where a client put the quoted history of an HTML reply:
+# Outlook.com / Hotmail (stopSpelling, divRplyFwdMsg, appendonsend), Outlook for iOS/Android
+# and the new Outlook (mail-editor-reference-message-container), Yahoo (yahoo_quoted).
+HISTORY_IDS = frozenset(
+    {"stopspelling", "divrplyfwdmsg", "appendonsend", "mail-editor-reference-message-container"}
+)
+HISTORY_CLASSES = frozenset({"yahoo_quoted", "moz-forward-container"})
+
+
+# Outlook desktop's reply header: a div with a thin top border (#E1E1E1, older #B5C4DF) around
+# the From/Sent/To/Subject block; Outlook.com's <hr tabindex="-1"> above it.
+_OUTLOOK_RULE = re.compile(r"border-top\s*:\s*solid\s+#(?:e1e1e1|b5c4df)\s+1(?:\.0)?pt", re.I)
+
+
+def _starts_history(attrs: Attributes) -> bool:
+    for name, value in attrs:
+        if value is not None and name == "style" and _OUTLOOK_RULE.search(value):
+            return True
+    found = dict(attrs)
+    if (found.get("tabindex") or "").strip() == "-1" and "98%" in (found.get("style") or ""):
+        return True
+    for name, value in attrs:
+        if value is None:
+            continue
+        if name == "id" and value.strip().lower() in HISTORY_IDS:
+            return True
+        if name == "class" and HISTORY_CLASSES & set(value.lower().split()):
+            return True
+    return False
+
+
 class _Text:
     BLOCKS = frozenset(
         "p div br tr li h1 h2 h3 h4 h5 h6 table ul ol pre hr section article header footer".split()
@@ -235,7 +278,11 @@ class _Text:
         self.quote = 0
         self.skip = 0
 
-    def handle_starttag(self, tag: str) -> None:
+    def handle_starttag(self, tag: str, attrs: Attributes) -> None:
+        if not self.skip and _starts_history(attrs):
+            self._break()
+            self.lines[-1] = HISTORY_MARK
+            self._break()
         if tag in self.SKIP:
             self.skip += 1
         elif tag == "blockquote":
@@ -244,8 +291,12 @@ class _Text:
         elif tag in self.BLOCKS:
             self._break()
 
-    def handle_startendtag(self, tag: str) -> None:
-        if tag in self.BLOCKS:
+    def handle_startendtag(self, tag: str, attrs: Attributes) -> None:
+        if not self.skip and _starts_history(attrs):
+            self._break()
+            self.lines[-1] = HISTORY_MARK
+            self._break()
+        elif tag in self.BLOCKS:
             self._break()
 
     def handle_endtag(self, tag: str) -> None:
@@ -274,11 +325,11 @@ class _Text:
 
 def html_to_text(html: str) -> str:
     parser = _Text()
-    for kind, value in tokens(html):
+    for kind, value, attrs in tokens(html):
         if kind == "start":
-            parser.handle_starttag(value)
+            parser.handle_starttag(value, attrs)
         elif kind == "startend":
-            parser.handle_startendtag(value)
+            parser.handle_startendtag(value, attrs)
         elif kind == "end":
             parser.handle_endtag(value)
         else:

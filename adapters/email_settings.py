@@ -70,6 +70,11 @@ SETTINGS = (
         parse=_address,
     ),
     ChannelSetting(
+        "PUBLISH_TO",
+        "The mailing list address announcements are sent to (its subscribers get them).",
+        parse=_address,
+    ),
+    ChannelSetting(
         "TIMEOUT", "Seconds to wait for the IMAP or SMTP server.", default="30", parse=seconds
     ),
 )

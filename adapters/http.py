@@ -14,6 +14,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -224,7 +225,7 @@ async def exchange(
     session: aiohttp.ClientSession | None,
     method: str,
     url: str,
-    body: bytes | None,
+    body: bytes | aiohttp.FormData | None,
     headers: Mapping[str, str],
     *,
     params: Mapping[str, str] | None = None,
@@ -326,6 +327,51 @@ async def post_form(
     all_headers = {"Content-Type": "application/x-www-form-urlencoded", **(headers or {})}
     return await exchange(
         session, "POST", url, body, all_headers, params=params, timeout=timeout, secrets=secrets
+    )
+
+
+# --- Multipart uploads (pictures: Mastodon media, Telegram sendPhoto, Weibo statuses/share) -----
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file in a multipart/form-data request."""
+
+    field: str
+    data: bytes
+    content_type: str
+    filename: str
+
+
+async def post_multipart(
+    session: aiohttp.ClientSession | None,
+    url: str,
+    fields: Mapping[str, str],
+    upload: Upload,
+    *,
+    params: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 30.0,
+    secrets: Sequence[str] = (),
+) -> JsonReply | SendResult:
+    """POST `fields` and one file as multipart/form-data (RFC 7578). A network failure or a
+    time-out is a retryable SendResult, its text cleared of `secrets`; any HTTP answer is a
+    JsonReply for the adapter to classify."""
+    form = aiohttp.FormData(charset="utf-8")
+    for key, value in fields.items():
+        form.add_field(key, value)
+    form.add_field(
+        upload.field, upload.data, content_type=upload.content_type, filename=upload.filename
+    )
+    return await exchange(
+        session,
+        "POST",
+        url,
+        form,
+        dict(headers or {}),
+        params=params,
+        timeout=timeout,
+        secrets=secrets,
     )
 
 

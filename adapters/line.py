@@ -32,7 +32,12 @@ from adapters.http import (
     hmac_sha256_base64,
     same,
 )
-from adapters.line_mentions import reply_message, self_mentions, without_mentions
+from adapters.line_mentions import (
+    addressing_mentions,
+    reply_message,
+    self_mentions,
+    without_mentions,
+)
 from adapters.payload import compact, json_object, load_object, optional_string, required_string
 from bot.config.settings import AdapterSpec, ChannelConfig, ChannelSetting, Secret, seconds
 from bot.platform.adapter import TEXT_RULES, BadRequest, HttpReply, RawRequest, Unauthorized
@@ -53,6 +58,15 @@ _RETRY_KEYS = uuid.UUID("a53af009-55e1-4323-91a1-1adc58a86d67")  # namespace of 
 MAX_ID = 255
 MAX_TEXT = 10_000
 GROUP_MODES = ("mentions", "all")
+# LINE's message types (Messaging API reference, "Message event") → InboundMessage.media.
+MEDIA_TYPES = {
+    "image": "image",
+    "video": "video",
+    "audio": "audio",
+    "file": "file",
+    "location": "location",
+    "sticker": "sticker",
+}
 CHATS = {"user": ("userId", False), "group": ("groupId", True), "room": ("roomId", True)}
 
 
@@ -171,20 +185,24 @@ class LineAdapter:
             event.get("type") != "message"
             or event.get("mode", "active") != "active"  # standby: another module answers
             or not isinstance(content, dict)
-            or content.get("type") != "text"
             or not isinstance(source, dict)
             or not isinstance(source.get("type"), str)
             or source["type"] not in CHATS
         ):
-            return None  # follow, join, postback, unsend, stickers, images, ...: not questions
+            return None  # follow, join, postback, unsend, read receipts...: see the docs
         key, public = CHATS[source["type"]]
         conversation = required_string(source, key, limit=MAX_ID)
-        text = required_string(content, "text", limit=MAX_TEXT, allow_empty=True)
-        if public:
-            mentionees = self_mentions(content)
-            if self.group_messages == "mentions" and not mentionees:
-                return None
-            text = without_mentions(text, mentionees)
+        kind = content.get("type")
+        if kind == "text":
+            text = required_string(content, "text", limit=MAX_TEXT, allow_empty=True)
+            media = None
+        else:
+            # A sticker, image, video, audio, file, location (or a kind newer than this
+            # adapter): a message all the same, which the bot answers that it reads text only.
+            text, media = "", MEDIA_TYPES.get(str(kind), "unsupported")
+        if public and self.group_messages == "mentions" and not self_mentions(content):
+            return None
+        text = without_mentions(text, addressing_mentions(content))
         context = {
             "replyToken": event.get("replyToken"),
             "quoteToken": content.get("quoteToken"),
@@ -203,6 +221,7 @@ class LineAdapter:
             reply_context=compact(context),
             received_at=datetime.fromtimestamp(received, UTC),
             raw=dict(event),
+            media=media,
         )
 
     def acknowledge(self, raw: RawRequest) -> HttpReply:

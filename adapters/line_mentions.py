@@ -8,7 +8,7 @@ an "@..." leaves the text untouched rather than cutting the question.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from bot.platform.adapter import TEXT_RULES
@@ -52,11 +52,24 @@ def _cut_code_points(text: str, spans: Sequence[tuple[int, int]]) -> str | None:
 
 
 def self_mentions(content: Mapping[str, Any]) -> list[tuple[int, int]]:
+    """The spans of the mentions of the account itself (`isSelf`)."""
+    return _spans(content, lambda item: item.get("isSelf") is True)
+
+
+def addressing_mentions(content: Mapping[str, Any]) -> list[tuple[int, int]]:
+    """The spans to take out of the question: the account's own mentions and "@All" (a
+    mentionee of type "all"), which address the account without asking anything."""
+    return _spans(content, lambda item: item.get("isSelf") is True or item.get("type") == "all")
+
+
+def _spans(
+    content: Mapping[str, Any], wanted: Callable[[Mapping[str, Any]], bool]
+) -> list[tuple[int, int]]:
     mention = content.get("mention")
     mentionees = mention.get("mentionees") if isinstance(mention, dict) else None
     spans = []
     for item in mentionees if isinstance(mentionees, list) else []:
-        if not isinstance(item, dict) or item.get("isSelf") is not True:
+        if not isinstance(item, dict) or not wanted(item):
             continue
         index, length = item.get("index"), item.get("length")
         if isinstance(index, int) and isinstance(length, int) and index >= 0 and length > 0:

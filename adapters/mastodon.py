@@ -14,10 +14,16 @@ unlisted one an unlisted one; a direct or followers-only question gets a direct 
 a followers-only status of the office would show the answer to all of the office's followers.
 `Idempotency-Key`
 makes a retried POST return the first status instead of posting twice.
+
+Announcements (`publish`): the picture first (`POST /api/v2/media`, multipart `file`), then a
+public status with its `media_ids`, under the same Idempotency-Key scheme (the outbox row id), so
+a publication retried after a crash returns the status already posted. The post's link is the
+status's `url`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -25,7 +31,14 @@ from typing import Any
 
 import aiohttp
 
-from adapters.http import JsonReply, SessionSlot, classify, http_url, request_json
+from adapters.http import (
+    JsonReply,
+    SessionSlot,
+    classify,
+    http_url,
+    post_multipart,
+    request_json,
+)
 from adapters.mastodon_text import (
     PUBLIC_VISIBILITIES,
     addressed,
@@ -33,11 +46,13 @@ from adapters.mastodon_text import (
     id_order,
     ids,
     mention_message,
+    mentioned_accounts,
     notifications,
     rate_limit_wait,
     retry_after,
 )
 from adapters.payload import string_values
+from adapters.publishing import picture
 from bot.config.settings import (
     AdapterSpec,
     ChannelConfig,
@@ -55,10 +70,12 @@ from bot.platform.adapter import (
     RawRequest,
     Unauthorized,
 )
-from bot.platform.messages import InboundMessage, OutboundMessage, SendResult
+from bot.platform.messages import InboundMessage, OutboundMessage, Publication, SendResult
 
 log = logging.getLogger(__name__)
 
+MEDIA_CHECKS = 8  # a picture is processed in a second or two; the send's budget is 20 s
+MEDIA_CHECK_SECONDS = 1.0
 PAGE_SIZE = 40  # Mastodon's default page of notifications (80 at most)
 MAX_PAGES = 5  # per poll; the rest waits for the next poll (min_id loses nothing)
 
@@ -120,6 +137,25 @@ class MastodonAdapter:
         self._token = access_token
         self._clock = clock
         self._http = SessionSlot()
+        # The ids every mention notification's status mentions: the account's own id is in all
+        # of them, so their intersection narrows down to it (no API call needed).
+        self._always_mentioned: set[str] | None = None
+
+    def _learn_own_id(self, notification: Mapping[str, Any]) -> None:
+        status = notification.get("status")
+        if notification.get("type") != "mention" or not isinstance(status, Mapping):
+            return
+        ids_here = set(mentioned_accounts(status))
+        if not ids_here:
+            return
+        if self._always_mentioned is None:
+            self._always_mentioned = ids_here
+        elif self._always_mentioned & ids_here:
+            self._always_mentioned &= ids_here
+
+    def _own_id(self) -> str | None:
+        known = self._always_mentioned
+        return next(iter(known)) if known is not None and len(known) == 1 else None
 
     @classmethod
     def from_config(cls, config: ChannelConfig) -> MastodonAdapter:
@@ -181,7 +217,9 @@ class MastodonAdapter:
                 return PollResult(messages, cursor, retry_after=exc.retry_after)
             page = sorted(notifications(reply.data), key=lambda n: id_order(n["id"]))
             for notification in page:
-                message = mention_message(self.name, notification)
+                self._learn_own_id(notification)
+            for notification in page:
+                message = mention_message(self.name, notification, self._own_id())
                 if message is not None:
                     messages.append(message)
             if page:
@@ -258,10 +296,75 @@ class MastodonAdapter:
             return reply
         return self._result(reply)
 
+    async def publish(self, publication: Publication) -> SendResult:
+        token = self._token.reveal()
+        headers = {"Authorization": f"Bearer {token}"}
+        payload: dict[str, Any] = {"status": publication.text, "visibility": "public"}
+        upload = picture(publication, "file")
+        if upload is not None:
+            reply = await post_multipart(
+                self._http.session,
+                f"{self.api_base}/api/v2/media",
+                {"description": publication.text.split("\n", 1)[0][:1500]},
+                upload,
+                headers=headers,
+                timeout=max(self.timeout, 30.0),
+                secrets=[token],
+            )
+            if not isinstance(reply, JsonReply):
+                return reply
+            media_id = reply.fields.get("id")
+            if not 200 <= reply.status < 300 or not isinstance(media_id, str):
+                return self._result(reply)
+            if reply.status == 202:  # processed in the background: a status cannot name it yet
+                waited = await self._media_ready(media_id, headers, token)
+                if waited is not None:
+                    return waited
+            payload["media_ids"] = [media_id]
+        reply = await request_json(
+            self._http.session,
+            "POST",
+            f"{self.api_base}/api/v1/statuses",
+            payload,
+            headers={**headers, "Idempotency-Key": f"civicdesk-{self.name}-{publication.id}"},
+            timeout=self.timeout,
+            secrets=[token],
+        )
+        if not isinstance(reply, JsonReply):
+            return reply
+        return self._result(reply)
+
+    async def _media_ready(
+        self, media_id: str, headers: Mapping[str, str], token: str
+    ) -> SendResult | None:
+        """Wait for an uploaded picture to be processed (`GET /api/v1/media/:id`: 206 while it
+        is, 200 once done); None when ready, else why not (tried again later)."""
+        for _ in range(MEDIA_CHECKS):
+            await asyncio.sleep(MEDIA_CHECK_SECONDS)
+            reply = await request_json(
+                self._http.session,
+                "GET",
+                f"{self.api_base}/api/v1/media/{media_id}",
+                headers=headers,
+                timeout=self.timeout,
+                secrets=[token],
+            )
+            if not isinstance(reply, JsonReply):
+                return reply
+            if reply.status == 200:
+                return None
+            if reply.status != 206:
+                return self._result(reply)
+        return SendResult.failed("the picture is still being processed by the instance")
+
     def _result(self, reply: JsonReply) -> SendResult:
         if 200 <= reply.status < 300:
             status_id = reply.fields.get("id")
-            return SendResult.sent(status_id if isinstance(status_id, str) else None)
+            url = reply.fields.get("url")
+            return SendResult.sent(
+                status_id if isinstance(status_id, str) else None,
+                url=url if isinstance(url, str) else None,
+            )
         if reply.status == 429:
             return SendResult.failed(
                 "rate limited (HTTP 429)",

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import Any
 
-from adapters.html_text import tokens
+from adapters.html_text import Attributes, tokens
 from adapters.http import MAX_RETRY_AFTER, JsonReply, parse_retry_after
 from adapters.payload import compact
 from bot.platform.adapter import TextRules
@@ -23,13 +23,54 @@ ELLIPSIS = "…"
 # "@civicdesk @clerk@gov.example question": the handles in front address people, they ask nothing.
 _LEADING_MENTIONS = re.compile(r"^(?:\s*@[\w.-]+(?:@[\w.-]+)?)+\s*", re.UNICODE)
 _BLANK_RUNS = re.compile(r"\n{3,}")
+_SPACES = re.compile(r"[ \t]{2,}")
+MAX_MENTIONS = 50
+# A status's media_attachments[].type → InboundMessage.media.
+MEDIA_TYPES = {"image": "image", "gifv": "video", "video": "video", "audio": "audio"}
+
+
+def mentioned_accounts(status: Mapping[str, Any]) -> dict[str, str]:
+    """The accounts a status mentions: id → profile URL (bounded)."""
+    mentions = status.get("mentions")
+    found: dict[str, str] = {}
+    for item in mentions[:MAX_MENTIONS] if isinstance(mentions, list) else []:
+        if isinstance(item, Mapping) and isinstance(item.get("id"), str):
+            url = item.get("url")
+            found[item["id"]] = url if isinstance(url, str) else ""
+    return found
+
+
+def media_of(status: Mapping[str, Any]) -> str | None:
+    """The kind of the status's first attachment; None when it has none."""
+    attachments = status.get("media_attachments")
+    first = attachments[0] if isinstance(attachments, list) and attachments else None
+    if not isinstance(first, Mapping):
+        return None
+    return MEDIA_TYPES.get(str(first.get("type")), "file")
 
 
 class _Text:
-    """Mastodon's status HTML (<p>, <br>, links, h-card mentions) as text with line breaks."""
+    """Mastodon's status HTML (<p>, <br>, links, h-card mentions) as text with line breaks;
+    the mention links to `own_urls` (`<a href="https://gov.social/@civicdesk" class="u-url
+    mention">`, matched by their href) each read as one space."""
 
-    def __init__(self) -> None:
+    def __init__(self, own_urls: Collection[str] = ()) -> None:
         self.parts: list[str] = []
+        self.own_urls = frozenset(url.lower() for url in own_urls)
+        self.in_own_link = False
+
+    def handle_token(self, kind: str, value: str, attrs: Attributes) -> None:
+        if self.in_own_link:
+            self.in_own_link = not (kind == "end" and value == "a")
+        elif kind in ("start", "startend"):
+            href = dict(attrs).get("href") if value == "a" else None
+            if href is not None and href.lower() in self.own_urls:
+                self.parts.append(" ")
+                self.in_own_link = kind == "start"
+            else:
+                self.handle_starttag(value)
+        elif kind == "data":
+            self.handle_data(value)
 
     def handle_starttag(self, tag: str) -> None:
         if tag == "br":
@@ -41,29 +82,33 @@ class _Text:
         self.parts.append(data)
 
 
-def html_to_text(content: str) -> str:
-    parser = _Text()
-    for kind, value in tokens(content):
-        if kind in ("start", "startend"):
-            parser.handle_starttag(value)
-        elif kind == "data":
-            parser.handle_data(value)
+def html_to_text(content: str, own_urls: Collection[str] = ()) -> str:
+    parser = _Text(own_urls)
+    for kind, value, attrs in tokens(content):
+        parser.handle_token(kind, value, attrs)
     text = "".join(parser.parts).replace("\r\n", "\n")
     lines = [line.rstrip() for line in text.split("\n")]
     return _BLANK_RUNS.sub("\n\n", "\n".join(lines)).strip()
 
 
-def question_text(content: str, spoiler: str = "") -> str:
-    """The citizen's words: the content as text without the leading @handles; a content
-    warning, when there is one, comes first (people put the subject there)."""
-    text = _LEADING_MENTIONS.sub("", html_to_text(content), count=1).strip()
+def question_text(content: str, spoiler: str = "", own_urls: Collection[str] = ()) -> str:
+    """The citizen's words: the content as text without the leading @handles and without the
+    mention links to the account itself (`own_urls`) wherever they stand ("请问 @civicdesk
+    诉讼费怎么交"); a content warning, when there is one, comes first (people put the subject
+    there)."""
+    text = _LEADING_MENTIONS.sub("", html_to_text(content, own_urls), count=1).strip()
+    text = _SPACES.sub(" ", text)
     spoiler = spoiler.strip()
     return f"{spoiler}\n{text}" if spoiler and text else spoiler or text
 
 
-def mention_message(channel: str, notification: Mapping[str, Any]) -> InboundMessage | None:
+def mention_message(
+    channel: str, notification: Mapping[str, Any], own_id: str | None = None
+) -> InboundMessage | None:
     """A `mention` notification as an inbound message; None for other types, bots (two
-    auto-responders would answer each other forever) and notifications without a status."""
+    auto-responders would answer each other forever) and notifications without a status.
+    `own_id`: the account's own id, whose mention links are taken out of the text; without it,
+    a status mentioning one account only mentions the account itself."""
     status = notification.get("status")
     if notification.get("type") != "mention" or not isinstance(status, Mapping):
         return None
@@ -82,6 +127,15 @@ def mention_message(channel: str, notification: Mapping[str, Any]) -> InboundMes
     reply_to = _short(status.get("in_reply_to_id"), MAX_ID)
     name = account.get("display_name")
     name = name[:MAX_ID] if isinstance(name, str) else None
+    mentioned = mentioned_accounts(status)
+    if own_id is None and len(mentioned) == 1:
+        own_id = next(iter(mentioned))
+    own_url = mentioned.get(own_id or "")
+    text = question_text(
+        str(status.get("content") or ""),
+        str(status.get("spoiler_text") or ""),
+        [own_url] if own_url else [],
+    )
     return InboundMessage(
         channel=channel,
         platform_id=str(status_id),
@@ -91,8 +145,9 @@ def mention_message(channel: str, notification: Mapping[str, Any]) -> InboundMes
         # "@user@domain" (or "@user" on this instance): a real mention, which Mastodon counts as
         # "@user" and which notifies the asker. Direct answers are addressed in `send`.
         mention=f"@{acct}" if public else None,
-        text=question_text(str(status.get("content") or ""), str(status.get("spoiler_text") or "")),
+        text=text,
         public=public,
+        media=media_of(status),
         lang_hint=language,
         reply_to=reply_to,
         reply_context=compact({"visibility": visibility, "acct": acct}),

@@ -39,6 +39,12 @@ def _user_id(value: str) -> str:
     return value.strip()
 
 
+def _room_id(value: str) -> str:
+    if not re.fullmatch(r"![^:\s]+:\S+", value.strip()):
+        raise ValueError("must be a room id like !AbCdEf:example.org, not a #alias")
+    return value.strip()
+
+
 def _mode(value: str) -> str:
     if value.strip().lower() not in MODES:
         raise ValueError("must be sync or appservice")
@@ -76,6 +82,12 @@ SETTINGS = (
         secret=True,
     ),
     ChannelSetting(
+        "PUBLISH_ROOM",
+        "The room id (!...:server) where announcements are posted; the bot must be allowed to "
+        "post there.",
+        parse=_room_id,
+    ),
+    ChannelSetting(
         "DISPLAY_NAME",
         "The bot's display name, also taken as a mention from clients that do not send m.mentions.",
     ),
@@ -102,6 +114,14 @@ def build(config: ChannelConfig) -> MatrixSyncAdapter | MatrixAppServiceAdapter:
         "settings, Advanced, Internal room ID), not its #alias",
     )
     api_base = config.api_base or API_BASE
+    adapter = _build(config, me, staff_room, api_base)
+    adapter.publish_room = config.get("PUBLISH_ROOM")
+    return adapter
+
+
+def _build(
+    config: ChannelConfig, me: Identity, staff_room: str | None, api_base: str
+) -> MatrixSyncAdapter | MatrixAppServiceAdapter:
     values = config.values
     if config.get("MODE") == "appservice":
         missing = [key for key in ("AS_TOKEN", "HS_TOKEN") if values.get(key) is None]

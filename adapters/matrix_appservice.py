@@ -23,19 +23,30 @@ from adapters.matrix_client import MatrixClient
 from adapters.matrix_events import Identity, membership_of, message_from
 from adapters.payload import json_object
 from bot.config.settings import Secret
-from bot.platform.adapter import BadRequest, HttpReply, RawRequest, Unauthorized
+from bot.platform.adapter import BadRequest, HttpReply, RawRequest, RetryLater, Unauthorized
 from bot.platform.messages import InboundMessage
 
 log = logging.getLogger("civicdesk.matrix")
 
 APP_API = "/_matrix/app/v1/"
 TRANSACTIONS_KEPT = 1000
+# Rooms looked up per transaction: the rest are refused (RetryLater) and looked up meanwhile.
+MAX_LOOKUPS = 10
 
 
 def _tail(path: str) -> str | None:
     """The part after /_matrix/app/v1/ of the request's path, None for another path."""
     _, found, tail = path.partition(APP_API)
     return tail if found else None
+
+
+def _may_be_a_message(event: Mapping[str, Any], me: Identity) -> bool:
+    """Whether `event` may be a citizen's message, whose room's size decides if it is answered."""
+    return (
+        event.get("type") in ("m.room.message", "m.sticker", "m.room.encrypted")
+        and "state_key" not in event
+        and event.get("sender") != me.user_id
+    )
 
 
 def _matrix_error(status: int, code: str, message: str) -> HttpReply:
@@ -119,12 +130,48 @@ class MatrixAppServiceAdapter(MatrixClient):
             if event.get("type") == "m.room.member":
                 continue
             direct = self.rooms.private(room_id)
-            if direct is None and event.get("type") == "m.room.message":
-                self._spawn(self.is_private(room_id))  # known from the next message on
+            if direct is None and _may_be_a_message(event, self.me):
+                # prepare() could not find out (the homeserver did not answer): refuse the
+                # transaction rather than acknowledge a direct message as group chatter.
+                self._spawn(self.is_private(room_id))
+                raise RetryLater(
+                    f"the membership of room {room_id} is not known yet: send the transaction again"
+                )
             found = message_from(self.name, event, room_id, self.me, direct=direct, own=self.own)
             if found is not None:
                 messages.append(found)
         return messages
+
+    async def prepare(self, raw: RawRequest) -> None:
+        """Before `parse`: learn the size of each room a message of the transaction comes from
+        and the adapter has not heard of since it started (a first direct message after a
+        restart), with one `joined_members` call per room, in the request, so that the message
+        is classified rather than taken for group chatter. Invitations in the same transaction
+        say it themselves (`is_direct`)."""
+        if self.staff_room is not None or _tail(raw.path) in self._done:
+            return
+        try:
+            data = json.loads(raw.body)
+        except ValueError:
+            return  # parse() says what is wrong
+        events = data.get("events") if isinstance(data, dict) else None
+        unknown: list[str] = []
+        for event in events if isinstance(events, list) else []:
+            if not isinstance(event, Mapping) or not isinstance(event.get("room_id"), str):
+                continue
+            room_id = event["room_id"]
+            if membership_of(event, self.me.user_id) == "invite":
+                content = event.get("content")
+                if isinstance(content, Mapping) and content.get("is_direct") is True:
+                    self.rooms.hint(room_id, True)
+            if (
+                _may_be_a_message(event, self.me)
+                and self.rooms.private(room_id) is None
+                and room_id not in unknown
+            ):
+                unknown.append(room_id)
+        for room_id in unknown[:MAX_LOOKUPS]:
+            await self.count_members(room_id)
 
     def acknowledge(self, raw: RawRequest) -> HttpReply:
         """Called once the transaction's messages are stored: from now on it is a repeat."""

@@ -4,7 +4,13 @@ members. The mode-specific inbound halves are `adapters.matrix_sync` and
 
 A staff channel (`staff_room` set) serves that one room: tickets are posted there at the top
 level, updates in the ticket's thread, and what staff write in a thread or as a reply comes in
-(`adapters.matrix_events.staff_message_from`); invitations to other rooms are declined."""
+(`adapters.matrix_events.staff_message_from`); invitations to other rooms are declined.
+
+Announcements (`publish`) go to PUBLISH_ROOM as `m.text`; with a picture, the picture is uploaded
+to the media repository (`POST /_matrix/media/v3/upload`) and posted as one `m.image` whose body
+is the text (a caption, Matrix 1.10: `filename` set and different from `body`). The event's
+transaction id is made from the outbox row id, so a retried publication is dropped by the
+homeserver as a repeat."""
 
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ import aiohttp
 from adapters.http import (
     JsonReply,
     SessionSlot,
+    exchange,
     is_retryable_status,
     parse_retry_after,
     request_json,
@@ -33,11 +40,12 @@ from adapters.matrix_events import (
 )
 from bot.config.settings import Secret
 from bot.platform.adapter import TEXT_RULES, HttpReply, RawRequest
-from bot.platform.messages import InboundMessage, OutboundMessage, SendResult
+from bot.platform.messages import InboundMessage, OutboundMessage, Publication, SendResult
 
 log = logging.getLogger("civicdesk.matrix")
 
 CLIENT_API = "/_matrix/client/v3"
+MEDIA_UPLOAD = "/_matrix/media/v3/upload"
 MAX_RETRY_AFTER_MS = 3_600_000
 
 
@@ -152,6 +160,7 @@ class MatrixClient:
     ) -> None:
         self.name = name
         self.staff_room = staff_room
+        self.publish_room: str | None = None  # where announcements go (PUBLISH_ROOM)
         self.api_base = api_base.rstrip("/")
         self._token = token
         self.me = me
@@ -211,6 +220,61 @@ class MatrixClient:
             result.error,
         )
         return result
+
+    async def publish(self, publication: Publication) -> SendResult:
+        room = self.publish_room
+        if room is None:
+            return SendResult.failed(
+                f"channel {self.name} has no PUBLISH_ROOM: set it to the room to post in",
+                retryable=False,
+            )
+        content: dict[str, Any] = {"msgtype": "m.text", "body": publication.text, "m.mentions": {}}
+        if publication.image:
+            uploaded = await self._upload(publication)
+            if isinstance(uploaded, SendResult):
+                return uploaded
+            content = {
+                "msgtype": "m.image",
+                "body": publication.text,  # the caption (Matrix 1.10)
+                "filename": f"announcement-{publication.id}",
+                "url": uploaded,
+                "info": {"mimetype": publication.image_type, "size": len(publication.image)},
+                "m.mentions": {},
+            }
+        salt = hashlib.sha256(f"{room}\n{publication.text}".encode()).hexdigest()[:12]
+        txn = f"civicdesk-{publication.id}-{salt}"
+        reply = await self.call(
+            "PUT", "rooms", room, "send", "m.room.message", txn, payload=content
+        )
+        if isinstance(reply, SendResult):
+            return reply
+        event_id = reply.fields.get("event_id")
+        if 200 <= reply.status < 300 and isinstance(event_id, str):
+            self.own.add(event_id)
+            return SendResult.sent(event_id, url=f"https://matrix.to/#/{room}/{event_id}")
+        return error_of(reply)
+
+    async def _upload(self, publication: Publication) -> str | SendResult:
+        """The picture's mxc:// URI in the homeserver's media repository."""
+        reply = await exchange(
+            self._http.session,
+            "POST",
+            self.api_base + MEDIA_UPLOAD,
+            publication.image,
+            {
+                "Authorization": f"Bearer {self._token.reveal()}",
+                "Content-Type": publication.image_type or "application/octet-stream",
+            },
+            params={**self._as_user, "filename": f"announcement-{publication.id}"},
+            timeout=max(self.timeout, 30.0),
+            secrets=(self._token.reveal(),),
+        )
+        if isinstance(reply, SendResult):
+            return reply
+        uri = reply.fields.get("content_uri")
+        if 200 <= reply.status < 300 and isinstance(uri, str) and uri.startswith("mxc://"):
+            return uri
+        return error_of(reply)
 
     def welcomes(self, room_id: str) -> bool:
         """Whether the bot goes where it is invited: anywhere (citizens bring it), but a staff
@@ -277,13 +341,18 @@ class MatrixClient:
         return self.rooms.private(room_id)
 
     async def count_members(self, room_id: str) -> None:
-        """Ask the homeserver how many members the room has (`joined_members`)."""
+        """Ask the homeserver how many members the room has (`joined_members`). A refusal
+        (the bot is not in the room: 403, or no such room: 404) is an answer too: the room is
+        not a private conversation with the bot. An outage leaves the room unknown."""
         reply = await self.call("GET", "rooms", room_id, "joined_members")
         if isinstance(reply, JsonReply) and reply.status == 200 and isinstance(reply.data, dict):
             joined = reply.data.get("joined")
             if isinstance(joined, Mapping):
                 self.rooms.count(room_id, joined=len(joined), invited=0)
                 return
+        if isinstance(reply, JsonReply) and reply.status in (403, 404):
+            self.rooms.hint(room_id, False)
+            return
         log.warning("channel=%s could not count the members of room %s", self.name, room_id)
 
     async def close(self) -> None:

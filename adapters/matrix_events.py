@@ -20,6 +20,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from html import unescape as html_unescape
 from typing import Any
 from urllib.parse import quote
 
@@ -149,6 +150,25 @@ def mentions(content: Mapping[str, Any], me: Identity) -> bool:
 
 
 _FALLBACK = re.compile(r"\A(?:>[^\n]*\n)+\n?")
+_LINK = re.compile(r"<a\s[^>]*href=[\"']([^\"']*)[\"'][^>]*>(.*?)</a>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]+>")
+MAX_PILLS = 20
+
+
+def pill_names(content: Mapping[str, Any], me: Identity) -> list[str]:
+    """The texts of the links to the bot in `formatted_body` (Element's pills: <a
+    href="https://matrix.to/#/@bot:server">Civic Desk</a>), which clients copy into `body`."""
+    formatted = content.get("formatted_body")
+    if not isinstance(formatted, str):
+        return []
+    targets = (me.user_id, quote(me.user_id, safe=""), quote(me.user_id, safe="@:"))
+    names = []
+    for href, inner in _LINK.findall(formatted[:MAX_TEXT])[:MAX_PILLS]:
+        if any(href.endswith("/" + target) or href.endswith("#" + target) for target in targets):
+            name = html_unescape(_TAG.sub("", inner)).strip()
+            if name:
+                names.append(name)
+    return names
 
 
 def _without_lead_name(text: str, me: Identity) -> str:
@@ -160,11 +180,23 @@ def _without_lead_name(text: str, me: Identity) -> str:
     return text
 
 
-def clean_text(body: str, me: Identity) -> str:
+def _without_names(text: str, names: list[str]) -> str:
+    """`text` without each of `names` wherever it stands (a pill in the middle of a sentence,
+    "请问 Civic Desk 诉讼费怎么交"), with the "@" and the ":" or "," that clients put around it."""
+    for name in sorted({n for n in names if n.strip()}, key=len, reverse=True):
+        escaped = re.escape(name.strip())
+        text = re.sub(rf"@?{escaped}\s*[:,：，]?", " ", text, flags=re.IGNORECASE)
+    return text
+
+
+def clean_text(body: str, me: Identity, names: list[str] | None = None) -> str:
     """The question without the quoted reply fallback of older clients and without the bot's
-    name in front ("civicdesk: how do I ...")."""
+    name: in front ("civicdesk: how do I ..."), and, when `names` are given (the message
+    mentions the bot), wherever they stand."""
     text = _FALLBACK.sub("", body, count=1)
     text = _without_lead_name(text.replace(me.user_id, " "), me)
+    if names:
+        text = _without_names(text, names)
     return " ".join(text.split())[:MAX_TEXT]
 
 
@@ -187,8 +219,13 @@ def message_from(
 ) -> InboundMessage | None:
     """The citizen's message in `event`, or None when the bot should not answer it.
 
-    `direct`: True in a private room, False in a group room, None when not known yet (treated as
-    a group room: answered when it names the bot)."""
+    `direct`: True in a private room, False in a group room, None when not known (treated as a
+    group room: answered when it names the bot; the application service finds out before it
+    gets here, see `MatrixAppServiceAdapter.prepare`). Media come with `media` set and their
+    caption (or "") as text; an encrypted message in a private room, which the bot cannot read,
+    comes as media "unsupported"."""
+    if _encrypted_from_someone(event, me) and direct:
+        return _inbound(channel, event, room_id, text="", media="unsupported", public=False)
     message = _room_message(event)
     if message is None:
         return None
@@ -196,29 +233,56 @@ def message_from(
     if sender == me.user_id:
         own.add(event_id)
         return None
-    body = _new_text(event, content)
-    if body is None:
+    read = _new_content(event, content)
+    if read is None:
         return None
+    body, media = read
     answers = replied_to(content)
     if not direct and not (mentions(content, me) or (answers is not None and answers in own)):
         return None
-    text = clean_text(body, me)
-    if not text:
+    names = [*pill_names(content, me), *([me.display_name] if me.display_name else [])]
+    text = clean_text(body, me, names)
+    if not text and media is None:
         return None
-    root = thread_root(content)
+    return _inbound(channel, event, room_id, text=text, media=media, public=not direct)
+
+
+def _inbound(
+    channel: str,
+    event: Mapping[str, Any],
+    room_id: str,
+    *,
+    text: str,
+    media: str | None,
+    public: bool,
+) -> InboundMessage:
+    content = event.get("content")
+    content = content if isinstance(content, Mapping) else {}
+    event_id, answers, root = str(event["event_id"]), replied_to(content), thread_root(content)
     return InboundMessage(
         channel=channel,
         platform_id=event_id,
         conversation=room_id,
-        sender=sender,
+        sender=str(event["sender"]),
         text=text,
-        public=not direct,
+        public=public,
         # No "@alice:example.org" in the body: a reply quotes the question (m.in_reply_to) and
         # names the asker in m.mentions, which notifies them (see matrix_client.reply_content).
         mention=None,
         reply_to=answers or root,
         reply_context=ReplyContext(event_id, root).dumps(),
         raw=dict(event),
+        media=media,
+    )
+
+
+def _encrypted_from_someone(event: Mapping[str, Any], me: Identity) -> bool:
+    return (
+        event.get("type") == "m.room.encrypted"
+        and "state_key" not in event
+        and isinstance(event.get("event_id"), str)
+        and isinstance(event.get("sender"), str)
+        and event.get("sender") != me.user_id
     )
 
 
@@ -238,7 +302,8 @@ def staff_message_from(
     if message is None or message[1] == me.user_id:
         return None
     event_id, sender, content = message
-    body = _new_text(event, content)
+    read = _new_content(event, content)
+    body = read[0] if read is not None and read[1] is None else None
     answers = thread_root(content) or replied_to(content)
     if answers is None or body is None:
         return None
@@ -258,9 +323,23 @@ def staff_message_from(
     )
 
 
+# msgtype → InboundMessage.media; m.text comes as text, m.notice (what bots send) and m.emote
+# (an action, "/me waves") are skipped, and so are the key verification requests clients send
+# as messages. Any other msgtype a person sends is "unsupported": the bot says what it reads.
+MEDIA_MSGTYPES = {
+    "m.image": "image",
+    "m.file": "file",
+    "m.audio": "audio",
+    "m.video": "video",
+    "m.location": "location",
+}
+SKIPPED_MSGTYPES = ("m.notice", "m.emote", "m.key.verification.request")
+
+
 def _room_message(event: Mapping[str, Any]) -> tuple[str, str, Mapping[str, Any]] | None:
-    """(event id, sender, content) of an `m.room.message` event; None for anything else."""
-    if event.get("type") != "m.room.message" or "state_key" in event:
+    """(event id, sender, content) of an `m.room.message` or `m.sticker` event; None for
+    anything else."""
+    if event.get("type") not in ("m.room.message", "m.sticker") or "state_key" in event:
         return None
     event_id, sender = event.get("event_id"), event.get("sender")
     content = event.get("content")
@@ -269,16 +348,30 @@ def _room_message(event: Mapping[str, Any]) -> tuple[str, str, Mapping[str, Any]
     return event_id, sender, content
 
 
-def _new_text(event: Mapping[str, Any], content: Mapping[str, Any]) -> str | None:
-    """The body of a text message as first sent; None for a redacted one, an edit, a notice,
-    an image and the like."""
+def _new_content(
+    event: Mapping[str, Any], content: Mapping[str, Any]
+) -> tuple[str, str | None] | None:
+    """(text, media kind) of a message as first sent; None for a redacted one, an edit, a
+    notice, an emote. The text of a media message is its caption: `body` when the event has a
+    `filename` apart from it (Matrix 1.10 media captions), else "" (the body is a file name)."""
     unsigned = event.get("unsigned")
     if isinstance(unsigned, Mapping) and "redacted_because" in unsigned:
         return None
-    if content.get("msgtype") != "m.text" or relation(content).get("rel_type") == "m.replace":
+    if relation(content).get("rel_type") == "m.replace":
         return None
     body = content.get("body")
-    return body if isinstance(body, str) else None
+    body = body if isinstance(body, str) else ""
+    if event.get("type") == "m.sticker":
+        return "", "sticker"
+    msgtype = content.get("msgtype")
+    if msgtype == "m.text":
+        return (body, None) if body else None
+    if not isinstance(msgtype, str) or msgtype in SKIPPED_MSGTYPES:
+        return None
+    media = MEDIA_MSGTYPES.get(msgtype, "unsupported")
+    filename = content.get("filename")
+    caption = body if isinstance(filename, str) and filename and body != filename else ""
+    return caption, media
 
 
 def is_private(joined: int, invited: int = 0) -> bool:

@@ -39,7 +39,10 @@ def sync_filter(*, staff: bool = False) -> str:
         "presence": {"not_types": ["*"]},
         "account_data": {"not_types": ["*"]},
         "room": {
-            "timeline": {"limit": TIMELINE_LIMIT, "types": ["m.room.message", "m.room.member"]},
+            "timeline": {
+                "limit": TIMELINE_LIMIT,
+                "types": ["m.room.message", "m.sticker", "m.room.encrypted", "m.room.member"],
+            },
             # Lazy-loading members makes the homeserver send each room's member counts.
             "state": state,
             "ephemeral": {"not_types": ["*"]},
@@ -140,14 +143,23 @@ class MatrixSyncAdapter(MatrixClient):
             # arrival on.
             return self.staff_messages(room_id, seen, [*_events(room.get("state")), *events])
         events = seen
-        if not any(e.get("type") == "m.room.message" for e in events):
+        if not any(e.get("type") in MESSAGE_TYPES for e in events):
             return []
         direct = await self.is_private(room_id)
+        if direct is None:
+            # Not known and not learnt: poll again (the cursor stays) rather than take a direct
+            # message for group chatter and move past it.
+            raise PollFailed(
+                f"the membership of room {room_id} could not be read", retry_after=FAILURE_PAUSE
+            )
         found = (
             message_from(self.name, e, room_id, self.me, direct=direct, own=self.own)
             for e in events
         )
         return [m for m in found if m is not None]
+
+
+MESSAGE_TYPES = ("m.room.message", "m.sticker", "m.room.encrypted")
 
 
 def _first_after_joining(events: Sequence[Mapping[str, Any]], user_id: str) -> int:

@@ -130,6 +130,8 @@ class SlackAdapter:
         self._clock = clock
         self._http = SessionSlot()
         self._directory = SlackDirectory(self._http, self.api_base, bot_token)
+        # The app's bot user ids, learnt from envelopes' authorizations and auth.test.
+        self._own: set[str] = set()
 
     @classmethod
     def from_config(cls, config: ChannelConfig) -> SlackAdapter:
@@ -189,6 +191,21 @@ class SlackAdapter:
                 "Secret (Basic Information → App Credentials)"
             )
 
+    async def prepare(self, raw: RawRequest) -> None:
+        """Learn the app's bot user id (`auth.test`, once) when the envelope does not name it
+        (an `app_mention` without `authorizations`), so that its mention is taken out of the
+        question."""
+        if self._own:
+            return
+        try:
+            data = json.loads(raw.body)
+        except ValueError:
+            return
+        if isinstance(data, dict) and data.get("type") == "event_callback" and not _own_users(data):
+            user = await self._directory.bot_user()
+            if user:
+                self._own.add(user)
+
     def parse(self, raw: RawRequest) -> list[InboundMessage]:
         data = json_object(raw.body, "a Slack event envelope")
         kind = data.get("type")
@@ -200,7 +217,8 @@ class SlackAdapter:
         event_id, event = data.get("event_id"), data.get("event")
         if not isinstance(event_id, str) or not event_id or not isinstance(event, dict):
             raise BadRequest('an event_callback needs "event_id" (a string) and "event"')
-        own = _own_users(data)
+        self._own.update(_bot_authorizations(data))  # kept: later envelopes may lack them
+        own = _own_users(data) | self._own
         if self.staff_room is not None:
             inbound = self._staff_inbound(event, own)
         else:
@@ -226,8 +244,9 @@ class SlackAdapter:
             platform_id=event_id,
             conversation=channel,
             sender=user,
-            text=_plain(text, own),
+            text=_question(text, own),
             public=public,
+            media=_media(event),
             # A real mention: Slack shows the asker's name and notifies them.
             mention=f"<@{user}>" if public else None,
             reply_to=f"{channel}:{thread_ts}" if thread_ts and thread_ts != ts else None,
@@ -310,14 +329,20 @@ def _by_a_person(event: dict[str, Any], own: frozenset[str]) -> bool:
     )
 
 
-def _own_users(data: dict[str, Any]) -> frozenset[str]:
-    """The app's own bot user in this workspace: from `authorizations`, else `authed_users`."""
-    authorizations, authed_users = data.get("authorizations"), data.get("authed_users")
-    own = {
+def _bot_authorizations(data: dict[str, Any]) -> set[str]:
+    """The bot users the envelope's `authorizations` name."""
+    entries = data.get("authorizations")
+    return {
         entry["user_id"]
-        for entry in (authorizations if isinstance(authorizations, list) else [])
+        for entry in (entries if isinstance(entries, list) else [])
         if isinstance(entry, dict) and entry.get("is_bot") and isinstance(entry.get("user_id"), str)
     }
+
+
+def _own_users(data: dict[str, Any]) -> frozenset[str]:
+    """The app's own bot user in this workspace: from `authorizations`, else `authed_users`."""
+    own = _bot_authorizations(data)
+    authed_users = data.get("authed_users")
     if not own and isinstance(authed_users, list):
         own = {u for u in authed_users if isinstance(u, str)}
     return frozenset(own)
@@ -335,6 +360,28 @@ def _plain(text: str, own: frozenset[str]) -> str:
     for entity, char in _ENTITIES.items():
         stripped = stripped.replace(entity, char)
     return stripped.strip()
+
+
+_LEADING_MENTIONS = re.compile(r"\A(?:\s*<@[UW][A-Z0-9]+(?:\|[^>]*)?>[\s:,，：]*)+")
+
+
+def _question(text: str, own: frozenset[str]) -> str:
+    """A citizen's question: `_plain`, and without the mentions it starts with, which address
+    the app (an app_mention names the app first; in a DM nobody else is there to address)."""
+    return re.sub(r"[ \t]{2,}", " ", _plain(_LEADING_MENTIONS.sub("", text, count=1), own))
+
+
+def _media(event: dict[str, Any]) -> str | None:
+    """The kind of the first file a message shares (a screenshot, a PDF), from its mimetype."""
+    files = event.get("files")
+    first = files[0] if isinstance(files, list) and files else None
+    if not isinstance(first, dict):
+        return None
+    mimetype = str(first.get("mimetype") or "")
+    for prefix, kind in (("image/", "image"), ("audio/", "audio"), ("video/", "video")):
+        if mimetype.startswith(prefix):
+            return kind
+    return "file"
 
 
 def _escape(text: str) -> str:

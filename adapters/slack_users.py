@@ -20,6 +20,8 @@ log = logging.getLogger("civicdesk.slack")
 
 KEEP_NAMES = 3600.0  # seconds a looked-up name is kept
 TIMEOUT = 5.0
+# auth.test runs inside Slack's 3 s delivery window (once an hour at most): keep it short.
+AUTH_TEST_TIMEOUT = 2.0
 
 
 class SlackDirectory:
@@ -37,6 +39,8 @@ class SlackDirectory:
         self._clock = clock
         self._names: dict[str, tuple[str, float]] = {}
         self._warned = False
+        self._bot_user: str | None = None
+        self._bot_user_retry = float("-inf")
 
     async def name(self, user: str) -> str | None:
         kept = self._names.get(user)
@@ -65,14 +69,45 @@ class SlackDirectory:
             self._names[user] = (found, now + KEEP_NAMES)
         return found
 
+    async def bot_user(self) -> str | None:
+        """The app's own bot user id (`auth.test`), asked once; None when Slack does not say
+        (asked again after KEEP_NAMES seconds, not on every event)."""
+        now = self._clock()
+        if self._bot_user is not None or now < self._bot_user_retry:
+            return self._bot_user
+        self._bot_user_retry = now + KEEP_NAMES
+        token = self._bot_token.reveal()
+        reply = await request_json(
+            self._http.session,
+            "POST",
+            f"{self._api_base}/auth.test",
+            {},
+            headers={"Authorization": f"Bearer {token}", "User-Agent": "civicdesk"},
+            timeout=AUTH_TEST_TIMEOUT,
+            secrets=(token,),
+        )
+        data = reply.data if not isinstance(reply, SendResult) else None
+        if isinstance(data, Mapping) and data.get("ok") is True:
+            user = data.get("user_id")
+            if isinstance(user, str) and user:
+                self._bot_user = user
+                return user
+        log.warning("auth.test did not name the app's bot user: its mentions may stay in the text")
+        return None
+
     def _warn(self, user: str, error: Any) -> None:
         hint = (
             " (add the users:read scope and reinstall the app)" if error == "missing_scope" else ""
         )
         level = logging.DEBUG if self._warned else logging.WARNING
         self._warned = True
-        log.log(level, "users.info for %s failed: %s%s; the member id stands for them",
-                user, error, hint)  # fmt: skip
+        log.log(
+            level,
+            "users.info for %s failed: %s%s; the member id stands for them",
+            user,
+            error,
+            hint,
+        )
 
 
 def member_name(member: Any) -> str | None:

@@ -15,6 +15,12 @@ Staff mode (the channel has a STAFF_ROOM, the staff group's chat id): tickets ar
 group, their updates as replies to the ticket, and a staff member's reply to one of the bot's
 messages there is staff acting on the ticket (`reply_to` = "<chat id>:<message id>" of the bot's
 message). Privacy mode delivers replies to the bot's messages, so the bot needs no admin rights.
+
+Announcements (`publish`) go to PUBLISH_TO, a channel (@name or its -100… id) where the bot is an
+administrator allowed to post: `sendPhoto` with the text as caption when there is a picture (the
+composer fits the text to a caption's 1024 characters then), else `sendMessage`. The Bot API keeps
+no idempotency key: a publication whose earlier attempt ended in doubt (a crash mid-send) is not
+posted again but dead-lettered for staff to check the channel.
 """
 
 from __future__ import annotations
@@ -26,8 +32,9 @@ from typing import Any
 
 import aiohttp
 
-from adapters.http import SessionSlot, call_json, same
+from adapters.http import JsonReply, SessionSlot, call_json, post_multipart, same
 from adapters.payload import compact, json_object
+from adapters.publishing import not_again, picture
 from adapters.telegram_parts import (
     as_dict,
     chat_ref,
@@ -35,13 +42,16 @@ from adapters.telegram_parts import (
     display_name,
     entities_of,
     id_of,
+    is_service,
+    media_of,
     read_context,
     send_failure,
     short,
+    text_of,
 )
 from bot.config.settings import AdapterSpec, ChannelConfig, ChannelSetting, Secret
 from bot.platform.adapter import TEXT_RULES, BadRequest, HttpReply, RawRequest, Unauthorized
-from bot.platform.messages import InboundMessage, OutboundMessage, SendResult
+from bot.platform.messages import InboundMessage, OutboundMessage, Publication, SendResult
 
 log = logging.getLogger("civicdesk.telegram")
 
@@ -52,6 +62,7 @@ GROUP_TYPES = ("group", "supergroup")
 _TOKEN = re.compile(r"^(\d+):[A-Za-z0-9_-]+$")
 _SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _USERNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
+_CHANNEL = re.compile(r"^(@[A-Za-z][A-Za-z0-9_]{3,31}|-100\d{5,20})$")
 
 
 def _token(value: str) -> str:
@@ -64,6 +75,25 @@ def _secret_token(value: str) -> str:
     if not _SECRET_TOKEN.match(value.strip()):
         raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
     return value.strip()
+
+
+def _channel(value: str) -> str:
+    if not _CHANNEL.match(value.strip()):
+        raise ValueError("must be a channel's @username or its id (-100 followed by digits)")
+    return value.strip()
+
+
+def post_url(chat: dict[str, Any], message_id: Any) -> str | None:
+    """The t.me link of a channel post: public channels by username, others by their id."""
+    if not isinstance(message_id, int):
+        return None
+    username = chat.get("username")
+    if isinstance(username, str) and username:
+        return f"https://t.me/{username}/{message_id}"
+    chat_id = str(chat.get("id", ""))
+    if chat_id.startswith("-100"):
+        return f"https://t.me/c/{chat_id[4:]}/{message_id}"
+    return None
 
 
 def _username(value: str) -> str:
@@ -84,6 +114,12 @@ SETTINGS = (
         required=True,
         secret=True,
         parse=_secret_token,
+    ),
+    ChannelSetting(
+        "PUBLISH_TO",
+        "Where announcements are posted: a channel's @username or id (-100...), with the bot an "
+        "administrator allowed to post there.",
+        parse=_channel,
     ),
     ChannelSetting(
         "BOT_USERNAME",
@@ -107,6 +143,7 @@ class TelegramAdapter:
         username: str | None = None,
         api_base: str = API_BASE,
         staff_room: str | None = None,
+        publish_to: str | None = None,
     ) -> None:
         match = _TOKEN.match(token.reveal())
         if match is None:
@@ -118,6 +155,7 @@ class TelegramAdapter:
         self.username = username
         self.api_base = api_base.rstrip("/")
         self.staff_room = staff_room.strip() if staff_room else None
+        self.publish_to = publish_to
         self._http = SessionSlot()
 
     @classmethod
@@ -136,6 +174,7 @@ class TelegramAdapter:
             config.secret("SECRET_TOKEN"),
             username=username,
             api_base=config.api_base or API_BASE,
+            publish_to=config.get("PUBLISH_TO"),
             staff_room=config.staff_room_id(
                 r"-\d+",
                 "must be the staff group's chat id (a negative number such as -1001234567890: "
@@ -180,7 +219,10 @@ class TelegramAdapter:
         if not isinstance(chat_id, int) or not isinstance(message_id, int):
             raise BadRequest('a message needs "message_id" and "chat.id" (integers)')
         sender = message.get("from")
-        text = message.get("text")
+        text, _ = text_of(message)
+        media = media_of(message)
+        if media is None and not isinstance(message.get("text"), str) and not is_service(message):
+            media = "unsupported"  # a content kind newer than this adapter: still a message
         sender_id = id_of(sender)
         if sender is not None and sender_id is None:
             raise BadRequest('"from.id" of a message must be an integer')
@@ -191,7 +233,7 @@ class TelegramAdapter:
             or sender_id == self.bot_id
             or message.get("is_automatic_forward")  # a linked channel's post copied in
             or id_of(message.get("via_bot")) == self.bot_id
-            or not isinstance(text, str)  # photos, stickers, joins, pinned messages...
+            or is_service(message)  # joins, leaves, pinned messages, topic changes...
         ):
             return None
         public = chat.get("type") in GROUP_TYPES
@@ -200,6 +242,8 @@ class TelegramAdapter:
         replied = message.get("reply_to_message")
         replied_id = replied.get("message_id") if isinstance(replied, dict) else None
         if self.staff_room is not None:
+            if media is not None or not text:
+                return None  # staff act on tickets in words
             return self._staff_inbound(message, chat, sender, text, replied)
         if public and not self._addressed(message, replied):
             return None
@@ -214,6 +258,7 @@ class TelegramAdapter:
             sender_name=display_name(sender),
             text=self._question(message, text),
             public=public,
+            media=media,
             # No "@name": a group answer quotes the question (reply_parameters), which shows whom
             # it is for; a display name is no mention on Telegram, and @username may be unset.
             mention=None,
@@ -272,16 +317,23 @@ class TelegramAdapter:
         return False
 
     def _question(self, message: dict[str, Any], text: str) -> str:
-        """The text without a leading /command (a bare /start is an empty message: a greeting)."""
+        """The text (or caption) without a leading /command (a bare /start is an empty message:
+        a greeting) and without the mentions of the bot: "@civicdesk_bot" and a text_mention of
+        its name, wherever they stand."""
+        cuts: list[str] = []
         for kind, piece, entity in entities_of(message):
             if kind == "bot_command" and entity.get("offset") == 0:
                 addressee = piece.partition("@")[2]
                 if not addressee or (self.username and addressee.lower() == self.username.lower()):
                     text = text[len(piece) :] if text.startswith(piece) else text
-                break
+            elif kind == "text_mention" and id_of(entity.get("user")) == self.bot_id:
+                cuts.append(piece)
+        for piece in cuts:
+            text = text.replace(piece, " ", 1)
         if self.username:
-            text = without_handle(text, self.username)
-        return text.strip() if text != message.get("text") else text
+            text = without_handle(text, self.username, " ")
+        original, _ = text_of(message)
+        return " ".join(text.split()) if text != original else text
 
     def acknowledge(self, raw: RawRequest) -> HttpReply:
         return HttpReply(200, b"", "text/plain")
@@ -333,6 +385,51 @@ class TelegramAdapter:
             return SendResult.failed("the group moved to a supergroup"), migrated
         return send_failure(reply, data, token), None
 
+    async def publish(self, publication: Publication) -> SendResult:
+        if self.publish_to is None:
+            return SendResult.failed(
+                f"channel {self.name} has no PUBLISH_TO: set it to the channel to post in",
+                retryable=False,
+            )
+        if publication.in_doubt:
+            return not_again("Telegram", publication)
+        token = self._token.reveal()
+        upload = picture(publication, "photo")
+        reply: JsonReply | SendResult
+        if upload is not None:
+            fields = {"chat_id": self.publish_to, "caption": publication.text}
+            reply = await post_multipart(
+                self._http.session,
+                f"{self.api_base}/bot{token}/sendPhoto",
+                fields,
+                upload,
+                headers={"User-Agent": "civicdesk"},
+                timeout=TIMEOUT * 3,
+                secrets=(token,),
+            )
+        else:
+            reply = await call_json(
+                self._http.session,
+                f"{self.api_base}/bot{token}/sendMessage",
+                {"chat_id": chat_ref(self.publish_to), "text": publication.text},
+                headers={"User-Agent": "civicdesk"},
+                timeout=TIMEOUT,
+                secrets=(token,),
+            )
+        if isinstance(reply, SendResult):
+            return reply
+        data = reply.fields
+        if not (200 <= reply.status < 300 and data.get("ok") is True):
+            return send_failure(reply, data, token)
+        sent = as_dict(data.get("result"))
+        chat = as_dict(sent.get("chat"))
+        message_id = sent.get("message_id")
+        chat_id = id_of(chat) or self.publish_to
+        return SendResult.sent(
+            f"{chat_id}:{message_id}" if message_id is not None else None,
+            url=post_url(chat, message_id),
+        )
+
     async def close(self) -> None:
         """Nothing to release: the HTTP session is the app's."""
 
@@ -344,9 +441,10 @@ def _handle_pattern(username: str) -> re.Pattern[str]:
     return re.compile(rf"(?<!\s)\s*@{re.escape(username)}\b", re.IGNORECASE)
 
 
-def without_handle(text: str, username: str) -> str:
-    """`text` without "@username" and the spaces before it ("/claim@civicdesk_bot": "/claim")."""
-    return _handle_pattern(username).sub("", text)
+def without_handle(text: str, username: str, replacement: str = "") -> str:
+    """`text` with "@username" and the spaces before it replaced by `replacement` (by default
+    removed: "/claim@civicdesk_bot" is "/claim")."""
+    return _handle_pattern(username).sub(replacement, text)
 
 
 SPEC = AdapterSpec(

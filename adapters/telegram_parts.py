@@ -45,10 +45,96 @@ def read_context(msg: OutboundMessage) -> dict[str, Any]:
     return context
 
 
-def entities_of(message: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    """(type, the text it covers, entity) of each entity; offsets count UTF-16 code units."""
+# The content fields of a Message (Bot API "Message") → InboundMessage.media, first match wins.
+MEDIA_FIELDS = (
+    ("photo", "image"),
+    ("sticker", "sticker"),
+    ("animation", "video"),  # a GIF: it also carries "document"
+    ("video", "video"),
+    ("video_note", "video"),
+    ("voice", "audio"),
+    ("audio", "audio"),
+    ("document", "file"),
+    ("venue", "location"),
+    ("location", "location"),
+    ("contact", "contact"),
+    ("poll", "unsupported"),
+    ("dice", "unsupported"),
+    ("game", "unsupported"),
+    ("story", "unsupported"),
+    ("paid_media", "unsupported"),
+    ("invoice", "unsupported"),
+)
+# Service messages: something happened in the chat, nobody asked anything.
+SERVICE_FIELDS = frozenset(
+    {
+        "new_chat_members",
+        "left_chat_member",
+        "new_chat_title",
+        "new_chat_photo",
+        "delete_chat_photo",
+        "group_chat_created",
+        "supergroup_chat_created",
+        "channel_chat_created",
+        "message_auto_delete_timer_changed",
+        "migrate_to_chat_id",
+        "migrate_from_chat_id",
+        "pinned_message",
+        "successful_payment",
+        "refunded_payment",
+        "users_shared",
+        "chat_shared",
+        "connected_website",
+        "write_access_allowed",
+        "passport_data",
+        "proximity_alert_triggered",
+        "boost_added",
+        "chat_background_set",
+        "forum_topic_created",
+        "forum_topic_edited",
+        "forum_topic_closed",
+        "forum_topic_reopened",
+        "general_forum_topic_hidden",
+        "general_forum_topic_unhidden",
+        "giveaway_created",
+        "giveaway",
+        "giveaway_winners",
+        "giveaway_completed",
+        "video_chat_scheduled",
+        "video_chat_started",
+        "video_chat_ended",
+        "video_chat_participants_invited",
+        "web_app_data",
+    }
+)
+
+
+def media_of(message: dict[str, Any]) -> str | None:
+    """The kind of what the message carries besides text (None: text only)."""
+    for key, kind in MEDIA_FIELDS:
+        if message.get(key) is not None:
+            return kind
+    return None
+
+
+def is_service(message: dict[str, Any]) -> bool:
+    return any(key in message for key in SERVICE_FIELDS)
+
+
+def text_of(message: dict[str, Any]) -> tuple[str, str]:
+    """(the text, the key of its entities): the message's text, else a media caption."""
     text = message.get("text")
-    entities = message.get("entities")
+    if isinstance(text, str):
+        return text, "entities"
+    caption = message.get("caption")
+    return (caption if isinstance(caption, str) else ""), "caption_entities"
+
+
+def entities_of(message: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(type, the text it covers, entity) of each entity of the text or caption; offsets count
+    UTF-16 code units."""
+    text, key = text_of(message)
+    entities = message.get(key)
     if not isinstance(text, str) or not isinstance(entities, list):
         return []
     units = text.encode("utf-16-le", "surrogatepass")

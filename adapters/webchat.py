@@ -27,8 +27,13 @@ from typing import Any
 from adapters.payload import json_object
 from bot.config.settings import AdapterSpec, ChannelConfig, ChannelSetting
 from bot.platform.adapter import TEXT_RULES, BadRequest, HttpReply, RawRequest
-from bot.platform.messages import InboundMessage, OutboundMessage, SendResult
-from bot.storage.models import OUTBOX_DEAD, OUTBOX_SENT
+from bot.platform.messages import (
+    OUTBOX_DEAD,
+    OUTBOX_SENT,
+    InboundMessage,
+    OutboundMessage,
+    SendResult,
+)
 
 MAX_QUESTION = 2000  # characters: a question, not an essay
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")  # conversation and message ids made by the page

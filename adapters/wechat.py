@@ -13,6 +13,7 @@ messages within 48 h of the user's message; `adapters.wechat_api`).
 from __future__ import annotations
 
 import logging
+import re
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
@@ -213,23 +214,29 @@ class WeChatAdapter:
         body = self._open(raw) if self._crypto is not None else raw.body
         fields = _fields(body)
         kind = fields.get("MsgType", "")
-        if kind != "text":
-            # Events (subscribe, menu clicks, ...) and images, voice, locations: nothing to answer.
-            log.debug(
-                "channel=%s skipped MsgType=%s Event=%s", self.name, kind, fields.get("Event")
-            )
+        if kind == "event" or not kind:
+            # Subscribe, scan, menu clicks, the periodic LOCATION report...: nobody asked.
+            log.debug("channel=%s skipped Event=%s", self.name, fields.get("Event"))
             return []
         openid = _required(fields, "FromUserName", MAX_ID)
+        text, media = _content(kind, fields)
+        if media == "unsupported" and not fields.get("MsgId"):
+            # A kind newer than this adapter, without a MsgId: the sender and the second it
+            # was sent stand for it (WeChat's advice for deduplicating events).
+            platform_id = f"{openid}:{fields.get('CreateTime', '')}:{kind}"
+        else:
+            platform_id = _required(fields, "MsgId", MAX_ID)
         return [
             InboundMessage(
                 channel=self.name,
-                platform_id=_required(fields, "MsgId", MAX_ID),
+                platform_id=platform_id[:MAX_ID],
                 conversation=openid,
                 sender=openid,
-                text=_required(fields, "Content", MAX_TEXT, allow_empty=True),
+                text=text,
                 public=False,
                 received_at=datetime.fromtimestamp(self._clock(), UTC),
                 raw=fields,
+                media=media,
             )
         ]
 
@@ -265,6 +272,34 @@ class _ShallowTreeBuilder(ET.TreeBuilder):
     def end(self, tag: Any) -> ET.Element:
         self._depth -= 1
         return super().end(tag)
+
+
+# MsgType → InboundMessage.media (the official account's "receiving ordinary messages" guide).
+MEDIA_TYPES = {
+    "image": "image",
+    "voice": "audio",
+    "video": "video",
+    "shortvideo": "video",
+    "location": "location",
+    "link": "file",  # a shared article: its title and link, which the desk does not read
+    "file": "file",
+}
+# What WeChat puts in Content when the account cannot show what the citizen sent (a red packet,
+# a mini program card, a newer kind): not the citizen's words.
+_PLACEHOLDER = re.compile(r"^[【\[]?收到不支持的消息类型[，,]?\s*暂无法显示[】\]]?$")
+
+
+def _content(kind: str, fields: Mapping[str, str]) -> tuple[str, str | None]:
+    """(text, media kind) of a message: a text's Content; a voice message's speech recognition
+    when the account has it on (`Recognition`); "" with the kind for other media and for kinds
+    newer than this adapter ("unsupported")."""
+    if kind == "text":
+        content = _required(fields, "Content", MAX_TEXT, allow_empty=True)
+        if _PLACEHOLDER.match(content.strip()):
+            return "", "unsupported"
+        return content, None
+    recognition = fields.get("Recognition", "").strip()[:MAX_TEXT] if kind == "voice" else ""
+    return recognition, MEDIA_TYPES.get(kind, "unsupported")
 
 
 def _fields(body: bytes) -> dict[str, str]:

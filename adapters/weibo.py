@@ -13,6 +13,13 @@ Replies: a mention in a status gets a comment on it (`comments/create`), a menti
 a reply to that comment (`comments/reply`, with the status id kept in `reply_context`); a private
 message gets a private reply (`messages/reply` on m.api.weibo.com, allowed for 48 h after the
 citizen's message). Weibo reports errors as JSON `error_code`, classified in `weibo_api`.
+
+Announcements (`publish`): `POST /2/statuses/share.json` (its text must carry a link of the app's
+safe domain, which an announcement's link is; with a picture as multipart `pic`). Weibo keeps no
+idempotency key: a publication whose earlier attempt ended in doubt first looks for itself in the
+account's own timeline (`statuses/user_timeline.json`, links compared without their t.cn form)
+and posts only when it is not there. Comments under the account's posts that do not @ it (replies
+to an announcement) come from `comments/to_me.json`, polled with the mentions.
 """
 
 from __future__ import annotations
@@ -31,11 +38,13 @@ from adapters.http import (
     classify,
     parse_retry_after,
     post_form,
+    post_multipart,
     request_json,
     same,
     sha1_sorted,
 )
 from adapters.payload import compact, json_object, string_values
+from adapters.publishing import not_again, picture
 from adapters.weibo_api import (
     MESSAGES_API_BASE,
     SETTINGS,
@@ -44,6 +53,7 @@ from adapters.weibo_api import (
     load_cursor,
     mention_items,
     mention_message,
+    mentioned_names,
     push_message,
     weibo_error,
 )
@@ -56,7 +66,8 @@ from bot.platform.adapter import (
     RawRequest,
     Unauthorized,
 )
-from bot.platform.messages import InboundMessage, OutboundMessage, SendResult
+from bot.platform.lengths import URL_RE
+from bot.platform.messages import InboundMessage, OutboundMessage, Publication, SendResult
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +75,9 @@ API_BASE = "https://api.weibo.com"
 MENTION_LISTS = (
     ("statuses", "/2/statuses/mentions.json"),
     ("comments", "/2/comments/mentions.json"),
+    # Comments on the account's own posts (replies to an announcement), @ or not; one that also
+    # @s the account is in both lists with the same id, and the inbox keeps it once.
+    ("to_me", "/2/comments/to_me.json"),
 )
 PAGE_SIZE = 200  # the largest `count` both lists take
 MAX_PAGES = 5  # per list and poll: 1000 new mentions between two polls is far beyond a city desk
@@ -102,6 +116,7 @@ class WeiboAdapter:
         self._clock = clock
         self._prefix = channel_prefix(name)
         self._http = SessionSlot()
+        self._always_named: set[str] | None = None  # the @names every mention carried
 
     @classmethod
     def from_config(cls, config: ChannelConfig) -> WeiboAdapter:
@@ -180,12 +195,29 @@ class WeiboAdapter:
         for kind, path in MENTION_LISTS:
             items = await self._since(kind, path, state[kind])
             for item in items:
-                message = mention_message(self.name, kind, item, own_id)
+                self._learn_own_name(item)
+                shape = "statuses" if kind == "statuses" else "comments"
+                message = mention_message(self.name, shape, item, own_id, self._own_name())
                 if message is not None:
                     messages.append(message)
             if items:
                 moved[kind] = idstr(items[-1]) or moved[kind]
         return PollResult(messages, dump_cursor(moved))
+
+    def _learn_own_name(self, item: Mapping[str, Any]) -> None:
+        """The account's @name is in the text of everything that mentions it: the names common
+        to all mentions narrow down to it (no API call)."""
+        names = mentioned_names(str(item.get("text") or ""))
+        if not names:
+            return
+        if self._always_named is None:
+            self._always_named = names
+        elif self._always_named & names:
+            self._always_named &= names
+
+    def _own_name(self) -> str | None:
+        known = self._always_named
+        return next(iter(known)) if known is not None and len(known) == 1 else None
 
     async def _account_id(self) -> str:
         if self._own_id is None:
@@ -274,6 +306,56 @@ class WeiboAdapter:
         )
         return self._result(reply)
 
+    # --- announcements ----------------------------------------------------------------------
+
+    async def publish(self, publication: Publication) -> SendResult:
+        token = self._token.reveal()
+        if publication.in_doubt:
+            try:
+                found = await self._find_own_post(publication.text)
+            except PollFailed as exc:
+                log.warning("channel=%s own timeline unreadable: %s", self.name, exc)
+                return not_again("Weibo", publication)
+            if found is not None:
+                log.info(
+                    "channel=%s publication %d was posted before the restart as %s",
+                    self.name,
+                    publication.id,
+                    found,
+                )
+                return SendResult.sent(found, url=status_url(found))
+        url = self.api_base + "/2/statuses/share.json"
+        form = {"access_token": token, "status": publication.text}
+        if self._client_ip:
+            form["rip"] = self._client_ip
+        upload = picture(publication, "pic")
+        if upload is None:
+            reply = await post_form(
+                self._http.session, url, form, timeout=self.timeout, secrets=[token]
+            )
+        else:
+            reply = await post_multipart(
+                self._http.session,
+                url,
+                form,
+                upload,
+                timeout=max(self.timeout, 30.0),
+                secrets=[token],
+            )
+        result = self._result(reply)
+        if result.ok and result.platform_id:
+            return SendResult.sent(result.platform_id, url=status_url(result.platform_id))
+        return result
+
+    async def _find_own_post(self, text: str) -> str | None:
+        """The id of the account's recent status with this text (links aside), if any."""
+        data = await self._get("/2/statuses/user_timeline.json", {"count": "50"})
+        wanted = _without_links(text)
+        for item in mention_items(data):
+            if _without_links(str(item.get("text") or "")) == wanted:
+                return idstr(item)
+        return None
+
     def _result(self, reply: JsonReply | SendResult) -> SendResult:
         if not isinstance(reply, JsonReply):
             return reply
@@ -293,6 +375,16 @@ class WeiboAdapter:
 
     async def close(self) -> None:
         """Nothing to release: the HTTP session is the app's."""
+
+
+def status_url(status_id: str) -> str:
+    """A status's public page (the mobile site takes the numeric id)."""
+    return f"https://m.weibo.cn/status/{status_id}"
+
+
+def _without_links(text: str) -> str:
+    """The text as Weibo may give it back: links become t.cn links, blanks may change."""
+    return "".join(URL_RE.sub("", text).split())
 
 
 SPEC = AdapterSpec(

@@ -8,6 +8,7 @@ float-based JSON parsers round them). Error codes are from open.weibo.com/wiki/E
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -125,12 +126,30 @@ def idstr(item: Mapping[str, Any]) -> str | None:
     return _digits(item.get("idstr")) or _digits(item.get("id"))
 
 
-def question_text(text: str) -> str:
-    return _LEADING_MENTIONS.sub("", text, count=1).strip()
+_NAMES = re.compile(r"@([^\s@:：,，。！？!?、]{1,30})")
+MAX_NAMES = 30
+
+
+def mentioned_names(text: str) -> set[str]:
+    """The @names in a status or comment text (bounded)."""
+    return set(_NAMES.findall(text[:2000])[:MAX_NAMES])
+
+
+def question_text(text: str, own_name: str | None = None) -> str:
+    """The question without the leading @names (and "回复@name:") and without the account's
+    own @name wherever it stands ("请问 @政务助手 诉讼费怎么交")."""
+    text = _LEADING_MENTIONS.sub("", text, count=1)
+    if own_name:
+        text = re.sub(rf"@{re.escape(own_name)}(?![^\s@:：,，。！？!?、])[:：]?", " ", text)
+    return " ".join(text.split())
 
 
 def mention_message(
-    channel: str, kind: str, item: Mapping[str, Any], own_id: str | None
+    channel: str,
+    kind: str,
+    item: Mapping[str, Any],
+    own_id: str | None,
+    own_name: str | None = None,
 ) -> InboundMessage | None:
     """A status (kind "statuses") or comment ("comments") that @-mentions the account, as an
     inbound public message; None for the account's own posts, deleted ones and odd items."""
@@ -141,7 +160,11 @@ def mention_message(
     sender = idstr(user)
     if sender is None or sender == own_id:
         return None
-    text = question_text(str(item.get("text") or ""))
+    raw_text = str(item.get("text") or "")
+    names = mentioned_names(raw_text)
+    if own_name is None and len(names) == 1:
+        own_name = next(iter(names))  # the account is mentioned: the only @name is its own
+    text = question_text(raw_text, own_name)
     name = user.get("screen_name")
     # Weibo's names have at most 30 characters; the inbox keeps 255 (with the "@" of a mention).
     screen_name = name.strip()[: MAX_NAME - 1] if isinstance(name, str) and name.strip() else None
@@ -174,10 +197,18 @@ def mention_message(
     )
 
 
+# Push types (粉丝服务平台 message push) → InboundMessage.media; "event" and "mention" (polled
+# instead; its push shape is not documented) are skipped, any other type is "unsupported".
+PUSH_MEDIA = {"image": "image", "voice": "audio", "position": "location"}
+SKIPPED_PUSHES = ("event", "mention")
+
+
 def push_message(channel: str, data: Mapping[str, Any], own_id: str | None) -> list[InboundMessage]:
     """The private message in one fans-service push; [] for events (follow, subscribe, menu
-    clicks), media, positions, mention pushes (their shape is undocumented) and echoes."""
-    if data.get("type") != "text":
+    clicks), mention pushes (their shape is undocumented) and echoes. A picture, a voice
+    message, a position or a type newer than this adapter comes with its media kind."""
+    kind = data.get("type")
+    if not isinstance(kind, str) or kind in SKIPPED_PUSHES:
         return []
     sender = _digits(data.get("sender_id"))
     receiver = _digits(data.get("receiver_id"))
@@ -186,13 +217,16 @@ def push_message(channel: str, data: Mapping[str, Any], own_id: str | None) -> l
     if sender in (receiver, own_id):
         return []
     text = data.get("text")
-    if not isinstance(text, str):
+    if kind == "text" and not isinstance(text, str):
         raise BadRequest('"text" must be a string in a Weibo text push')
+    text = text if isinstance(text, str) and kind == "text" else ""
+    media = None if kind == "text" else PUSH_MEDIA.get(kind, "unsupported")
     created = str(data.get("created_at") or "")
-    # A push has no id: Weibo says to deduplicate on sender + created_at (seconds). The text's
-    # hash keeps two different messages of the same second apart; a retry has the same text.
+    # A push has no id: Weibo says to deduplicate on sender + created_at (seconds). The content's
+    # hash keeps two different messages of the same second apart; a retry has the same content.
     # surrogatepass: JSON may escape a lone surrogate ("\ud800"), which strict UTF-8 refuses.
-    digest = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:10]  # noqa: S324 - a dedup key, no secret
+    content = text if kind == "text" else f"{kind}:{json.dumps(data.get('data'), sort_keys=True)}"
+    digest = hashlib.sha1(content.encode("utf-8", "surrogatepass")).hexdigest()[:10]  # noqa: S324
     platform_id = f"pm:{sender}:{_epoch(created)}:{digest}"
     return [
         InboundMessage(
@@ -204,22 +238,32 @@ def push_message(channel: str, data: Mapping[str, Any], own_id: str | None) -> l
             public=False,
             reply_context=compact({"kind": "message"}),
             raw=dict(data),
+            media=media,
         )
     ]
 
 
 def load_cursor(cursor: str | None) -> dict[str, str] | None:
-    """{"statuses": since_id, "comments": since_id}; None for a first run or a cursor from
-    elsewhere (which then starts from now, like a first run)."""
+    """{"statuses": since_id, "comments": since_id, "to_me": since_id}; None for a first run or
+    a cursor from elsewhere (which then starts from now, like a first run). Comments that @ the
+    account and comments on its posts share one id space, growing with time, so "to_me" is
+    stored only when it is ahead of "comments" (a cursor saved before comments on the account's
+    posts were polled goes on from its "comments")."""
     values = string_values(cursor)
     state = {kind: values.get(kind, "") for kind in ("statuses", "comments")}
     if not all(value.isdigit() for value in state.values()):
         return None
+    to_me = values.get("to_me", "")
+    state["to_me"] = to_me if to_me.isdigit() else state["comments"]
     return state
 
 
 def dump_cursor(state: Mapping[str, str]) -> str:
-    return compact({"statuses": state["statuses"], "comments": state["comments"]})
+    kept = {"statuses": state["statuses"], "comments": state["comments"]}
+    to_me = state.get("to_me", "")
+    if to_me.isdigit() and int(to_me) > int(kept["comments"] or "0"):
+        kept["to_me"] = to_me
+    return compact(kept)
 
 
 def _digits(value: Any) -> str | None:

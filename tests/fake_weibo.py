@@ -57,6 +57,8 @@ def sign(timestamp: str, nonce: str, secret: str = APP_SECRET) -> str:
 class FakeWeibo:
     statuses: list[dict[str, Any]] = field(default_factory=list)
     comments: list[dict[str, Any]] = field(default_factory=list)
+    comments_to_me: list[dict[str, Any]] = field(default_factory=list)  # on the account's posts
+    own_statuses: list[dict[str, Any]] = field(default_factory=list)  # statuses/user_timeline
     gets: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     posts: list[tuple[str, dict[str, str], dict[str, str]]] = field(default_factory=list)
     answer: tuple[int, dict[str, Any]] | None = None  # the next post's answer, when set
@@ -73,6 +75,10 @@ class FakeWeibo:
             return web.json_response({"uid": int(OWN_UID)})
         key = "statuses" if "statuses" in request.path else "comments"
         items = self.statuses if key == "statuses" else self.comments
+        if request.path.endswith("comments/to_me.json"):
+            items = self.comments_to_me
+        elif request.path.endswith("statuses/user_timeline.json"):
+            items = self.own_statuses
         since = int(query.get("since_id", "0"))
         most = int(query["max_id"]) if "max_id" in query else None
         chosen = [i for i in items if int(i["idstr"]) > since]
@@ -100,7 +106,13 @@ class FakeWeibo:
 async def fake_weibo() -> AsyncIterator[tuple[FakeWeibo, str]]:
     """The fake API on port 0, and its base URL (the channel's API_BASE)."""
     fake = FakeWeibo()
-    gets = ("statuses/mentions", "comments/mentions", "account/get_uid")
+    gets = (
+        "statuses/mentions",
+        "comments/mentions",
+        "comments/to_me",
+        "account/get_uid",
+        "statuses/user_timeline",
+    )
     posts = ("comments/create", "comments/reply", "messages/reply")
     routes = [("GET", f"/2/{path}.json", fake.mentions) for path in gets]
     routes += [("POST", f"/2/{path}.json", fake.post) for path in posts]

@@ -77,6 +77,8 @@ class Synapse:
     port: int
     shared_secret: str
     process: subprocess.Popen[bytes] | None = None
+    # Application service registrations (YAML files) the homeserver pushes transactions to.
+    app_services: tuple[Path, ...] = ()
 
     @property
     def url(self) -> str:
@@ -124,6 +126,7 @@ class Synapse:
             "rc_invites": {"per_room": _LOOSE, "per_user": _LOOSE, "per_issuer": _LOOSE},
             "rc_room_creation": _LOOSE,
             "rc_admin_redaction": _LOOSE,
+            "app_service_config_files": [str(path) for path in self.app_services],
         }
 
     def start(self) -> None:
@@ -221,11 +224,11 @@ def call(
 
 
 @contextlib.contextmanager
-def running_synapse(folder: Path) -> Iterator[Synapse]:
+def running_synapse(folder: Path, app_services: tuple[Path, ...] = ()) -> Iterator[Synapse]:
     """Synapse started in `folder`, stopped afterwards (also when the test fails)."""
     if not SYNAPSE_PYTHON.exists():
         raise RuntimeError(MISSING)
-    synapse = Synapse(folder, free_port(), secrets.token_hex(16))
+    synapse = Synapse(folder, free_port(), secrets.token_hex(16), app_services=app_services)
     try:
         synapse.start()
         yield synapse

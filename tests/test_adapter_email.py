@@ -452,3 +452,119 @@ def test_composed_message_parses_back() -> None:
     message = adapter().compose(answer())
     parsed = message_from_bytes(message.as_bytes(), policy=policy.default)
     assert parsed["Subject"] == "Re: 诉讼费"
+
+
+# --- Issue 12: quoted history of Outlook.com / Hotmail, Lotus Notes, zh and en headers --------
+
+# Hotmail's HTML replies as recorded in Odoo's mail test data (odoo/odoo, addons/mail tests:
+# QUOTE_HOTMAIL_HTML and HOTMAIL_1, LGPL-3): <hr id="stopSpelling"> then the Date / Subject /
+# From / To lines of the quoted message, with no <blockquote>.
+HOTMAIL_STOP_SPELLING = (
+    "<html><head><style><!--\n.hmmessage P\n{\nmargin:0px;\npadding:0px\n}\n--></style></head>\n"
+    "<body class='hmmessage'>\n<div dir='ltr'>I don't like that.<br><br>\n"
+    '<div><hr id="stopSpelling">\nDate: Tue, 5 Jan 2016 10:24:48 +0100<br>\n'
+    "Subject: Test from gmail<br>\nFrom: poilvache@example.com<br>\n"
+    "To: tartelette@example.com grosbedon@example.com<br><br>\n"
+    '<div dir="ltr"><b><i>Test reply. The suite.</i></b>\n<br clear="all"><div><br>\n'
+    '</div>-- <br><div class="ecxgmail_signature">\nRaoul Poilvache</div>\n'
+    "</div></div></div></body></html>"
+)
+HOTMAIL_SUBJECT_FIRST = (
+    '<div>\n<div dir="ltr"><br>\nI have an amazing company, i\'m learning OpenERP.\n'
+    '<br><br>Kindest regards,<br>xxx<br>\n<div>\n<div id="SkyDrivePlaceholder">\n</div>\n'
+    '<hr id="stopSpelling">\nSubject: Re: your OpenERP.com registration<br>From: xxx@xxx.xxx'
+    "<br>To: xxx@xxx.xxx<br>Date: Wed, 27 Mar 2013 17:12:12 +0000\n<br><br>\nHello xxx,\n<br>\n"
+    "I noticed you recently created an OpenERP.com account.\n</div>\n</div>\n</div>"
+)
+# Outlook.com / Outlook on the web today: <div id="appendonsend"> and <hr tabindex="-1">
+# above <div id="divRplyFwdMsg"> with the bold From / Sent / To / Subject block.
+OUTLOOK_COM = (
+    '<html><body><div dir="ltr">请问诉讼费怎么交？</div>'
+    '<div id="appendonsend"></div>'
+    '<hr style="display:inline-block;width:98%" tabindex="-1">'
+    '<div id="divRplyFwdMsg" dir="ltr"><font face="Calibri, sans-serif" style="font-size:11pt">'
+    "<b>From:</b> Court Desk &lt;desk@example.gov&gt;<br><b>Sent:</b> Monday, 4 May 2026 09:12"
+    "<br><b>To:</b> Zhang San &lt;zhang@example.cn&gt;<br><b>Subject:</b> Re: 诉讼费</font>"
+    "<div>&nbsp;</div></div><div>诉讼费可在诉讼服务中心缴纳。</div></body></html>"
+)
+
+
+@pytest.mark.parametrize(
+    ("html", "expected"),
+    [
+        (HOTMAIL_STOP_SPELLING, "I don't like that."),
+        (
+            HOTMAIL_SUBJECT_FIRST,
+            "I have an amazing company, i'm learning OpenERP.\nKindest regards,\nxxx",
+        ),
+        (OUTLOOK_COM, "请问诉讼费怎么交？"),
+    ],
+)
+def test_outlook_com_and_hotmail_html_replies_keep_only_the_new_text(
+    html: str, expected: str
+) -> None:
+    raw = _raw_mail({"From": "a@example.cn"}, html.encode(), "text/html; charset=utf-8")
+    assert read_mail(raw, own_address=DESK).text == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Hotmail's text part: the header block starts with Date, not From.
+        (
+            "Where do I pay?\n\nDate: Tue, 5 Jan 2016 10:24:48 +0100\nSubject: Re: fees\n"
+            "From: desk@example.gov\nTo: a@example.com\n\nPay at the counter.",
+            "Where do I pay?",
+        ),
+        # Lotus Notes: the author's hierarchical name and the date above To / cc / Subject.
+        (
+            "Thank you, and the court fee?\n\n\n\nCourt Desk/Court/Gov@Gov\n"
+            "04/05/2026 09:12 AM\n\nTo\nZhang San/Citizens@Citizens\ncc\n\nSubject\nRe: hearing",
+            None,
+        ),
+        (
+            "Thank you, and the court fee?\n\nCourt Desk/Court/Gov@Gov\n04/05/2026 09:12 AM\n"
+            "To: Zhang San/Citizens@Citizens\ncc: \nSubject: Re: hearing\n\nThe hearing is ...",
+            "Thank you, and the court fee?",
+        ),
+        (
+            'And the fee?\n\n-----"Court Desk" <desk@example.gov> wrote: -----\nTo: a@b.c\n'
+            "From: desk@example.gov\nDate: 04/05/2026 09:12AM\nSubject: Re: hearing\n\nold",
+            "And the fee?",
+        ),
+        (
+            "诉讼费怎么交\n\n-----原始邮件-----\n发件人: 法院\n发送时间: 2026年5月4日\n\n旧",
+            "诉讼费怎么交",
+        ),
+        (
+            "诉讼费怎么交\n\n发件人: 法院 <d@gov.cn>\n发送时间: 2026年5月4日 9:12\n\n旧的答复",
+            "诉讼费怎么交",
+        ),
+        (
+            "诉讼费怎么交\n\n在 2026年5月4日 09:12，法院 <d@gov.cn> 写道：\n您好，关于开庭……",
+            "诉讼费怎么交",
+        ),
+        (
+            "And the fee?\n\nOn Mon, May 4, 2026 at 9:12 AM Court Desk <desk@example.gov> wrote:\n"
+            "The hearing is on Tuesday.",
+            "And the fee?",
+        ),
+        ("And the fee?\n\n---------- Forwarded message ---------\nFrom: x\n\nold", "And the fee?"),
+    ],
+)
+def test_reply_and_forward_headers_cut_the_history(text: str, expected: str | None) -> None:
+    if expected is None:  # Lotus Notes' table layout without colons: the name and date lines
+        assert strip_reply(text) == "Thank you, and the court fee?"
+        return
+    assert strip_reply(text) == expected
+
+
+def test_a_mail_with_only_an_attachment_is_a_message_with_its_kind() -> None:
+    mail = EmailMessage()
+    mail["From"] = "a@example.cn"
+    mail["Message-ID"] = "<scan@example.cn>"
+    mail.set_content("")
+    mail.add_attachment(b"\x89PNG\r\n", maintype="image", subtype="png", filename="letter.png")
+    message = adapter().inbound(1, 7, mail.as_bytes())
+    assert message is not None
+    assert (message.text, message.media) == ("", "image")

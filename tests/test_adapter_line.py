@@ -199,7 +199,7 @@ def test_a_redelivery_has_the_same_dedup_key_and_a_quoted_message_is_kept() -> N
     [
         {"type": "follow", "webhookEventId": "e1", "source": {"type": "user", "userId": USER}},
         {"type": "unsend", "webhookEventId": "e2", "unsend": {"messageId": "1"}},
-        {**text_event("x"), "message": {"id": "1", "type": "sticker", "packageId": "1"}},
+        {"type": "memberJoined", "webhookEventId": "e4", "source": IN_GROUP},
         {**text_event("x"), "mode": "standby"},
         {"type": "join", "webhookEventId": "e3", "source": IN_GROUP},
     ],
@@ -470,3 +470,86 @@ async def test_an_unreachable_api_or_no_session_is_retryable(
 
     assert not down.ok and down.retryable
     assert not unattached.ok and unattached.retryable
+
+
+# --- Issue 12: media and the mentions left in the text ---------------------------------------
+
+
+def media_event(message: dict[str, Any], source: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A message event whose `message` is shaped as the Messaging API reference's examples."""
+    event = text_event("", source=source)
+    event["message"] = message
+    return event
+
+
+@pytest.mark.parametrize(
+    ("message", "media"),
+    [
+        ({"id": "1", "type": "image", "contentProvider": {"type": "line"}}, "image"),
+        (
+            {"id": "2", "type": "video", "duration": 60000, "contentProvider": {"type": "line"}},
+            "video",
+        ),
+        (
+            {"id": "3", "type": "audio", "duration": 60000, "contentProvider": {"type": "line"}},
+            "audio",
+        ),
+        ({"id": "4", "type": "file", "fileName": "file.txt", "fileSize": 2138}, "file"),
+        (
+            {
+                "id": "5",
+                "type": "location",
+                "title": "my location",
+                "address": "1-3 Kioicho, Chiyoda-ku, Tokyo",
+                "latitude": 35.67966,
+                "longitude": 139.73669,
+            },
+            "location",
+        ),
+        (
+            {
+                "id": "6",
+                "type": "sticker",
+                "packageId": "1",
+                "stickerId": "1",
+                "stickerResourceType": "STATIC",
+                "keywords": ["Hello", "Hi"],
+            },
+            "sticker",
+        ),
+        ({"id": "7", "type": "some_future_kind"}, "unsupported"),
+    ],
+)
+def test_media_in_a_one_to_one_chat_are_messages_with_their_kind(
+    message: dict[str, Any], media: str
+) -> None:
+    (found,) = adapter().parse(request(webhook(media_event(message))))
+    assert (found.text, found.media, found.public) == ("", media, False)
+    assert found.reply_context is not None and "rT" in found.reply_context  # answerable
+    # In a group, media cannot mention the account: skipped unless every message is served.
+    assert adapter().parse(request(webhook(media_event(message, IN_GROUP)))) == []
+    (grouped,) = adapter(group_messages="all").parse(
+        request(webhook(media_event(message, IN_GROUP)))
+    )
+    assert grouped.media == media
+
+
+def test_at_all_is_taken_out_of_the_question() -> None:
+    # The line-bot-sdk's "@All Good Morning!!" recording: a mentionee of type "all".
+    event = text_event(
+        "@All Good Morning!!",
+        source=IN_GROUP,
+        mentionees=[{"index": 0, "length": 4, "type": "all"}],
+    )
+    (message,) = adapter(group_messages="all").parse(request(webhook(event)))
+    assert message.text == "Good Morning!!"
+
+
+def test_the_accounts_mention_in_the_middle_is_taken_out() -> None:
+    event = text_event(
+        "请问 @政务助手 诉讼费怎么交",
+        source=IN_GROUP,
+        mentionees=[{"index": 3, "length": 5, "type": "user", "isSelf": True}],
+    )
+    (message,) = adapter().parse(request(webhook(event)))
+    assert message.text == "请问 诉讼费怎么交"

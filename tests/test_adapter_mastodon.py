@@ -264,3 +264,61 @@ async def test_errors_are_classified(
     result = await connected(api).send(reply("@citizen hi", "public", True, "citizen"))
     assert (result.ok, result.retryable, result.retry_after) == (False, retryable, retry_after)
     assert says in (result.error or "") and TOKEN not in (result.error or "")
+
+
+# --- Issue 12: the account's mention links anywhere, media ------------------------------------
+
+OWN = '<span class="h-card" translate="no"><a href="http://localhost:3000/@mastodonpy_test" class="u-url mention">@<span>mastodonpy_test</span></a></span>'  # noqa: E501 - the recorded link
+CLERK = '<span class="h-card"><a href="https://gov.example/@clerk" class="u-url mention">@<span>clerk</span></a></span>'  # noqa: E501
+
+
+def with_content(html: str, *, clerk: bool = False, **status: Any) -> dict[str, Any]:
+    """The recorded Mastodon.py mention with another content (and the clerk mentioned too)."""
+    notification = recorded_mention()
+    notification["status"]["content"] = html
+    if clerk:
+        notification["status"]["mentions"].append(
+            {"id": "42", "username": "clerk", "url": "https://gov.example/@clerk", "acct": "clerk"}
+        )
+    notification["status"].update(status)
+    return notification
+
+
+def test_the_accounts_mention_in_the_middle_is_taken_out() -> None:
+    message = mention_message("mastodon", with_content(f"<p>请问 {OWN} 诉讼费怎么交</p>"))
+    assert message is not None and message.text == "请问 诉讼费怎么交"
+
+
+def test_with_several_mentions_only_the_accounts_own_is_taken_out() -> None:
+    html = f"<p>Can {CLERK} or {OWN} tell me the fee?</p>"
+    own_id = recorded_mention()["status"]["mentions"][0]["id"]
+    message = mention_message("mastodon", with_content(html, clerk=True), own_id)
+    assert message is not None and message.text == "Can @clerk or tell me the fee?"
+
+
+def test_a_mention_with_only_a_picture_is_a_message_with_its_kind() -> None:
+    picture = {"id": "1", "type": "image", "url": "https://files.example/1.png"}
+    message = mention_message(
+        "mastodon", with_content(f"<p>{OWN}</p>", media_attachments=[picture])
+    )
+    assert message is not None and (message.text, message.media) == ("", "image")
+
+
+async def test_the_account_is_learnt_from_the_mentions_every_notification_carries(
+    api: Api,
+) -> None:
+    # The first mention names the clerk too; the second only the account: from then on the
+    # account's id is known and only its own link is taken out of a status naming both.
+    fake, _, _ = api
+    adapter = connected(api)
+    cursor = (await adapter.poll(None)).cursor
+    both = mention(40, f"<p>Can {CLERK} or {OWN} help?</p>")
+    both["status"]["mentions"].append(
+        {"id": "42", "username": "clerk", "url": "https://gov.example/@clerk", "acct": "clerk"}
+    )
+    alone = mention(41, f"<p>{OWN} hello</p>")
+    again = mention(42, f"<p>Can {CLERK} or {OWN} tell me the fee?</p>")
+    again["status"]["mentions"] = both["status"]["mentions"]
+    fake.notifications += [both, alone, again]
+    texts = [m.text for m in (await adapter.poll(cursor)).messages]
+    assert texts[1:] == ["hello", "Can @clerk or tell me the fee?"]

@@ -29,6 +29,8 @@ class FakeHomeserver:
     def __init__(self) -> None:
         self.sent: list[tuple[str, dict[str, str], dict[str, Any], str]] = []
         self.arrived = asyncio.Event()
+        self.members = [BOT, "@a:x", "@b:x"]  # a group room
+        self.members_down = False
 
     async def handle(self, request: web.Request) -> web.Response:
         if "/send/m.room.message/" in request.path and request.method == "PUT":
@@ -37,7 +39,9 @@ class FakeHomeserver:
             self.arrived.set()
             return web.json_response({"event_id": f"$answer{len(self.sent)}"})
         if request.path.endswith("/joined_members"):
-            return web.json_response({"joined": {BOT: {}, "@a:x": {}, "@b:x": {}}})
+            if self.members_down:
+                return web.json_response({"errcode": "M_UNKNOWN"}, status=502)
+            return web.json_response({"joined": {m: {} for m in self.members}})
         return web.json_response({})
 
     async def wait_for(self, count: int, timeout: float = 10.0) -> None:
@@ -155,3 +159,29 @@ def _busy(database: Path) -> bool:
             " + (SELECT count(*) FROM outbox WHERE status IN ('pending','sending'))"
         ).fetchone()
     return bool(busy)
+
+
+async def test_a_first_direct_message_after_a_restart_is_answered_not_dropped(
+    client: Any, homeserver: Any, tmp_path: Path
+) -> None:
+    # Issue 12, finding 2: the room is unknown to the freshly started adapter and the message
+    # names nobody. While the homeserver cannot say who is in the room the transaction is
+    # refused (the homeserver sends it again); then the room is found private and answered.
+    fake, _ = homeserver
+    fake.members = [BOT, "@alice:example.org"]
+    fake.members_down = True
+    event = json.loads(transaction("$dm1", "How do I pay the court fee?"))
+    del event["events"][0]["content"]["m.mentions"]
+    body = json.dumps(event).encode()
+    refused = await client.put(TXN_PATH.format("20"), data=body, headers=bearer())
+    assert refused.status == 503
+    assert refused.headers["Retry-After"]
+    assert count_rows(tmp_path / "d.db", "inbox") == 0
+
+    fake.members_down = False
+    again = await client.put(TXN_PATH.format("20"), data=body, headers=bearer())
+    assert again.status == 200
+    await fake.wait_for(1)
+    _, _, reply, _ = fake.sent[0]
+    assert reply["m.mentions"] == {"user_ids": []}  # a private answer
+    assert reply["body"].startswith("Pay online")

@@ -80,3 +80,29 @@ def test_a_configured_platform_brings_its_own_dependencies() -> None:
 def test_every_registered_adapter_loads_and_names_itself() -> None:
     for name in ADAPTER_MODULES:
         assert ADAPTERS[name].name == name
+
+
+def test_x_whatsapp_and_messenger_start_with_only_their_documented_keys() -> None:
+    seen = probe(
+        {
+            "CIVICDESK_CHANNELS": "wa,page,court-x",
+            "CIVICDESK_WA_ADAPTER": "whatsapp",
+            "CIVICDESK_WA_VERIFY_TOKEN": "verify",
+            "CIVICDESK_WA_APP_SECRET": "app-secret",
+            "CIVICDESK_WA_ACCESS_TOKEN": "token",
+            "CIVICDESK_WA_PHONE_NUMBER_ID": "1122334455667",
+            "CIVICDESK_PAGE_ADAPTER": "messenger",
+            "CIVICDESK_PAGE_VERIFY_TOKEN": "verify",
+            "CIVICDESK_PAGE_APP_SECRET": "app-secret",
+            "CIVICDESK_PAGE_ACCESS_TOKEN": "token",
+            "CIVICDESK_COURT_X_ADAPTER": "x",
+            "CIVICDESK_COURT_X_CONSUMER_KEY": "key",
+            "CIVICDESK_COURT_X_CONSUMER_SECRET": "secret",
+            "CIVICDESK_COURT_X_ACCESS_TOKEN": "token",
+            "CIVICDESK_COURT_X_ACCESS_TOKEN_SECRET": "token-secret",
+        }
+    )
+    assert seen["channels"] == ["court-x", "page", "wa"]
+    assert seen["loaded"] == ["messenger", "whatsapp", "x"]
+    others = {m for n, m in ADAPTER_MODULES.items() if n not in ("x", "whatsapp", "messenger")}
+    assert not others & set(seen["modules"])

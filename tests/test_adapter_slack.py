@@ -525,3 +525,50 @@ async def test_slack_retries_of_an_event_are_answered_once(
     await settled(database)
     assert len(fake.calls) == 1
     assert count_rows(database, "inbox") == 1
+
+
+# --- Issue 12: mentions of the app, files ----------------------------------------------------
+
+
+def _without_authorizations(text: str) -> dict[str, Any]:
+    data = fixture("event_callback_app_mention.json")  # slack-sdk's recorded app_mention
+    del data["authed_users"]
+    data["event"]["text"] = text
+    return data
+
+
+def test_an_app_mention_without_authorizations_loses_its_leading_mention() -> None:
+    (message,) = adapter().parse(signed(_without_authorizations("<@W111> 诉讼费怎么交")))
+    assert message.text == "诉讼费怎么交"
+    (message,) = adapter().parse(signed(_without_authorizations("<@U0LAN0Z89|civicdesk>: fee?")))
+    assert message.text == "fee?"
+
+
+async def test_the_bot_user_from_auth_test_is_taken_out_anywhere_in_the_text(
+    session: aiohttp.ClientSession,
+) -> None:
+    def answer(call: Any, number: int) -> Answer:
+        if call.path.endswith("/auth.test"):
+            return Answer(200, {"ok": True, "user_id": "W111", "bot_id": "B111"})
+        return slack_ok(call, number)
+
+    async with fake_api(answer, prefix="/api") as fake:
+        built = connected(fake, session)
+        raw = signed(_without_authorizations("please <@W111> how do I pay, ask <@W333>"))
+        await built.prepare(raw)
+        (message,) = built.parse(raw)
+        assert message.text == "please how do I pay, ask <@W333>"  # another member stays
+        await built.prepare(raw)  # asked once
+        assert [c.path for c in fake.calls].count("/api/auth.test") == 1
+
+
+def test_a_file_shared_in_a_dm_is_a_message_with_its_kind() -> None:
+    data = fixture("event_callback_message_im_thread_reply.json")
+    data["event"].update(
+        subtype="file_share",
+        text="",
+        files=[{"id": "F1", "name": "bill.png", "mimetype": "image/png", "filetype": "png"}],
+    )
+    data["event"].pop("thread_ts", None)
+    (message,) = adapter().parse(signed(data))
+    assert (message.text, message.media, message.public) == ("", "image", False)

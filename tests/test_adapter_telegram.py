@@ -206,7 +206,8 @@ def _from_itself() -> dict[str, Any]:
 
 
 def _sticker() -> dict[str, Any]:
-    update = fixture("update_message_private_reply_to.json")
+    # In a group, not addressed to the bot (a private sticker is a message: see the media tests).
+    update = fixture("update_message_supergroup.json")
     del update["message"]["text"]
     update["message"]["sticker"] = {"file_id": "x", "width": 512, "height": 512}
     return update
@@ -585,3 +586,74 @@ async def test_a_redelivered_update_is_answered_once(
     await settled(database)
     assert len(fake.calls) == 1
     assert count_rows(database, "inbox") == 1
+
+
+# --- Issue 12: captions, media, mentions anywhere ---------------------------------------------
+
+
+def private_update(**content: Any) -> dict[str, Any]:
+    """The private-chat fixture (opsdroid's recording) with its text replaced by `content`."""
+    update = fixture("update_message_private_reply_to.json")
+    del update["message"]["text"]
+    update["message"].update(content)
+    return update
+
+
+PHOTO = [
+    {"file_id": "AgAD1", "file_unique_id": "A1", "width": 90, "height": 67, "file_size": 1254},
+    {"file_id": "AgAD2", "file_unique_id": "A2", "width": 320, "height": 240, "file_size": 15237},
+]
+
+
+@pytest.mark.parametrize(
+    ("content", "media"),
+    [
+        ({"photo": PHOTO}, "image"),
+        ({"document": {"file_id": "BQAD", "file_unique_id": "B", "file_name": "fee.pdf"}}, "file"),
+        ({"video": {"file_id": "BAAD", "file_unique_id": "V", "duration": 3}}, "video"),
+        ({"voice": {"file_id": "AwAD", "file_unique_id": "W", "duration": 2}}, "audio"),
+        ({"sticker": {"file_id": "CAAD", "width": 512, "height": 512, "emoji": "😂"}}, "sticker"),
+        ({"location": {"latitude": 52.52, "longitude": 13.40}}, "location"),
+        ({"contact": {"phone_number": "+4930123", "first_name": "Ann"}}, "contact"),
+        ({"poll": {"id": "1", "question": "?", "options": []}}, "unsupported"),
+        ({"some_future_content": {"x": 1}}, "unsupported"),
+    ],
+)
+def test_media_without_text_in_a_private_chat_is_a_message_with_its_kind(
+    content: dict[str, Any], media: str
+) -> None:
+    (message,) = adapter().parse(delivery(private_update(**content)))
+    assert (message.text, message.media, message.public) == ("", media, False)
+
+
+@pytest.mark.parametrize("kind", ["photo", "document"])
+def test_a_captioned_photo_or_document_has_the_caption_as_its_question(kind: str) -> None:
+    content: dict[str, Any] = (
+        {"photo": PHOTO}
+        if kind == "photo"
+        else {"document": {"file_id": "BQAD", "file_unique_id": "B", "file_name": "bill.pdf"}}
+    )
+    update = private_update(caption="这个怎么交", **content)
+    (message,) = adapter().parse(delivery(update))
+    assert message.text == "这个怎么交"
+    assert message.media == ("image" if kind == "photo" else "file")
+
+
+def test_a_captioned_photo_in_a_group_is_taken_when_its_caption_mentions_the_bot() -> None:
+    update = group_update("x")
+    del update["message"]["text"]
+    update["message"]["photo"] = PHOTO
+    update["message"]["caption"] = "@civicdesk_bot 这个怎么交"
+    update["message"]["caption_entities"] = [mention("@civicdesk_bot")]
+    (message,) = adapter().parse(delivery(update))
+    assert (message.text, message.media, message.public) == ("这个怎么交", "image", True)
+
+
+def test_the_bots_mentions_are_taken_out_wherever_they_stand() -> None:
+    text = "请问 Desk 诉讼费怎么交 @civicdesk_bot"
+    entities = [
+        {"type": "text_mention", "offset": 3, "length": 4, "user": {"id": int(BOT_ID)}},
+        mention("@civicdesk_bot", offset=15),
+    ]
+    (message,) = adapter().parse(delivery(group_update(text, entities)))
+    assert message.text == "请问 诉讼费怎么交"

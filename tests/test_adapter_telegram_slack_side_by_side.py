@@ -1,6 +1,6 @@
-"""The README's `.env` for a Telegram bot and a Slack app side by side, run as written against
-fake Telegram and Slack APIs (only the API_BASE lines added): each question is answered on the
-platform it was asked on, and nowhere else."""
+"""The `.env` of docs/platforms.md for a Telegram bot and a Slack app side by side, run as
+written against fake Telegram and Slack APIs (only the API_BASE lines added): each question is
+answered on the platform it was asked on, and nowhere else."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from web_support import ROOT, SMALL_KB, count_rows, served_app
 
 Client = TestClient[web.Request, web.Application]
 
-# Exactly the block of the README's "Telegram and Slack side by side".
+# Exactly the block of docs/platforms.md's "Telegram and Slack side by side".
 README_ENV = """\
 # .env: one Telegram bot and one Slack app, served side by side
 CIVICDESK_CHANNELS=telegram,slack
@@ -40,10 +40,10 @@ _FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
 def test_the_readme_shows_this_env() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = (ROOT / "docs" / "platforms.md").read_text(encoding="utf-8")
     blocks = [b for b in _FENCE.findall(readme) if "CIVICDESK_CHANNELS=telegram,slack" in b]
     if not blocks:
-        pytest.skip("README.md has no Telegram-and-Slack .env yet")
+        pytest.skip("docs/platforms.md has no Telegram-and-Slack .env yet")
     assert README_ENV in blocks
 
 

@@ -151,15 +151,103 @@ def test_a_request_at_the_edge_of_the_window_passes() -> None:
     adapter(replay_window=30).verify(signed_post(b"<xml/>", at=NOW + 30))
 
 
-def test_the_subscribe_event_and_other_message_types_are_skipped() -> None:
+def test_the_subscribe_event_and_other_events_are_skipped() -> None:
     subscribe = (FIXTURES / "event_subscribe.xml").read_bytes()
-    image = (
+    location_report = (
         b"<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[o1]]>"
-        b"</FromUserName><CreateTime>1700000000</CreateTime><MsgType><![CDATA[image]]>"
-        b"</MsgType><PicUrl><![CDATA[http://x]]></PicUrl><MsgId>42</MsgId></xml>"
+        b"</FromUserName><CreateTime>1700000000</CreateTime><MsgType><![CDATA[event]]>"
+        b"</MsgType><Event><![CDATA[LOCATION]]></Event><Latitude>23.137466</Latitude>"
+        b"<Longitude>113.352425</Longitude><Precision>119.385040</Precision></xml>"
     )
-    for body in (subscribe, image):
+    for body in (subscribe, location_report):
         assert adapter().parse(signed_post(body)) == []
+
+
+def wechat_message(kind: str, inner: str, msg_id: str = "1234567890123456") -> bytes:
+    """Shaped as the official account guide's examples of ordinary messages."""
+    return (
+        "<xml><ToUserName><![CDATA[toUser]]></ToUserName><FromUserName><![CDATA[fromUser]]>"
+        f"</FromUserName><CreateTime>1357290913</CreateTime><MsgType><![CDATA[{kind}]]>"
+        f"</MsgType>{inner}" + (f"<MsgId>{msg_id}</MsgId>" if msg_id else "") + "</xml>"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("body", "media"),
+    [
+        (
+            wechat_message(
+                "image",
+                "<PicUrl><![CDATA[this is a url]]></PicUrl><MediaId><![CDATA[media_id]]></MediaId>",
+            ),
+            "image",
+        ),
+        (
+            wechat_message(
+                "voice", "<MediaId><![CDATA[media_id]]></MediaId><Format><![CDATA[amr]]></Format>"
+            ),
+            "audio",
+        ),
+        (
+            wechat_message(
+                "video",
+                "<MediaId><![CDATA[media_id]]></MediaId>"
+                "<ThumbMediaId><![CDATA[thumb_media_id]]></ThumbMediaId>",
+            ),
+            "video",
+        ),
+        (
+            wechat_message(
+                "shortvideo",
+                "<MediaId><![CDATA[media_id]]></MediaId>"
+                "<ThumbMediaId><![CDATA[thumb_media_id]]></ThumbMediaId>",
+            ),
+            "video",
+        ),
+        (
+            wechat_message(
+                "location",
+                "<Location_X>23.134521</Location_X><Location_Y>113.358803</Location_Y>"
+                "<Scale>20</Scale><Label><![CDATA[位置信息]]></Label>",
+            ),
+            "location",
+        ),
+        (
+            wechat_message(
+                "link",
+                "<Title><![CDATA[公众平台官网链接]]></Title><Description><![CDATA[公众平台官网链接]]>"
+                "</Description><Url><![CDATA[url]]></Url>",
+            ),
+            "file",
+        ),
+        (
+            wechat_message(
+                "text", "<Content><![CDATA[【收到不支持的消息类型，暂无法显示】]]></Content>"
+            ),
+            "unsupported",
+        ),
+        (
+            wechat_message("miniprogrampage", "<Title><![CDATA[x]]></Title>", msg_id=""),
+            "unsupported",
+        ),
+    ],
+)
+def test_media_and_the_unsupported_placeholder_are_messages_without_text(
+    body: bytes, media: str
+) -> None:
+    (message,) = adapter().parse(signed_post(body))
+    assert (message.text, message.media, message.public) == ("", media, False)
+    assert message.conversation == "fromUser"
+
+
+def test_a_voice_message_with_speech_recognition_has_its_words_as_text() -> None:
+    body = wechat_message(
+        "voice",
+        "<MediaId><![CDATA[media_id]]></MediaId><Format><![CDATA[Format]]></Format>"
+        "<Recognition><![CDATA[诉讼费怎么交]]></Recognition>",
+    )
+    (message,) = adapter().parse(signed_post(body))
+    assert (message.text, message.media) == ("诉讼费怎么交", "audio")
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ from fake_weibo import (
 )
 
 from adapters.weibo import WeiboAdapter
-from adapters.weibo_api import question_text
+from adapters.weibo_api import mention_message, question_text
 from bot.config.settings import Secret
 from bot.platform.adapter import BadRequest, Poller, PollFailed, RawRequest, Unauthorized
 from bot.platform.lengths import weibo_length
@@ -138,8 +138,9 @@ def test_events_are_skipped_silently(name: str) -> None:
 def test_echoes_and_unknown_types_are_skipped_and_garbage_is_a_bad_request() -> None:
     weibo = adapter(user_id=OWN_UID)
     assert weibo.parse(request("POST", {}, text_push("echo", sender=int(OWN_UID)))) == []
-    image = json.dumps({"type": "image", "sender_id": 1, "receiver_id": 2}).encode()
-    assert weibo.parse(request("POST", {}, image)) == []
+    # A mention push (its shape is undocumented: mentions are polled); pictures are messages.
+    mention = json.dumps({"type": "mention", "sender_id": 1, "receiver_id": 2}).encode()
+    assert weibo.parse(request("POST", {}, mention)) == []
     with pytest.raises(BadRequest):
         weibo.parse(request("POST", {}, b"<xml/>"))
     assert weibo.acknowledge(request("POST", {})).body == b""
@@ -320,3 +321,33 @@ def test_weibo_length_counts_ascii_as_half_and_links_as_a_short_link() -> None:
     assert weibo_length("详见 https://court.example.gov/fees/2024/refund-of-litigation-costs") == 13
     assert weibo_length("@市民小王 ok👍") == 7
     assert weibo_length("汉" * 140) == 140 and weibo_length("汉" * 140 + "a") == 141
+
+
+# --- Issue 12: the account's @name anywhere, media in private messages ----------------------
+
+
+def test_the_accounts_name_in_the_middle_is_taken_out() -> None:
+    status = {"idstr": "5001", "text": "请问 @政务助手 诉讼费怎么交", "user": {"idstr": "77"}}
+    message = mention_message("weibo", "statuses", status, OWN_UID)
+    assert message is not None and message.text == "请问 诉讼费怎么交"
+    status = {"idstr": "5002", "text": "@李四 和 @政务助手 诉讼费怎么交", "user": {"idstr": "77"}}
+    message = mention_message("weibo", "statuses", status, OWN_UID, "政务助手")
+    assert message is not None and message.text == "和 诉讼费怎么交"
+
+
+@pytest.mark.parametrize(
+    ("kind", "media"), [("image", "image"), ("voice", "audio"), ("position", "location")]
+)
+def test_a_picture_voice_or_position_push_is_a_message_with_its_kind(kind: str, media: str) -> None:
+    # The push shape of the fans-service docs: {"type", "receiver_id", "sender_id",
+    # "created_at", "text", "data": {...}} (PLATFORMS.md, Weibo inbound B).
+    push = {
+        "type": kind,
+        "receiver_id": 2,
+        "sender_id": 1,
+        "created_at": "Mon Jul 16 18:09:20 +0800 2012",
+        "text": "",
+        "data": {"vfid": 821804459, "tovfid": 821804469},
+    }
+    (message,) = adapter(user_id=OWN_UID).parse(request("POST", {}, json.dumps(push).encode()))
+    assert (message.text, message.media, message.public) == ("", media, False)

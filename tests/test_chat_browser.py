@@ -96,3 +96,33 @@ async def test_a_citizen_asks_on_the_chat_page_and_reads_the_answer(served: str)
             assert errors == []
         finally:
             await browser.close()
+
+
+async def test_every_message_of_a_conversation_is_answered_and_no_spinner_is_left(
+    served: str,
+) -> None:
+    """Issue 12, finding 1: after a question went to staff, the next one ("court fee") got no
+    reply and the page showed "Replying…" for ever."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 800, "height": 900}, locale="en-GB")
+            await page.goto(f"{served}/chat")
+            question = page.get_by_label("您的问题 Your question")
+            answers = page.locator(".msg.bot")
+            said = ["Hello", "can I bring my dog to the hearing?", "court fee"]
+            for count, text in enumerate(said, 1):
+                await question.fill(text)
+                await question.press("Enter")
+                await expect(page.locator(".msg.mine").nth(count - 1)).to_contain_text(text)
+                await expect(answers).to_have_count(count, timeout=15_000)
+            await expect(answers.nth(0)).to_contain_text("How can we help")
+            await expect(answers.nth(1)).to_contain_text("ref.")  # the ticket's code
+            await expect(answers.nth(2)).to_contain_text("court fee")  # the FAQ still answers
+            await expect(page.locator("#status")).to_have_text("")  # no "Replying…" left
+            await page.screenshot(path=str(ARTIFACTS / "conversation.png"), full_page=True)
+            assert await answers.count() == len(said)
+            assert "Replying" not in await page.locator("#status").inner_text()
+        finally:
+            await browser.close()

@@ -58,7 +58,7 @@ from adapters.wechat_crypto import WeChatCrypto
 from adapters.weibo import WeiboAdapter
 from adapters.weibo_api import mention_message as weibo_mention
 from bot.config.settings import Secret
-from bot.platform.adapter import BadRequest, HttpReply, RawRequest, Unauthorized
+from bot.platform.adapter import BadRequest, HttpReply, RawRequest, RetryLater, Unauthorized
 
 NOW = 1_700_000_000.0
 SECRET = "fuzz-secret"
@@ -77,8 +77,9 @@ def refused_or_messages(call: Callable[[], Any], refusals: Any = REFUSALS) -> An
 
 def exercise(adapter: Any, raw: RawRequest) -> None:
     """As the web layer does (bot.gateway.web.webhook): handshake and verify may refuse with
-    Unauthorized only, parse (of a verified request) with BadRequest only; each test also sends
-    correctly signed requests, so the parsers are reached."""
+    Unauthorized only, parse (of a verified request) with BadRequest, or RetryLater (a 503: a
+    Matrix room whose membership is not known yet) only; each test also sends correctly signed
+    requests, so the parsers are reached."""
     try:
         reply = adapter.handshake(raw)
         if reply is not None:
@@ -87,7 +88,7 @@ def exercise(adapter: Any, raw: RawRequest) -> None:
         adapter.verify(raw)
     except Unauthorized:
         return
-    messages = refused_or_messages(lambda: adapter.parse(raw), BadRequest)
+    messages = refused_or_messages(lambda: adapter.parse(raw), (BadRequest, RetryLater))
     for message in messages or []:
         check_message(message)
 

@@ -187,28 +187,33 @@ async def test_follow_ups_go_to_the_open_ticket_and_the_bot_answers_again_after_
     await citizen.wait_for(1)
 
     await citizen_says(client, "q-2", CASE_QUESTION)  # asked again: no second ticket
-    await citizen_says(client, "q-3", "诉讼费在哪里交")  # even a question the FAQ answers
-    updates = await staff.wait_for(3)
-    assert [u["text"].split("\n", 1)[1] for u in updates[1:]] == [CASE_QUESTION, "诉讼费在哪里交"]
-    assert all(u["text"].startswith(f"[{reference}] the citizen adds") for u in updates[1:])
+    updates = await staff.wait_for(2)
+    assert updates[1]["text"].startswith(f"[{reference}] the citizen adds")
+    assert updates[1]["text"].split("\n", 1)[1] == CASE_QUESTION
+    replies = await citizen.wait_for(2)  # one line: it joined the open ticket, under its code
+    assert reference in replies[1]["text"]
+    # Nobody has claimed it yet: what the FAQ answers, the bot still answers.
+    await citizen_says(client, "q-3", "诉讼费在哪里交")
+    replies = await citizen.wait_for(3)
+    assert "诉讼服务中心窗口缴纳" in replies[2]["text"]
     await asyncio.sleep(0.3)
-    assert len(citizen.replies) == 1  # the bot stepped aside: nothing but the acknowledgement
+    assert len(staff.replies) == 2  # an answered question is not added to the ticket
 
     await staff_says(client, "s-1", "claim", str(ticket["id"]), "li")
     await staff_says(client, "s-2", "note called the registry", str(ticket["id"]), "li")
     await staff_says(client, "s-3", "close Please ask the registry office in person.",
                      str(ticket["id"]), "li")  # fmt: skip
-    replies = await citizen.wait_for(2)
-    assert replies[1]["text"] == "Please ask the registry office in person."
+    replies = await citizen.wait_for(4)
+    assert replies[3]["text"] == "Please ask the registry office in person."
 
     await citizen_says(client, "q-4", "诉讼费在哪里交")
-    replies = await citizen.wait_for(3)
-    assert "诉讼服务中心窗口缴纳" in replies[2]["text"]  # the bot answers again, from the FAQ
+    replies = await citizen.wait_for(5)
+    assert "诉讼服务中心窗口缴纳" in replies[4]["text"]  # the bot answers again, from the FAQ
 
     record = await cli_json(database, "escalations", "show", reference, monkeypatch=monkeypatch)
     assert record["status"] == "closed" and record["assigned_to"] == "li"
     kinds = [e["kind"] for e in record["history"]]
-    assert kinds == ["opened", "follow-up", "follow-up", "claimed", "note", "closed"]
+    assert kinds == ["opened", "follow-up", "claimed", "note", "closed"]
     assert (
         await cli_json(database, "escalations", "list", "--status", "open", monkeypatch=monkeypatch)
         == []
@@ -337,7 +342,9 @@ async def test_a_kept_answer_is_sent_when_the_citizen_writes_again_and_reopens_t
     kinds = [event.kind for event in await store.ticket_events(reference)]
     assert kinds[-3:] == ["undeliverable", "follow-up", "answered"]
 
-    # The conversation is the bot's again.
+    # The conversation is the bot's again, once the quiet period after a person's answer is
+    # over (bot.tickets.conversation: until then a message goes to the person who answered).
+    clock.now += handoff.conversation.quiet_after_answer
     handled = await _citizen_writes(store, handoff, clock, "m-3", "如何缴纳诉讼费？")
     assert handled.decision == "answer"
 
@@ -531,10 +538,11 @@ async def test_a_restart_between_receiving_and_handling_loses_no_answer_or_follo
     third = await serving(workers=True)
     try:
         updates = await staff.wait_for(3)
-        replies = await citizen.wait_for(2)
+        # The answer, and the line telling the citizen their follow-up joined the ticket.
+        replies = await citizen.wait_for(3)
     finally:
         await third.close()
-    assert replies[1]["text"] == "Your case was filed on 20 November."
+    assert "Your case was filed on 20 November." in [r["text"] for r in replies[1:]]
     texts = [u["text"] for u in updates[1:]]
     assert any("还有一个问题" in t for t in texts)  # the follow-up reached the ticket's thread
     assert any("answered" in t for t in texts)

@@ -175,25 +175,31 @@ async def test_a_telegram_question_is_answered_from_a_slack_thread(
     assert (len(scene.telegram.calls), len(scene.slack.calls)) == (2, 3)
 
 
-async def test_a_follow_up_goes_to_the_slack_thread_and_the_bot_stays_quiet(
+async def test_a_follow_up_goes_to_the_slack_thread_and_the_bot_still_answers_the_faq(
     telegram_slack: TelegramSlack,
 ) -> None:
     scene = telegram_slack
     _, ticket_ts, reference = await scene.open_ticket()
 
-    await scene.citizen_says(1302, FEE_QUESTION)  # a question the FAQ would answer
-
+    # Asked again, unanswerable: it joins the ticket's Slack thread, one line to the citizen.
+    await scene.citizen_says(1303, "我的案子到底进展到哪一步了")
     _, follow_up = await scene.slack.wait_for(2)
     assert follow_up.body["thread_ts"] == ticket_ts
     assert follow_up.body["text"].startswith(f"[{reference}] the citizen adds")
-    assert follow_up.body["text"].endswith(f"\n{FEE_QUESTION}")
+    assert follow_up.body["text"].endswith("\n我的案子到底进展到哪一步了")
+    _, line = await scene.telegram.wait_for(2)
+    assert reference in line.body["text"]
+
+    # Nobody has claimed the ticket: what the FAQ answers, the bot answers.
+    await scene.citizen_says(1302, FEE_QUESTION)
+    await scene.telegram.wait_for(3)
     await settled(scene.database)
-    assert len(scene.telegram.calls) == 1  # the acknowledgement, and no answer from the bot
+    assert len(scene.slack.calls) == 2  # the answered question stays out of the thread
 
     # Talk at the top of the staff channel is no answer to anyone.
     await scene.staff_says("lunch at noon?", thread_ts=None, ts="1700000200.000200")
     await settled(scene.database)
-    assert (len(scene.telegram.calls), len(scene.slack.calls)) == (1, 2)
+    assert (len(scene.telegram.calls), len(scene.slack.calls)) == (3, 2)
 
 
 # --- a citizen on WeChat, the staff on e-mail -----------------------------------------------

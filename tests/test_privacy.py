@@ -23,7 +23,7 @@ from web_support import (
     start_receiver,
 )
 
-import bot.cli.serve as cli_serve
+from bot.runtime.logs import configure_logging
 from bot.runtime.privacy import MaskingFilter, install_log_masking, mask
 
 # Real-looking values: the ID's check digit and the cards' Luhn digit are valid.
@@ -204,7 +204,7 @@ def test_serve_installs_masking_on_the_handlers_it_configures(
     level = root.level
     monkeypatch.setattr(root, "handlers", [])
     try:
-        cli_serve._configure_logging()
+        configure_logging()
         (handler,) = root.handlers
     finally:
         root.setLevel(level)

@@ -1,11 +1,13 @@
-"""The README is documentation people rely on: check it against the code and the CI script.
+"""The README and the settings reference are documentation people rely on: check them against
+the code and the CI script.
 
-- The configuration table lists exactly the settings of `bot.config.settings.SETTINGS`, with their
-defaults.
+- The configuration table of docs/settings.md lists exactly the settings of
+  `bot.config.settings.SETTINGS`, with their defaults.
 - The test command in "Test it" is the one `.ci/run` runs.
 - `.env.example` lists every setting with its default.
 - Every key every channel has, every adapter of `adapters.ADAPTERS` and every key of each adapter
-  are in the tables under "Channels", with their defaults and whether they are required.
+  are in the tables under "Channels" of docs/settings.md, with their defaults and whether they
+  are required.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from bot.config.settings import CHANNEL_SETTINGS, SETTINGS
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+SETTINGS_DOC = ROOT / "docs" / "settings.md"
 CI_RUN = ROOT / ".ci" / "run"
 ENV_EXAMPLE = ROOT / ".env.example"
 
@@ -28,7 +31,7 @@ _FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
 _CODE_SPAN = re.compile(r"`([^`\n]+)`")
 
 
-def section(markdown: str, heading: str) -> str:
+def section(markdown: str, heading: str, document: str = "README.md") -> str:
     """The text under `## heading`, up to the next heading of level 2 or above."""
     lines = markdown.splitlines()
     start = None
@@ -39,7 +42,7 @@ def section(markdown: str, heading: str) -> str:
         elif re.match(r"#{1,2} ", line):
             return "\n".join(lines[start:number])
     if start is None:
-        pytest.fail(f"README.md has no section '## {heading}'")
+        pytest.fail(f"{document} has no section '## {heading}'")
     return "\n".join(lines[start:])
 
 
@@ -70,11 +73,11 @@ def _unquote(cell: str) -> str:
 
 
 def readme_settings() -> dict[str, str]:
-    text = section(README.read_text(encoding="utf-8"), "Configuration")
+    text = section(SETTINGS_DOC.read_text(encoding="utf-8"), "Configuration", "docs/settings.md")
     rows = table_rows(text, ["Variable", "Default", "Meaning"])
     names = [_unquote(row[0]) for row in rows]
     duplicates = sorted({name for name in names if names.count(name) > 1})
-    assert not duplicates, f"documented more than once in README.md: {duplicates}"
+    assert not duplicates, f"documented more than once in docs/settings.md: {duplicates}"
     return {_unquote(row[0]): _unquote(row[1]) for row in rows}
 
 
@@ -82,17 +85,19 @@ def test_every_setting_is_documented_with_its_default() -> None:
     documented = readme_settings()
     for setting in SETTINGS:
         assert setting.name in documented, (
-            f"{setting.name} is missing from the configuration table in README.md"
+            f"{setting.name} is missing from the configuration table in docs/settings.md"
         )
         assert documented[setting.name] == setting.default, (
-            f"README.md gives {setting.name} the default {documented[setting.name]!r}, "
+            f"docs/settings.md gives {setting.name} the default {documented[setting.name]!r}, "
             f"the code {setting.default!r}"
         )
 
 
 def test_no_setting_is_documented_that_does_not_exist() -> None:
     unknown = set(readme_settings()) - {setting.name for setting in SETTINGS}
-    assert not unknown, f"README.md documents settings that bot/config.py does not have: {unknown}"
+    assert not unknown, (
+        f"docs/settings.md documents settings that bot/config/settings.py does not have: {unknown}"
+    )
 
 
 def ci_test_command() -> list[str]:
@@ -144,7 +149,8 @@ def test_env_example_lists_every_setting_with_its_default() -> None:
 
 def test_every_channel_key_is_documented() -> None:
     rows = table_rows(
-        section(README.read_text(encoding="utf-8"), "Configuration"), ["Key", "Default", "Meaning"]
+        section(SETTINGS_DOC.read_text(encoding="utf-8"), "Configuration", "docs/settings.md"),
+        ["Key", "Default", "Meaning"],
     )
     documented = [_unquote(row[0]) for row in rows]
     assert documented == [setting.key for setting in CHANNEL_SETTINGS]
@@ -152,14 +158,16 @@ def test_every_channel_key_is_documented() -> None:
 
 def test_every_adapter_and_its_keys_are_documented() -> None:
     rows = table_rows(
-        section(README.read_text(encoding="utf-8"), "Configuration"),
+        section(SETTINGS_DOC.read_text(encoding="utf-8"), "Configuration", "docs/settings.md"),
         ["Adapter", "Key", "Required", "Default", "Meaning"],
     )
     documented_adapters = {_unquote(row[0]) for row in rows}
     missing = set(ADAPTERS) - documented_adapters
-    assert not missing, f"adapters missing from README.md's adapter table: {sorted(missing)}"
+    assert not missing, f"adapters missing from docs/settings.md's adapter table: {sorted(missing)}"
     unknown = documented_adapters - set(ADAPTERS)
-    assert not unknown, f"README.md documents adapters that adapters.ADAPTERS lacks: {unknown}"
+    assert not unknown, (
+        f"docs/settings.md documents adapters that adapters.ADAPTERS lacks: {unknown}"
+    )
 
     documented = {
         (_unquote(row[0]), _unquote(row[1])): (row[2].strip(), _unquote(row[3]), row[4])

@@ -1,5 +1,5 @@
 """/admin: the operators' pages, server-rendered (Jinja2, autoescaped), usable without
-JavaScript: escalations (list, ticket, answer/claim/note/close), dead-lettered deliveries
+JavaScript: tickets (the list; one ticket: answer, claim, note, close), dead-lettered deliveries
 (retry, discard), the knowledge base's state, and the report of public concerns.
 
 Sign-in with an operator account (`civicdesk users add`) or the office's shared password

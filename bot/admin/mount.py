@@ -14,6 +14,7 @@ from bot.admin.routes import add_admin_routes
 from bot.admin.sessions import SessionSigner
 from bot.admin.state import AdminState
 from bot.gateway.web import GATEWAY
+from bot.platform.adapter import Publisher
 from bot.storage.admin_queries import AdminStore
 from bot.storage.store import Store
 from bot.tickets.handoff import Handoff
@@ -51,5 +52,10 @@ def mount_admin(app: web.Application, *, handoff: Handoff) -> None:
         limiter=FailureLimiter(),
         templates=environment(settings.calendar.hours.zone),
         handoff=handoff,
+        publishers={
+            name: adapter.text_rules.name
+            for name, adapter in gateway.adapters.items()
+            if isinstance(adapter, Publisher)
+        },
     )
     add_admin_routes(app, state)

@@ -7,6 +7,7 @@ from importlib.resources import files
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+import bot.admin.announcements as announcements
 import bot.admin.deliveries as deliveries
 import bot.admin.knowledge as knowledge
 import bot.admin.report_page as report_page
@@ -56,6 +57,9 @@ def add_admin_routes(app: web.Application, state: AdminState) -> None:
     route("GET", "/deliveries", deliveries.dead_letters)
     route("POST", r"/deliveries/{id:\d{1,18}}/retry", deliveries.retry)
     route("POST", r"/deliveries/{id:\d{1,18}}/discard", deliveries.discard)
+    route("GET", "/announcements", announcements.announcement_list)
+    route("POST", "/announcements/preview", announcements.preview)
+    route("POST", "/announcements", announcements.publish)
     route("GET", "/knowledge", knowledge.knowledge)
     route("GET", "/report", report_page.report)
     # Anything else under /admin is also behind the guard: without a session it is sent to

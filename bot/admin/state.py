@@ -3,7 +3,8 @@ guard learnt about each request (its session, who is signed in)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import jinja2
 from aiohttp import web
@@ -29,6 +30,8 @@ class AdminState:
     limiter: FailureLimiter
     templates: jinja2.Environment
     handoff: Handoff
+    # The channels that can post announcements, and the platform each counts text as.
+    publishers: Mapping[str, str] = field(default_factory=dict)
 
 
 ADMIN = web.AppKey("admin", AdminState)

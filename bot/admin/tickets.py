@@ -93,6 +93,7 @@ async def ticket(request: web.Request) -> web.StreamResponse:
         e=ticket,
         history=await state.store.ticket_events(reference),
         messages=await state.admin_store.ticket_messages(ticket.id),
+        announcement=await state.store.announcement_of_message(ticket.inbox_id),
         done=DONE.get(request.query.get("done", "")),
         is_open=ticket.status == TICKET_OPEN,
         is_undeliverable=ticket.status == TICKET_UNDELIVERABLE,
@@ -123,8 +124,7 @@ async def act(request: web.Request) -> web.StreamResponse:
         )
     except TicketNotFound:
         return problem(request, 404, f"No escalation has the reference {reference}.")
-    except TicketClosed:
-        return problem(
-            request, 409, f"{reference} is already closed (someone else may have answered it)."
-        )
+    except TicketClosed as exc:
+        who = f"{exc.first} answered it first" if exc.first else "someone else may have answered it"
+        return problem(request, 409, f"{reference} is already closed ({who}); nothing was sent.")
     return see_other(f"/admin/tickets/{reference}?{urlencode({'done': outcome.kind})}")

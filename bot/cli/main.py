@@ -10,11 +10,13 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO, cast
 
 from dotenv import load_dotenv
 
+import bot.cli.publish as cli_publish
 import bot.cli.purge as cli_purge
 import bot.cli.report as cli_report
 import bot.cli.serve as cli_serve
@@ -24,17 +26,38 @@ from bot.answering.desk import Desk, Reply
 from bot.answering.evaluation import EvalFileError, evaluate, load_eval_file
 from bot.answering.kb_check import run_kb_check
 from bot.answering.knowledge import KnowledgeError, load_knowledge
+from bot.cli.examples import add_examples
 from bot.config.settings import ConfigError, Settings
 from bot.platform.adapter import TEXT_RULES
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
+class CommandLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (what is wrong, where to read more) and exit
+    status 2, rather than the usage block followed by the error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (usage: `{self.prog} --help`)\n")
+
+
+def civicdesk_version() -> str:
+    try:
+        return version("civicdesk")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed: pip install -e .)"
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandLineParser(
         prog="civicdesk", description="An inquiry desk for public institutions."
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {civicdesk_version()}")
+    # Typed as argparse's own: the command modules take that; the parsers made are ours.
+    commands = cast(
+        "argparse._SubParsersAction[argparse.ArgumentParser]",
+        parser.add_subparsers(dest="command", required=True, metavar="COMMAND"),
+    )
 
     ask = commands.add_parser("ask", help="answer one question as the bot would")
     ask.add_argument("text", help="the question, as a citizen would write it")
@@ -58,6 +81,8 @@ def _parser() -> argparse.ArgumentParser:
     cli_users.add_parser(commands)
     cli_report.add_parser(commands)
     cli_purge.add_parser(commands)
+    cli_publish.add_parser(commands)
+    add_examples(parser)
     return parser
 
 
@@ -92,6 +117,8 @@ def _run(argv: Sequence[str] | None, out: TextIO) -> int:
             return cli_serve.run_worker(args, settings)
         if args.command == cli_report.COMMAND:
             return cli_report.run(args, settings, out)
+        if args.command == cli_publish.COMMAND:
+            return cli_publish.run(args, settings, out)
         if args.command == cli_purge.COMMAND:
             return cli_purge.run(args, settings, out)
         if args.command == cli_users.COMMAND:

@@ -19,10 +19,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -38,9 +40,9 @@ from bot.gateway.reload import KnowledgeHolder
 from bot.gateway.web import GATEWAY, AccessLogger
 from bot.gateway.worker import WorkerConfig, Workers
 from bot.platform.adapter import Adapter
+from bot.runtime.logs import configure_logging
 from bot.runtime.memory import freeze_long_lived
 from bot.runtime.metrics import Metrics
-from bot.runtime.privacy import install_log_masking
 from bot.storage.commit_watch import SqliteCommitWatch
 from bot.storage.engine import StoreUnavailable, sqlite_path
 from bot.storage.pg_wake import PostgresWake
@@ -49,6 +51,45 @@ from bot.storage.store import Store
 log = logging.getLogger("civicdesk.serve")
 
 SHUTDOWN_SECONDS = 10.0  # running requests get this long after SIGTERM; webhooks answer fast
+EXIT_USAGE = 2  # as the command line's: the database or an option cannot be used as given
+DB_RETRY_MAX_PAUSE = 2.0  # seconds between two tries while waiting for the database
+
+
+class DatabaseUnreachable(Exception):
+    """The database did not answer at start (within --wait-for-db, if given)."""
+
+
+def port_number(value: str) -> int:
+    """An argparse type: a TCP port, 0 to 65535 (0: any free port)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number (0 to 65535)") from None
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"{number} is not a port number (0 to 65535)")
+    return number
+
+
+def wait_seconds(value: str) -> float:
+    """An argparse type: seconds to wait, 0 or more, finite (at most a day)."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
+    if not (math.isfinite(number) and 0 <= number <= 86400):
+        raise argparse.ArgumentTypeError(f"{value} must be between 0 and 86400 seconds")
+    return number
+
+
+def _add_wait_for_db(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wait-for-db",
+        type=wait_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait up to SECONDS for the database to answer at start (default 0: stop at once, "
+        "exit status 2)",
+    )
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -57,21 +98,58 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "serve", help="run the webhook server, the workers and the web chat"
     )
     serve.add_argument("--host", help="address to listen on (default: CIVICDESK_HOST)")
-    serve.add_argument("--port", type=int, help="port to listen on (default: CIVICDESK_PORT)")
+    serve.add_argument(
+        "--port", type=port_number, help="port to listen on (default: CIVICDESK_PORT)"
+    )
     serve.add_argument(
         "--no-workers",
         dest="workers",
         action="store_false",
         help="only receive and store: run `civicdesk work` for the answering and delivery",
     )
+    _add_wait_for_db(serve)
     work: argparse.ArgumentParser = subparsers.add_parser(
         "work", help="answer stored messages, deliver replies and poll platforms (no web server)"
     )
     work.add_argument(
-        "--port", type=int, help="also serve /healthz, /readyz and /metrics on this port"
+        "--port", type=port_number, help="also serve /healthz, /readyz and /metrics on this port"
     )
     work.add_argument("--host", help="address for --port (default: CIVICDESK_HOST)")
+    _add_wait_for_db(work)
     return serve
+
+
+async def open_store(url: str, *, upgrade: bool, wait_for: float) -> Store:
+    """The store at `url` once its database answers; DatabaseUnreachable when it has not within
+    `wait_for` seconds (0: one try). A PostgreSQL server is not contacted by `Store.open`
+    without an upgrade, so a query proves it is there: better one clear line at start than
+    every webhook answered 503."""
+    deadline = time.monotonic() + wait_for
+    pause = 0.25
+    while True:
+        try:
+            store = await Store.open(url, upgrade=upgrade)
+            try:
+                await store.ping()
+            except StoreUnavailable:
+                await store.close()
+                raise
+            return store
+        except StoreUnavailable as exc:
+            reason = str(exc).splitlines()[0]
+            left = deadline - time.monotonic()
+            if left <= 0:
+                hint = (
+                    f"still no answer after --wait-for-db {wait_for:g}"
+                    if wait_for
+                    else "start it, or give --wait-for-db SECONDS to wait for it"
+                )
+                raise DatabaseUnreachable(
+                    f"the database {redacted_url(url)} does not answer ({reason}): {hint}"
+                ) from exc
+            log.warning("waiting for the database (%.0f s left): %s", left, reason)
+            await asyncio.sleep(min(pause, left))
+            pause = min(pause * 2, DB_RETRY_MAX_PAUSE)
 
 
 def build_adapters(channels: Sequence[ChannelConfig]) -> dict[str, Adapter]:
@@ -124,11 +202,13 @@ class Parts:
         log.info("knowledge: %d entries from %s", len(holder.desk.knowledge.entries), holder.folder)
         return cls(settings, adapters, config, metrics, holder)
 
-    async def app(self, *, workers: bool) -> tuple[web.Application, Workers | None]:
+    async def app(
+        self, *, workers: bool, wait_for_db: float = 0.0
+    ) -> tuple[web.Application, Workers | None]:
         # A SQLite file belongs to this machine: bring it up to date here. A shared
         # PostgreSQL is upgraded once per release with `civicdesk db upgrade`.
         url = self.settings.database_url
-        store = await Store.open(url, upgrade=url.startswith("sqlite"))
+        store = await open_store(url, upgrade=url.startswith("sqlite"), wait_for=wait_for_db)
         runner = None
         if workers:
             worker_id = f"{socket.gethostname()}-{os.getpid()}"
@@ -169,13 +249,13 @@ async def _listen_for_work(wake: PostgresWake, _app: web.Application) -> AsyncIt
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Serve until SIGINT or SIGTERM; 0 after a clean stop. ConfigError and KnowledgeError
     propagate to the command line, which prints them."""
-    _configure_logging()
+    configure_logging(settings.log_level, settings.log_format)
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
     parts = Parts.assemble(settings)
 
     async def make_app() -> web.Application:
-        app, _ = await parts.app(workers=args.workers)
+        app, _ = await parts.app(workers=args.workers, wait_for_db=args.wait_for_db)
         freeze_long_lived()
         log.info(
             "serving channels %s on http://%s:%d (database %s)%s",
@@ -196,6 +276,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             access_log_class=AccessLogger,
             print=None,
         )
+    except DatabaseUnreachable as exc:
+        print(f"civicdesk: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except StoreUnavailable as exc:
         print(f"civicdesk: {exc}", file=sys.stderr)
         return 1
@@ -208,10 +291,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     """`civicdesk work`: the workers and pollers without the webhook server, until SIGINT or
     SIGTERM."""
-    _configure_logging()
+    configure_logging(settings.log_level, settings.log_format)
     parts = Parts.assemble(settings)
     try:
-        asyncio.run(_work(parts, args.host or settings.host, args.port))
+        asyncio.run(_work(parts, args.host or settings.host, args.port, args.wait_for_db))
+    except DatabaseUnreachable as exc:
+        print(f"civicdesk: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except StoreUnavailable as exc:
         print(f"civicdesk: {exc}", file=sys.stderr)
         return 1
@@ -223,8 +309,8 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _work(parts: Parts, host: str, port: int | None) -> None:
-    app, workers = await parts.app(workers=True)
+async def _work(parts: Parts, host: str, port: int | None, wait_for_db: float) -> None:
+    app, workers = await parts.app(workers=True, wait_for_db=wait_for_db)
     assert workers is not None
     runner = web.AppRunner(app, access_log_class=AccessLogger)
     await runner.setup()  # opens the store and the HTTP session, starts workers and pollers
@@ -263,14 +349,3 @@ def install_sighup(holder: KnowledgeHolder) -> None:
     """`kill -HUP <pid>` reloads the knowledge base (in the running event loop)."""
     if hasattr(signal, "SIGHUP"):  # not on Windows
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, holder.request_reload)
-
-
-def _configure_logging() -> None:
-    if logging.getLogger().handlers:
-        return  # the embedding program (or a test) decides
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    install_log_masking()  # phone numbers, IDs, e-mail addresses, cards (bot.runtime.privacy)

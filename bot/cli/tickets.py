@@ -137,7 +137,10 @@ def run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     except TicketNotFound as exc:
         print(f"civicdesk: no escalation has the reference {exc}", file=sys.stderr)
     except TicketClosed as exc:
-        print(f"civicdesk: escalation {exc} is already closed; nothing sent", file=sys.stderr)
+        first = f" ({exc.first} answered it first)" if exc.first else ""
+        print(
+            f"civicdesk: escalation {exc} is already closed{first}; nothing sent", file=sys.stderr
+        )
     return EXIT_FAILED
 
 

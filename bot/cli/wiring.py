@@ -11,7 +11,7 @@ from functools import partial
 from aiohttp import web
 
 from bot.admin.mount import mount_admin
-from bot.config.handoff import handoff_config
+from bot.config.handoff import adapters_in, handoff_config, reply_windows
 from bot.config.settings import Settings, read_channels
 from bot.gateway.app import create_app
 from bot.gateway.reload import KnowledgeHolder
@@ -24,7 +24,10 @@ from bot.tickets.handoff import Handoff
 def handoff_from_environment(settings: Settings) -> Handoff:
     """The staff channels and the office calendar, as the settings in the environment give them."""
     if not settings.escalate_to:
-        return Handoff(lang=settings.default_lang, calendar=settings.calendar)
+        windows = reply_windows(adapters_in(os.environ, settings.channels))
+        return Handoff(
+            lang=settings.default_lang, calendar=settings.calendar, reply_windows=windows
+        )
     from adapters import ADAPTERS  # noqa: PLC0415 (only the configured ones are imported)
 
     return handoff_config(settings, read_channels(os.environ, settings.channels, ADAPTERS))

@@ -4,10 +4,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
 
-from bot.config.settings import ChannelConfig, ConfigError, Settings
-from bot.tickets.handoff import Handoff, StaffChannel
+from bot.config.settings import ChannelConfig, ConfigError, Settings, channel_prefix
+from bot.tickets.conversation import ConversationRules
+from bot.tickets.handoff import REPLY_WINDOWS, Handoff, StaffChannel
+
+
+def reply_windows(adapters: Mapping[str, str]) -> dict[str, timedelta]:
+    """The platforms' reply windows, and each channel's by the adapter that serves it (channel
+    name → adapter name): a channel "citizens-wa" served by the whatsapp adapter has WhatsApp's
+    24 hours, which its name alone would not tell."""
+    windows = dict(REPLY_WINDOWS)
+    for name, adapter in adapters.items():
+        window = REPLY_WINDOWS.get(adapter)
+        if window is not None:
+            windows.setdefault(name, window)
+    return windows
+
+
+def adapters_in(environ: Mapping[str, str], names: Sequence[str]) -> dict[str, str]:
+    """Channel name → adapter name, as CIVICDESK_<NAME>_ADAPTER says (default: the name), for
+    commands that need no more of a channel than which platform it is on."""
+    return {
+        name: environ.get(f"{channel_prefix(name)}ADAPTER", "").strip() or name for name in names
+    }
 
 
 def handoff_config(settings: Settings, channels: Sequence[ChannelConfig]) -> Handoff:
@@ -33,4 +55,8 @@ def handoff_config(settings: Settings, channels: Sequence[ChannelConfig]) -> Han
         lang=settings.default_lang,
         calendar=settings.calendar,
         email_fallback=fallback,
+        reply_windows=reply_windows({c.name: c.adapter for c in channels}),
+        conversation=ConversationRules(
+            media_replies={c.name: c.media_reply for c in channels if c.media_reply}
+        ),
     )

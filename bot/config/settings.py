@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from bot.answering.policy import PolicyConfig
+from bot.config.database_url import DatabaseUrlError, database_url
+from bot.config.errors import ConfigError as ConfigError  # noqa: PLC0414 (re-exported)
 from bot.tickets.hours import (
     DEFAULT_ANSWER_TARGET,
     DEFAULT_BUSINESS_HOURS,
@@ -38,10 +40,6 @@ from bot.tickets.hours import (
 
 if TYPE_CHECKING:
     from bot.platform.adapter import Adapter
-
-
-class ConfigError(Exception):
-    """A setting is missing or malformed; the message names the variable and what it should hold."""
 
 
 @dataclass(frozen=True)
@@ -149,12 +147,37 @@ SESSION_SECRET_MIN = 32  # characters of CIVICDESK_SESSION_SECRET
 
 
 def _database_url(value: str) -> str:
-    if "://" not in value:
-        raise ValueError(
-            "must be a SQLAlchemy URL such as sqlite+aiosqlite:///civicdesk.db "
-            "or postgresql+asyncpg://user:password@host/dbname"
-        )
-    return value
+    """The async driver's URL (bot.config.database_url). Refused here rather than by `_read`,
+    whose message would show the value, password and all."""
+    try:
+        return database_url(value)
+    except DatabaseUrlError as exc:
+        raise ConfigError(f"DATABASE_URL={_shown_url(value)} cannot be used: {exc}") from exc
+
+
+def _shown_url(value: str) -> str:
+    try:
+        return redacted_url(value)
+    except ValueError:  # not even a URL: no password to hide in it
+        return value
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "json")
+
+
+def _log_level(value: str) -> str:
+    level = value.strip().upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def _log_format(value: str) -> str:
+    name = value.strip().lower()
+    if name not in LOG_FORMATS:
+        raise ValueError(f"must be one of {', '.join(LOG_FORMATS)}")
+    return name
 
 
 def _not_blank(value: str) -> str:
@@ -261,7 +284,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "DATABASE_URL",
         "sqlite+aiosqlite:///civicdesk.db",
-        "Database: a SQLite file (created and upgraded by serve) or postgresql+asyncpg://...",
+        "Database: a SQLite file (sqlite:///civicdesk.db, created and upgraded by serve) or "
+        "PostgreSQL (postgresql://user:password@host/db or postgres://..., extra postgres).",
         _database_url,
     ),
     Setting(
@@ -404,6 +428,19 @@ SETTINGS: tuple[Setting, ...] = (
         _optional_secret,
     ),
     Setting(
+        "CIVICDESK_LOG_LEVEL",
+        "INFO",
+        "Least severe log records written by serve and work: DEBUG, INFO, WARNING or ERROR.",
+        _log_level,
+    ),
+    Setting(
+        "CIVICDESK_LOG_FORMAT",
+        "text",
+        "Log lines on stderr: text (one readable line per record) or json (one JSON object per "
+        "line: time, level, logger, message and context fields); personal data masked in both.",
+        _log_format,
+    ),
+    Setting(
         "CIVICDESK_TRUST_PROXY",
         "no",
         "yes: a reverse proxy in front sets X-Forwarded-For and X-Forwarded-Proto, and /admin "
@@ -441,6 +478,8 @@ class Settings:
     admin_password: Secret | None = None  # the /admin shared password (bot.admin)
     session_secret: Secret | None = None
     trust_proxy: bool = False
+    log_level: str = "INFO"
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -484,6 +523,8 @@ class Settings:
             admin_password=values["CIVICDESK_ADMIN_PASSWORD"],
             session_secret=_session_secret(values["CIVICDESK_SESSION_SECRET"]),
             trust_proxy=values["CIVICDESK_TRUST_PROXY"],
+            log_level=values["CIVICDESK_LOG_LEVEL"],
+            log_format=values["CIVICDESK_LOG_FORMAT"],
         )
 
 
@@ -552,6 +593,11 @@ CHANNEL_SETTINGS: tuple[ChannelSetting, ...] = (
         parse=rate,
     ),
     ChannelSetting(
+        "MEDIA_REPLY",
+        "What a citizen is told when they send only a photo, sticker, voice message or file "
+        "(default: that only text can be read, in their language; docs/conversations.md).",
+    ),
+    ChannelSetting(
         "STAFF_ROOM",
         "For a staff channel (CIVICDESK_ESCALATE_TO): where its tickets are posted: a Slack "
         "channel id, a Matrix room id, a Telegram group chat id, an e-mail address.",
@@ -582,6 +628,7 @@ class ChannelConfig:
     api_base: str | None = None
     rate: float | None = None  # None: the global CIVICDESK_RATE_PER_SECOND
     staff_room: str | None = None  # where tickets go, when this is a staff channel
+    media_reply: str | None = None  # the reply to a message with media and no text
 
     def var(self, key: str) -> str:
         """The environment variable of one key, for messages that tell an operator what to set."""
@@ -607,6 +654,13 @@ class ChannelConfig:
 
 def channel_prefix(name: str) -> str:
     return f"CIVICDESK_{name.upper().replace('-', '_')}_"
+
+
+def channel_adapter(environ: Mapping[str, str], name: str) -> str:
+    """The adapter a channel names (CIVICDESK_<NAME>_ADAPTER, else its own name), read without
+    its other settings: enough to know how the platform counts text (`civicdesk publish
+    --dry-run` needs no credentials)."""
+    return environ.get(f"{channel_prefix(name)}ADAPTER", "").strip() or name
 
 
 def read_channels(
@@ -655,7 +709,9 @@ def _read_channel(
             "account is on"
         )
     channel_rate = _read_channel_value(environ, prefix, CHANNEL_SETTINGS[2], name)
-    staff_room = _read_channel_value(environ, prefix, CHANNEL_SETTINGS[3], name)
+    by_key = {setting.key: setting for setting in CHANNEL_SETTINGS}
+    staff_room = _read_channel_value(environ, prefix, by_key["STAFF_ROOM"], name)
+    media_reply = _read_channel_value(environ, prefix, by_key["MEDIA_REPLY"], name)
     return ChannelConfig(
         name=name,
         adapter=adapter,
@@ -663,6 +719,7 @@ def _read_channel(
         api_base=api_base.rstrip("/") if api_base else None,
         rate=channel_rate,
         staff_room=staff_room,
+        media_reply=media_reply,
     )
 
 

@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
-from bot.platform.adapter import Adapter
-from bot.platform.messages import OutboundMessage, SendResult
+from bot.platform.adapter import Adapter, Publisher
+from bot.platform.messages import OutboundMessage, Publication, SendResult
 from bot.runtime.pacing import TokenBucket, backoff_delay
+from bot.storage.announcements import read_announcement_context
 from bot.storage.engine import StoreUnavailable
-from bot.storage.models import OutboxRow
+from bot.storage.models import OUTBOX_KIND_ANNOUNCEMENT, OutboxRow
 from bot.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -220,6 +221,8 @@ class Delivery:
         return True
 
     async def _send(self, adapter: Adapter, row: OutboxRow) -> SendResult:
+        if row.kind == OUTBOX_KIND_ANNOUNCEMENT:
+            return await self._guarded(row, self._publish(adapter, row))
         message = OutboundMessage(
             id=row.id,
             channel=row.channel,
@@ -231,10 +234,37 @@ class Delivery:
             reply_context=row.reply_context,
             attempt=row.attempts,
         )
+        return await self._guarded(row, adapter.send(message))
+
+    async def _publish(self, adapter: Adapter, row: OutboxRow) -> SendResult:
+        """An announcement's post: `publish` with the announcement's link and picture."""
+        if not isinstance(adapter, Publisher):
+            return SendResult.failed(
+                f"the adapter of channel {row.channel} cannot post announcements",
+                retryable=False,
+            )
+        announcement_id, link = read_announcement_context(row.reply_context)
+        image = None
+        if announcement_id is not None:
+            image = await self._store.announcement_image(announcement_id)
+        publication = Publication(
+            id=row.id,
+            channel=row.channel,
+            text=row.text,
+            link=link,
+            image=image[0] if image else None,
+            image_type=image[1] if image else None,
+            attempt=row.attempts,
+            # Claimed before and neither settled nor released: that attempt's end is unknown.
+            in_doubt=row.attempts > 1 and row.last_error is None,
+        )
+        return await adapter.publish(publication)
+
+    async def _guarded(self, row: OutboxRow, sending: Awaitable[SendResult]) -> SendResult:
         budget = asyncio.timeout(self._config.send_timeout)
         try:
             async with budget:
-                return await adapter.send(message)
+                return await sending
         except TimeoutError as exc:
             if budget.expired():
                 return SendResult.failed(f"no answer within {self._config.send_timeout:g} s")
@@ -247,6 +277,14 @@ class Delivery:
         row_id = row.id
         if result.ok:
             await _quietly(self._store.mark_sent(row_id, result.platform_id))
+            if row.kind == OUTBOX_KIND_ANNOUNCEMENT:
+                log.info(
+                    "outbox %d (%s): announcement posted as %s",
+                    row_id,
+                    row.channel,
+                    result.platform_id,
+                )
+                await _quietly_do(self._store.record_post(row_id, result.platform_id, result.url))
             log.debug("outbox %d (%s): sent, attempt %d", row_id, row.channel, row.attempts)
             self._report(row.channel, "sent", elapsed)
             return
@@ -293,6 +331,14 @@ class Delivery:
     def _report(self, channel: str, outcome: str, seconds: float) -> None:
         if self._events is not None:
             self._events.delivered(channel, outcome, seconds)
+
+
+async def _quietly_do(recording: Awaitable[None]) -> None:
+    """Record what a platform called a post; the outbox row already says it was sent."""
+    try:
+        await recording
+    except StoreUnavailable as exc:
+        log.warning("could not record a post's id and link: %s", exc)
 
 
 async def _quietly(settling: Awaitable[bool]) -> None:

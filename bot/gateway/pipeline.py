@@ -24,10 +24,19 @@ from bot.answering.desk import Desk, PendingClarify, Reply
 from bot.answering.policy import Escalate
 from bot.platform.adapter import TextRules
 from bot.storage.engine import StoreUnavailable
-from bot.storage.models import TICKET_UNDELIVERABLE, InboxRow
+from bot.storage.models import TICKET_UNDELIVERABLE, InboxRow, Ticket
 from bot.storage.store import Store
+from bot.tickets.conversation import (
+    DeskView,
+    Incoming,
+    Step,
+    TicketView,
+    Turn,
+    decide_turn,
+    needs_desk,
+)
 from bot.tickets.drafts import KIND_ACK, KIND_REPLY, Finish, OutboxDraft, TicketDraft
-from bot.tickets.handoff import NO_HANDOFF, Handoff, ticket_post
+from bot.tickets.handoff import NO_HANDOFF, Handoff, parse_staff_reply, ticket_post
 from bot.tickets.reference import (
     ReferenceTaken,
     acknowledgement,
@@ -62,6 +71,17 @@ class Prepared:
     reference: str | None  # set when the decision is to escalate
     seconds: float = 0.0
     handoff: Handoff = NO_HANDOFF
+    # Set by the conversation rules when they say otherwise than the desk (a prompt for the
+    # question, the only-text reply): the text and the decision recorded.
+    said: str | None = None
+    decision: str | None = None
+
+    def as_turn(self, turn: Turn) -> Prepared:
+        """This answer as the conversation rules decided it: the desk's reply, a new ticket,
+        or their own text with no ticket."""
+        if turn.step in (Step.ANSWER, Step.OPEN_TICKET):
+            return self
+        return replace(self, said=turn.text or "", decision=turn.decision, reference=None)
 
     @property
     def mention(self) -> str | None:
@@ -70,7 +90,7 @@ class Prepared:
     def finish(self) -> Finish:
         row, reply = self.row, self.reply
         ticket = None
-        text = reply.text
+        text = reply.text if self.said is None else self.said
         if self.reference is not None and isinstance(reply.decision, Escalate):
             ticket = _ticket(row, reply, reply.decision, self.reference, self.handoff)
             text = acknowledgement(
@@ -84,8 +104,8 @@ class Prepared:
         replies = [_reply(row, text, KIND_ACK if ticket else KIND_REPLY)] if text else []
         return Finish(
             inbox_id=row.id,
-            decision=reply.decision.decision,
-            entry_id=reply.entry_id,
+            decision=self.decision or reply.decision.decision,
+            entry_id=reply.entry_id if self.decision is None else None,
             replies=replies,
             ticket=ticket,
             pending_clarify=self.pending_clarify,
@@ -149,8 +169,9 @@ async def handle_batch(
 ) -> list[Handled | Exception]:
     """Answer rows claimed together: one read of their state, one transaction for the results.
 
-    Messages in staff channels are staff acting on tickets; a citizen's message while their
-    ticket is open goes to that ticket: the bot steps aside until it is closed. A row the desk
+    Messages in staff channels are staff acting on tickets; a citizen's message is answered,
+    added to their open ticket or opens one as the conversation rules decide
+    (bot.tickets.conversation: the bot steps aside once a person has the ticket). A row the desk
     fails on gets its exception in the result (the others go on). A database failure raises
     StoreUnavailable for the whole batch: nothing of it was written.
     """
@@ -214,26 +235,41 @@ async def _answer_citizens(
     handoff: Handoff,
 ) -> dict[int, Handled | Exception]:
     """Citizens' messages, at most one per citizen: one read of their tickets and pending
-    questions, one transaction for the answers."""
+    questions, one transaction for the answers. What each message does is decided by the
+    conversation rules (bot.tickets.conversation)."""
     results: dict[int, Handled | Exception] = {}
     citizens = [(index, rows[index]) for index in segment]
     keys = [(r.channel, r.conversation, r.sender) for _, r in citizens]
-    tickets, pending = await store.load_context(keys)
+    conversation = handoff.conversation
+    tickets, pending = await store.load_context(keys, quiet=conversation.quiet_after_answer)
+    now = store.now()
     prepared: dict[int, Prepared] = {}
     for count, (index, row) in enumerate(citizens):
         if count:
             await asyncio.sleep(0)  # let the web handlers in between two answers
         ticket = tickets.get((row.channel, row.conversation, row.sender))
         try:
-            if ticket is not None:
-                added = await store.add_follow_up(row, ticket, handoff=handoff, rules=rules_for)
-                # Replies: the lines in the ticket's threads, and a kept answer sent now.
-                kept = int(ticket.status == TICKET_UNDELIVERABLE)
-                replies = (1 + kept) * len(handoff.staff) + kept
-                results[index] = Handled(added, "follow-up", replies, ticket.reference)
+            view = ticket_view(ticket) if ticket is not None else None
+            mention = row.mention if row.public else None
+            incoming = Incoming(row.text, row.channel, row.media, mention)
+            rules = rules_for(row.channel)
+            p: Prepared | None = None
+            desk_view = None
+            if needs_desk(view, incoming, now, conversation):
+                state = pending.get((row.channel, row.conversation))
+                p = prepare(row, desk, rules, state, handoff=handoff)
+                desk_view = DeskView(p.reply.decision.decision, p.reply.text, p.reply.lang)
+            turn = decide_turn(view, incoming, desk_view, now=now, rules=conversation,
+                               text_rules=rules, default_lang=handoff.lang)  # fmt: skip
+            if turn.follow_up and ticket is not None:
+                results[index] = await _follow_up(
+                    store, row, ticket, turn, handoff=handoff, rules_for=rules_for
+                )
                 continue
-            state = pending.get((row.channel, row.conversation))
-            prepared[index] = prepare(row, desk, rules_for(row.channel), state, handoff=handoff)
+            if p is None:  # media alone: the desk was not asked, its record is still needed
+                p = prepare(row, desk, rules, pending.get((row.channel, row.conversation)),
+                            handoff=handoff)  # fmt: skip
+            prepared[index] = p.as_turn(turn)
         except StoreUnavailable:
             raise
         except Exception as exc:  # a bug or bad data in one row must not sink the others
@@ -242,11 +278,55 @@ async def _answer_citizens(
     return results
 
 
+def ticket_view(ticket: Ticket) -> TicketView:
+    return TicketView(
+        reference=ticket.reference,
+        status=ticket.status,
+        assigned_to=ticket.assigned_to,
+        answered_by=ticket.answered_by,
+        answered_at=ticket.answered_at,
+        closed_at=ticket.closed_at,
+        close_reason=ticket.close_reason,
+        acknowledged_at=ticket.acknowledged_at,
+    )
+
+
+async def _follow_up(
+    store: Store,
+    row: InboxRow,
+    ticket: Ticket,
+    turn: Turn,
+    *,
+    handoff: Handoff,
+    rules_for: Callable[[str], TextRules],
+) -> Handled:
+    """The message joins `ticket`; the citizen is told so (or, for a burst of follow-ups to a
+    ticket a person has, was told a moment ago: `turn.silent_because`)."""
+    reply = _reply(row, turn.text, KIND_ACK) if turn.text else None
+    added, told = await store.add_follow_up(
+        row,
+        ticket,
+        handoff=handoff,
+        rules=rules_for,
+        reply=reply,
+        acknowledge=turn.acknowledge,
+        acknowledged_before=turn.acknowledged_before,
+    )
+    if added and not told:
+        log.debug("inbox %d: %s; no reply: %s", row.id, turn.step,
+                  turn.silent_because or "acknowledged by another worker just now")  # fmt: skip
+    # Replies: the lines in the ticket's threads, a kept answer sent now, the line to the citizen.
+    kept = int(ticket.status == TICKET_UNDELIVERABLE)
+    replies = (1 + kept) * len(handoff.staff) + kept + int(told)
+    return Handled(added, turn.decision, replies, ticket.reference)
+
+
 async def _staff_reply(
     store: Store, row: InboxRow, handoff: Handoff, rules_for: Callable[[str], TextRules]
 ) -> Handled | Exception:
     try:
-        kind = await store.handle_staff_reply(row, handoff=handoff, rules=rules_for)
+        command = parse_staff_reply(row.text)
+        kind = await store.handle_staff_reply(row, command, handoff=handoff, rules=rules_for)
     except StoreUnavailable:
         raise
     except Exception as exc:
@@ -285,7 +365,7 @@ async def _record(store: Store, prepared: dict[int, Prepared]) -> dict[int, Hand
 
 
 def _done(p: Prepared, finish: Finish, *, finished: bool) -> Handled:
-    decision = p.reply.decision.decision
+    decision = finish.decision
     if not finished:
         return Handled(False, decision, 0, seconds=p.seconds)
     # Tickets are worth a line each; routine answers only at DEBUG (they are counted in

@@ -21,7 +21,15 @@ from aiohttp.abc import AbstractAccessLogger
 
 from bot.config.settings import Settings
 from bot.gateway.reload import KnowledgeHolder
-from bot.platform.adapter import Adapter, BadRequest, HttpReply, RawRequest, Unauthorized
+from bot.platform.adapter import (
+    Adapter,
+    BadRequest,
+    HttpReply,
+    Preparer,
+    RawRequest,
+    RetryLater,
+    Unauthorized,
+)
 from bot.platform.messages import InboundMessage
 from bot.runtime.metrics import CONTENT_TYPE, Metrics
 from bot.storage.engine import StoreUnavailable
@@ -177,12 +185,19 @@ async def webhook(request: web.Request) -> web.StreamResponse:
         metrics.rejected.inc(name, str(exc.status))
         log.warning("channel=%s refused: %s (from %s)", name, exc, request.remote)
         return error(exc.status, str(exc))
+    if isinstance(adapter, Preparer):
+        await adapter.prepare(raw)
     try:
         messages = adapter.parse(raw)
     except BadRequest as exc:
         metrics.rejected.inc(name, "400")
         log.warning("channel=%s bad request: %s", name, exc)
         return error(400, str(exc))
+    except RetryLater as exc:
+        metrics.rejected.inc(name, "503")
+        log.warning("channel=%s not classified yet (the platform will retry): %s", name, exc)
+        retry = str(max(1, round(exc.retry_after)))
+        return error(503, str(exc), **{"Retry-After": retry})
     if messages:
         try:
             fresh = await gateway.store.accept(messages)

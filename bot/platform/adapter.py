@@ -80,6 +80,16 @@ class BadRequest(Exception):
     """The request is malformed for this platform: 400 with the message, nothing stored."""
 
 
+class RetryLater(Exception):
+    """The request may hold a citizen's message that cannot be classified yet (a Matrix room
+    whose membership the homeserver did not tell): 503 with `Retry-After`, nothing stored, so
+    the platform delivers it again instead of the message being acknowledged and lost."""
+
+    def __init__(self, message: str, *, retry_after: float = 5.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 @dataclass(frozen=True)
 class RawRequest:
     method: str
@@ -132,6 +142,18 @@ class Adapter(Protocol):
 
     async def close(self) -> None:
         """Release what the adapter holds (HTTP sessions)."""
+
+
+@runtime_checkable
+class Preparer(Protocol):
+    """An adapter that must ask its platform something before it can classify a verified
+    request (a Matrix application service: the size of a room it has not seen since it
+    started). The web layer awaits `prepare` between `verify` and `parse`."""
+
+    async def prepare(self, raw: RawRequest) -> None:
+        """Look up what `parse(raw)` will need; never raises for a failed lookup (`parse` then
+        raises RetryLater when it cannot do without it)."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,10 @@ MEDIA_KINDS = frozenset(
 )
 
 
+# Where a reply is on its way out (the outbox's status), as a reader of replies sees it.
+OUTBOX_PENDING, OUTBOX_SENDING, OUTBOX_SENT, OUTBOX_DEAD = "pending", "sending", "sent", "dead"
+
+
 @dataclass(frozen=True)
 class OutboundMessage:
     """One reply to deliver through a channel's adapter."""
@@ -96,3 +100,9 @@ class Publication:
     image: bytes | None = None  # posted where the platform allows, else the text alone
     image_type: str | None = None  # e.g. "image/png"
     attempt: int = 1
+    # An earlier attempt ended without a recorded result (the process died or lost its lease
+    # mid-send): the platform may have the post already. An adapter whose platform keeps an
+    # idempotency key (Mastodon's Idempotency-Key, Matrix's transaction id) just sends again;
+    # one without must not guess: it looks the post up, or refuses (a dead letter for staff to
+    # check) rather than post twice.
+    in_doubt: bool = False

@@ -23,11 +23,14 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
+
+import jinja2
+from markupsafe import Markup
 
 import bot.runtime.privacy as privacy
 from bot.answering.desk import match_docs
@@ -130,6 +133,28 @@ class Cluster:
 
 
 @dataclass(frozen=True)
+class PostReach:
+    channel: str
+    status: str  # the outbox row's: pending, sending, sent, dead
+    url: str | None
+
+
+@dataclass(frozen=True)
+class AnnouncementReach:
+    id: int
+    title: str
+    link: str
+    publish_at: datetime
+    posts: tuple[PostReach, ...]
+    questions: int  # replies under its posts received in the period
+    examples: tuple[str, ...] = ()  # the latest of them, masked, on one line
+
+    @property
+    def published_on(self) -> tuple[str, ...]:
+        return tuple(post.channel for post in self.posts if post.status == "sent")
+
+
+@dataclass(frozen=True)
 class Report:
     since: datetime  # the period is [since, until), aware UTC
     until: datetime
@@ -152,6 +177,9 @@ class Report:
     cluster_count: int  # groups found (also those not shown)
     tickets: TicketFigures
     notes: tuple[str, ...] = field(default=())
+    # Announcements published in the period or answered in it: where, and how many questions
+    # their posts drew (replies under a post reach the desk like mentions).
+    announcements: tuple[AnnouncementReach, ...] = field(default=())
 
     @property
     def per_day(self) -> tuple[int, ...]:
@@ -163,6 +191,8 @@ class Report:
     def per_channel(self) -> dict[str, int]:
         return {channel: sum(counts) for channel, counts in self.volume.items()}
 
+
+ANNOUNCEMENT_LIMIT = 50  # the newest announcements looked at for a report
 
 # --- the period ----------------------------------------------------------------------------------
 
@@ -229,7 +259,22 @@ async def build_report(
     making = partial(
         make_report, data, since=since, until=now, zone=zone, knowledge=knowledge, matcher=matcher
     )
-    return await asyncio.to_thread(making)
+    report = await asyncio.to_thread(making)
+    announced = await store.list_announcements(limit=ANNOUNCEMENT_LIMIT, since=since, until=now)
+    reach = tuple(
+        AnnouncementReach(
+            id=item.id,
+            title=item.title,
+            link=item.link,
+            publish_at=item.publish_at,
+            posts=tuple(PostReach(post.channel, post.status, post.url) for post in item.posts),
+            questions=item.questions,
+            examples=tuple(_one_line(privacy.mask(text)) for text in item.examples),
+        )
+        for item in announced
+        if item.publish_at < now and (item.publish_at >= since or item.questions)
+    )
+    return replace(report, announcements=reach)
 
 
 def make_report(
@@ -458,6 +503,19 @@ def report_json(report: Report) -> dict[str, Any]:
             "overdue_now": e.overdue_now,
             "undeliverable_now": e.undeliverable_now,
         },
+        "announcements": [
+            {
+                "id": a.id,
+                "title": a.title,
+                "link": a.link,
+                "publish_at": a.publish_at.isoformat(),
+                "published_on": list(a.published_on),
+                "posts": [asdict(post) for post in a.posts],
+                "questions": a.questions,
+                "examples": list(a.examples),
+            }
+            for a in report.announcements
+        ],
         "notes": list(report.notes),
     }
 
@@ -553,6 +611,12 @@ def render_text(report: Report) -> str:
         f"  overdue now:               {e.overdue_now}",
         f"  undeliverable now:         {e.undeliverable_now}",
     ]
+    lines += ["", "Announcements (questions = replies under their posts in the period):"]
+    for a in report.announcements:
+        lines.append(f"  {a.questions:>6}  #{a.id} {_one_line(a.title)}  ({a.link})")
+        lines += [f"          {post.channel}: {post.url or post.status}" for post in a.posts]
+    if not report.announcements:
+        lines.append("  none")
     lines += [f"note: {note}" for note in report.notes]
     return "\n".join(lines) + "\n"
 
@@ -606,6 +670,8 @@ def _duration(seconds: float | None) -> str:
 
 
 # --- HTML ----------------------------------------------------------------------------------------
+# The page and its SVG charts are Jinja2 templates (bot/templates/reports/, autoescaped); the
+# functions here only work out what they show: the figures, and each chart's geometry.
 
 _INK, _MUTED, _GRID, _FILL = "#1a1a1a", "#555555", "#d0d0d0", "#1f4e79"
 # Lines of the daily chart: colour and dash, so that they stay apart printed in black and white.
@@ -619,30 +685,13 @@ _LINE_STYLES = (
 )
 _LINE_CHANNELS = len(_LINE_STYLES) - 1  # the total line takes the first style
 _FONT = "font-family:system-ui,'Noto Sans CJK SC','Microsoft YaHei',sans-serif"
-
-_STYLE = f"""
-.civicdesk-report {{ {_FONT}; color: {_INK}; max-width: 60rem; line-height: 1.45; }}
-.civicdesk-report h1 {{ font-size: 1.5rem; margin: 0 0 .25rem; }}
-.civicdesk-report h2 {{ font-size: 1.15rem; margin: 1.6rem 0 .5rem;
-  border-bottom: 1px solid {_GRID}; }}
-.civicdesk-report .muted {{ color: {_MUTED}; }}
-.civicdesk-report table {{ border-collapse: collapse; margin: .25rem 0 .75rem; }}
-.civicdesk-report th, .civicdesk-report td {{ text-align: left; padding: .2rem .6rem;
-  border-bottom: 1px solid {_GRID}; vertical-align: top; }}
-.civicdesk-report td.n, .civicdesk-report th.n {{ text-align: right;
-  font-variant-numeric: tabular-nums; }}
-.civicdesk-report svg {{ display: block; max-width: 100%; height: auto; margin: .5rem 0; }}
-.civicdesk-report .figures {{ display: flex; flex-wrap: wrap; gap: .75rem; }}
-.civicdesk-report .figure {{ border: 1px solid {_GRID}; padding: .4rem .8rem; min-width: 9rem; }}
-.civicdesk-report .figure b {{ display: block; font-size: 1.4rem; }}
-.civicdesk-report ol.clusters li {{ margin-bottom: .8rem; }}
-.civicdesk-report q {{ quotes: "“" "”"; }}
-@media print {{
-  .civicdesk-report {{ max-width: none; }}
-  .civicdesk-report section {{ break-inside: avoid; }}
-  .civicdesk-report * {{ print-color-adjust: exact; -webkit-print-color-adjust: exact; }}
-}}
-"""
+# Constants of this module, not input: printed as they are (the font names have quotes).
+_COLOURS = {
+    name: Markup(value)  # noqa: S704
+    for name, value in (
+        {"ink": _INK, "muted": _MUTED, "grid": _GRID, "fill": _FILL, "font": _FONT}
+    ).items()
+}
 
 
 def _e(value: object) -> str:
@@ -651,65 +700,52 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True).replace("{", "&#123;").replace("}", "&#125;")
 
 
+def _escaped(value: object) -> object:
+    """The templates' finalize: every value they print goes through `_e` (Markup, made by the
+    templates' own macros, is already HTML)."""
+    return value if isinstance(value, Markup) else Markup(_e(value))  # noqa: S704
+
+
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("bot", "templates/reports"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    finalize=_escaped,
+)
+
+
 def render_html(report: Report, *, page: bool = True) -> str:
     """The report as HTML with inline SVG charts: no script, no external file, every value
     escaped. `page=False`: the <section> alone (with its <style>), to place in another page."""
     zone = ZoneInfo(report.timezone)
-    parts = [
-        f"<style>{_STYLE}</style>",
-        '<section class="civicdesk-report">',
-        "<h1>Report of public concerns</h1>",
-        f'<p class="muted">{_e(_span(report.since, report.until, zone))} '
-        f"({_e(report.timezone)}, {len(report.days)} days); compared with "
-        f"{_e(_span(report.previous_since, report.since, zone))}</p>",
-        _html_figures(report),
-    ]
-    if report.total:
-        parts += [
-            "<section><h2>Messages per channel</h2>",
-            _svg_bars(report.per_channel, "Messages per channel"),
-            "</section><section><h2>Decisions</h2>",
-            _svg_bars(report.decisions, "Decisions", share_of=report.total),
-            _html_detail(report.decisions_detail),
-            "</section><section><h2>Messages per day</h2>",
-            _svg_line(report),
-            _html_daily_table(report),
-            "</section>",
-        ]
-    else:
-        parts.append("<p>No messages in this period.</p>")
-    parts += [
-        "<section><h2>Most asked FAQ entries</h2>",
-        _html_counts(report.top_entries, "Entry", with_topic=True),
-        "</section><section><h2>Most asked topics</h2>",
-        _html_counts(report.top_topics, "Topic"),
-        f"</section><section><h2>Rising (asked at least {RISE_MIN_COUNT} times)</h2>",
-        _html_rises(report.rising_entries, "Entry"),
-        _html_rises(report.rising_topics, "Topic"),
-        "</section><section><h2>Unanswered questions</h2>",
-        f"<p>{_e(_unanswered_heading(report))}</p>",
-        _html_clusters(report.clusters),
-        "</section><section><h2>Escalations</h2>",
-        _html_tickets(report.tickets),
-        "</section>",
-    ]
-    parts += [f'<p class="muted">Note: {_e(note)}</p>' for note in report.notes]
-    parts.append("</section>")
-    body = "\n".join(parts)
-    if not page:
-        return body
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>Report of public concerns, {_e(report.days[0] if report.days else '')}"
-        f" to {_e(report.days[-1] if report.days else '')}</title></head>\n<body>\n"
-        f"{body}\n</body></html>\n"
+    return _TEMPLATES.get_template("concerns.html").render(
+        page=page,
+        report=report,
+        colours=_COLOURS,
+        first_day=report.days[0] if report.days else "",
+        last_day=report.days[-1] if report.days else "",
+        span=_span(report.since, report.until, zone),
+        previous_span=_span(report.previous_since, report.since, zone),
+        figures=_figures(report),
+        channel_bars=_bars(report.per_channel, "Messages per channel"),
+        decision_bars=_bars(report.decisions, "Decisions", share_of=report.total),
+        daily=_daily_chart(report) if report.total else None,
+        rise_min_count=RISE_MIN_COUNT,
+        unanswered_heading=_unanswered_heading(report),
+        top_entries=[_count_row(c) for c in report.top_entries],
+        top_topics=[_count_row(c) for c in report.top_topics],
+        rising_entries=[_rise_row(r) for r in report.rising_entries],
+        rising_topics=[_rise_row(r) for r in report.rising_topics],
+        ticket_rows=_ticket_rows(report.tickets),
+        announcements=report.announcements,
     )
 
 
-def _html_figures(report: Report) -> str:
+def _figures(report: Report) -> list[tuple[str, object, str]]:
     e = report.tickets
-    figures = [
+    return [
         ("Messages", report.total, f"previous period {report.previous_total}"),
         ("Answered", report.decisions.get("answered", 0), _share(report, "answered")),
         ("Escalated", report.decisions.get("escalated", 0), _share(report, "escalated")),
@@ -717,12 +753,6 @@ def _html_figures(report: Report) -> str:
         ("Overdue now", e.overdue_now, f"{e.open_now} open"),
         ("Undeliverable now", e.undeliverable_now, "answers that did not reach"),
     ]
-    cells = "".join(
-        f'<div class="figure">{_e(label)}<b>{_e(value)}</b>'
-        f'<span class="muted">{_e(note)}</span></div>'
-        for label, value, note in figures
-    )
-    return f'<div class="figures">{cells}</div>'
 
 
 def _share(report: Report, category: str) -> str:
@@ -731,69 +761,29 @@ def _share(report: Report, category: str) -> str:
     return f"{100 * report.decisions.get(category, 0) / report.total:.1f}% of messages"
 
 
-def _html_detail(detail: Mapping[str, int]) -> str:
-    if not detail:
-        return ""
-    items = ", ".join(f"{_e(name)} {_e(count)}" for name, count in detail.items())
-    return f'<p class="muted">Other: {items}</p>'
+def _count_row(count: Count) -> dict[str, object]:
+    return {
+        "name": count.name,
+        "topic": count.topic or "",
+        "count": count.count,
+        "previous": count.previous,
+        "change": _change(count.count, count.previous),
+    }
 
 
-def _html_counts(counts: Sequence[Count], label: str, *, with_topic: bool = False) -> str:
-    if not counts:
-        return '<p class="muted">None in this period.</p>'
-    head = f"<th>{_e(label)}</th>" + ("<th>Topic</th>" if with_topic else "")
-    rows = "".join(
-        f"<tr><td>{_e(c.name)}</td>"
-        + (f"<td>{_e(c.topic or '')}</td>" if with_topic else "")
-        + f'<td class="n">{c.count}</td><td class="n">{c.previous}</td>'
-        f'<td class="n">{_e(_change(c.count, c.previous))}</td></tr>'
-        for c in counts
-    )
+def _rise_row(rise: Rise) -> dict[str, object]:
+    relative = "new" if rise.relative is None else f"{100 * rise.relative:+.0f}%"
+    return {
+        "name": rise.name,
+        "previous": rise.previous,
+        "count": rise.count,
+        "increase": rise.increase,
+        "relative": relative,
+    }
+
+
+def _ticket_rows(e: TicketFigures) -> tuple[tuple[str, object], ...]:
     return (
-        f'<table><thead><tr>{head}<th class="n">Messages</th><th class="n">Previous</th>'
-        f'<th class="n">Change</th></tr></thead><tbody>{rows}</tbody></table>'
-    )
-
-
-def _html_rises(rises: Sequence[Rise], label: str) -> str:
-    if not rises:
-        return f'<p class="muted">{_e(label)}: nothing rose.</p>'
-    rows = "".join(
-        f'<tr><td>{_e(r.name)}</td><td class="n">{r.previous}</td><td class="n">{r.count}</td>'
-        f'<td class="n">+{r.increase}</td>'
-        f'<td class="n">{_e("new" if r.relative is None else f"{100 * r.relative:+.0f}%")}</td>'
-        "</tr>"
-        for r in rises
-    )
-    return (
-        f'<table><thead><tr><th>{_e(label)}</th><th class="n">Previous</th>'
-        '<th class="n">Now</th><th class="n">Increase</th><th class="n">Relative</th></tr>'
-        f"</thead><tbody>{rows}</tbody></table>"
-    )
-
-
-def _html_clusters(clusters: Sequence[Cluster]) -> str:
-    if not clusters:
-        return ""
-    items = []
-    for cluster in clusters:
-        examples = "".join(f"<li><q>{_e(example)}</q></li>" for example in cluster.examples)
-        near = cluster.nearest
-        nearest = (
-            f"nearest FAQ entry: <b>{_e(near.entry_id)}</b> ({_e(near.topic)}, score "
-            f"{near.score:.2f}): <q>{_e(near.question)}</q>"
-            if near
-            else "no FAQ entry is near: a new entry is needed"
-        )
-        items.append(
-            f"<li><b>{cluster.size} questions</b><ul>{examples}</ul>"
-            f'<span class="muted">{nearest}</span></li>'
-        )
-    return f'<ol class="clusters">{"".join(items)}</ol>'
-
-
-def _html_tickets(e: TicketFigures) -> str:
-    rows = (
         ("Opened in the period", e.opened),
         ("Answered by staff", e.answered),
         ("Time to a human answer, median", _duration(e.answer_median_seconds)),
@@ -803,58 +793,42 @@ def _html_tickets(e: TicketFigures) -> str:
         ("Overdue now", e.overdue_now),
         ("Undeliverable now", e.undeliverable_now),
     )
-    body = "".join(f'<tr><th>{_e(k)}</th><td class="n">{_e(v)}</td></tr>' for k, v in rows)
-    return f"<table><tbody>{body}</tbody></table>"
 
 
-def _html_daily_table(report: Report) -> str:
-    channels = list(report.volume)
-    head = "".join(f'<th class="n">{_e(c)}</th>' for c in channels)
-    rows = "".join(
-        f"<tr><td>{_e(day.isoformat())}</td>"
-        + "".join(f'<td class="n">{report.volume[c][n]}</td>' for c in channels)
-        + f'<td class="n"><b>{report.per_day[n]}</b></td></tr>'
-        for n, day in enumerate(report.days)
-    )
-    return (
-        "<details><summary>Messages per day and channel (table)</summary>"
-        f'<table><thead><tr><th>Day</th>{head}<th class="n">Total</th></tr></thead>'
-        f"<tbody>{rows}</tbody></table></details>"
-    )
+# --- SVG geometry --------------------------------------------------------------------------------
 
 
-# --- SVG -----------------------------------------------------------------------------------------
-
-
-def _svg_bars(counts: Mapping[str, int], title: str, *, share_of: int | None = None) -> str:
+def _bars(
+    counts: Mapping[str, int], title: str, *, share_of: int | None = None
+) -> dict[str, object]:
     """Horizontal bars, one row per label, the value written after each bar."""
     label_width, bar_width, row, top = 170, 400, 30, 8
-    width = label_width + bar_width + 130
-    height = top * 2 + row * max(len(counts), 1)
     largest = max(counts.values(), default=0) or 1
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
-        f'width="{width}" height="{height}" role="img" aria-label="{_e(title)}" '
-        f'style="{_FONT};font-size:14px">',
-        f"<title>{_e(title)}</title>",
-    ]
+    rows = []
     for n, (label, count) in enumerate(counts.items()):
-        y = top + n * row
         length = bar_width * count / largest
-        share = f" ({100 * count / share_of:.1f}%)" if share_of else ""
-        parts += [
-            f'<text x="{label_width - 8}" y="{y + 20}" text-anchor="end" fill="{_INK}">'
-            f"{_e(_clip(label, 22))}</text>",
-            f'<rect x="{label_width}" y="{y + 5}" width="{length:.1f}" height="{row - 10}" '
-            f'fill="{_FILL}"><title>{_e(label)}: {count}{_e(share)}</title></rect>',
-            f'<text x="{label_width + length + 6:.1f}" y="{y + 20}" fill="{_INK}">'
-            f"{count}{_e(share)}</text>",
-        ]
-    parts.append("</svg>")
-    return "".join(parts)
+        rows.append(
+            {
+                "label": label,
+                "short": _clip(label, 22),
+                "count": count,
+                "share": f" ({100 * count / share_of:.1f}%)" if share_of else "",
+                "y": top + n * row,
+                "length": f"{length:.1f}",
+                "value_x": f"{label_width + length + 6:.1f}",
+            }
+        )
+    return {
+        "title": title,
+        "width": label_width + bar_width + 130,
+        "height": top * 2 + row * max(len(counts), 1),
+        "label_width": label_width,
+        "bar_height": row - 10,
+        "rows": rows,
+    }
 
 
-def _svg_line(report: Report) -> str:
+def _daily_chart(report: Report) -> dict[str, object]:
     """Messages per day: the total, and the busiest channels, with axes, a legend and a value
     in each point's tooltip."""
     days = report.days
@@ -872,56 +846,44 @@ def _svg_line(report: Report) -> str:
     def y(value: int) -> float:
         return top + plot_h - plot_h * value / ceiling
 
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
-        f'width="{width}" height="{height}" role="img" aria-label="Messages per day" '
-        f'style="{_FONT};font-size:13px">',
-        "<title>Messages per day</title>",
-    ]
-    for tick in ticks:
-        parts.append(
-            f'<line x1="{left}" x2="{width - right}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" '
-            f'stroke="{_GRID}" stroke-width="1"/>'
-            f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end" fill="{_MUTED}">'
-            f"{tick}</text>"
-        )
     every = max(1, math.ceil(len(days) / 12))
-    for n, day in enumerate(days):
-        if n % every == 0 or n == len(days) - 1:
-            parts.append(
-                f'<text x="{x(n):.1f}" y="{top + plot_h + 18}" text-anchor="middle" '
-                f'fill="{_MUTED}">{_e(day.strftime("%m-%d"))}</text>'
-            )
-    parts.append(
-        f'<line x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}" '
-        f'stroke="{_INK}" stroke-width="1"/>'
-    )
+    lines = []
     for (name, counts), (colour, dash) in zip(reversed(series), _styles(len(series)), strict=True):
         bold = name == "all channels"
-        points = " ".join(f"{x(n):.1f},{y(v):.1f}" for n, v in enumerate(counts))
-        dashed = f' stroke-dasharray="{dash}"' if dash else ""
-        parts.append(
-            f'<polyline points="{points}" fill="none" stroke="{colour}" '
-            f'stroke-width="{3 if bold else 1.6}"{dashed}/>'
+        points = [
+            {"x": f"{x(n):.1f}", "y": f"{y(v):.1f}", "day": day.isoformat(), "value": v}
+            for n, (day, v) in enumerate(zip(days, counts, strict=True))
+        ]
+        lines.append(
+            {
+                "points": " ".join(f"{x(n):.1f},{y(v):.1f}" for n, v in enumerate(counts)),
+                "colour": colour,
+                "dash": dash,
+                "stroke_width": 3 if bold else 1.6,
+                "dots": points if bold else [],
+            }
         )
-        if bold:
-            parts += [
-                f'<circle cx="{x(n):.1f}" cy="{y(v):.1f}" r="3.5" fill="{colour}">'
-                f"<title>{_e(day.isoformat())}: {v}</title></circle>"
-                for n, (day, v) in enumerate(zip(days, counts, strict=True))
-            ]
-    legend_y = height - 14
+    legend = []
     legend_x = left
     for (name, _), (colour, dash) in zip(series, _LINE_STYLES, strict=False):
-        dashed = f' stroke-dasharray="{dash}"' if dash else ""
-        parts.append(
-            f'<line x1="{legend_x}" x2="{legend_x + 26}" y1="{legend_y - 4}" '
-            f'y2="{legend_y - 4}" stroke="{colour}" stroke-width="2.5"{dashed}/>'
-            f'<text x="{legend_x + 32}" y="{legend_y}" fill="{_INK}">{_e(_clip(name, 18))}</text>'
-        )
+        legend.append({"x": legend_x, "colour": colour, "dash": dash, "name": _clip(name, 18)})
         legend_x += 44 + 8 * min(len(name), 18)
-    parts.append("</svg>")
-    return "".join(parts)
+    return {
+        "width": width,
+        "height": height,
+        "left": left,
+        "right_edge": width - right,
+        "axis_y": top + plot_h,
+        "ticks": [{"value": t, "y": f"{y(t):.1f}", "label_y": f"{y(t) + 4:.1f}"} for t in ticks],
+        "day_labels": [
+            {"x": f"{x(n):.1f}", "text": day.strftime("%m-%d")}
+            for n, day in enumerate(days)
+            if n % every == 0 or n == len(days) - 1
+        ],
+        "lines": lines,
+        "legend_y": height - 14,
+        "legend": legend,
+    }
 
 
 def _styles(count: int) -> list[tuple[str, str]]:

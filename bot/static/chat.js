@@ -26,6 +26,11 @@
   let lastSeq = 0;
   let polling = false;
   let waiting = 0; // questions sent and not answered yet
+  // Every message gets a reply within seconds, except a follow-up added to a question a person
+  // already has, when the citizen was told so a moment ago (docs/conversations.md): "Replying…"
+  // then stops after this long rather than spin for ever.
+  const QUIET_AFTER_MS = 20000;
+  let lastProgress = 0;
 
   function setStatus(text, isError) {
     status.textContent = text;
@@ -74,8 +79,10 @@
           if (reply.seq <= lastSeq) continue;
           lastSeq = reply.seq;
           waiting = Math.max(0, waiting - 1);
+          lastProgress = Date.now();
           show("bot", reply.text);
         }
+        if (waiting > 0 && Date.now() - lastProgress > QUIET_AFTER_MS) waiting = 0;
         setStatus(waiting > 0 ? "正在回复… Replying…" : "");
       } catch (err) {
         setStatus("连接中断，正在重试… Connection lost, retrying…", true);
@@ -104,6 +111,7 @@
       show("mine", text);
       question.value = "";
       waiting += 1;
+      lastProgress = Date.now();
       setStatus("正在回复… Replying…");
       poll();
     } catch (err) {

@@ -18,11 +18,13 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, delete, exists, func, insert, or_, select, update
 
+from bot.platform.messages import (
+    OUTBOX_DEAD,
+)
 from bot.storage.models import (
     INBOX,
     OPERATOR,
     OUTBOX,
-    OUTBOX_DEAD,
     TICKET,
     TICKET_EVENT,
     TICKET_OPEN,

@@ -40,15 +40,17 @@ from sqlalchemy import (
     update,
 )
 
+from bot.platform.messages import (
+    OUTBOX_DEAD,
+    OUTBOX_PENDING,
+    OUTBOX_SENDING,
+)
 from bot.storage.models import (
     INBOX,
     INBOX_CLAIMED,
     INBOX_DONE,
     INBOX_NEW,
     OUTBOX,
-    OUTBOX_DEAD,
-    OUTBOX_PENDING,
-    OUTBOX_SENDING,
 )
 
 Token = tuple[str, int]  # (claimed_by, attempts) at the time of the claim

@@ -18,6 +18,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from bot.config.database_url import require_driver
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -36,7 +38,9 @@ def is_sqlite(engine: AsyncEngine) -> bool:
 
 
 def create_engine(url: str) -> AsyncEngine:
-    """An async engine for `url`, with SQLite set up for a service rather than a script."""
+    """An async engine for `url`, with SQLite set up for a service rather than a script.
+    MissingDriver (a ConfigError) when PostgreSQL's driver, an optional extra, is absent."""
+    require_driver(url)
     parsed = make_url(url)
     kwargs: dict[str, Any] = {}
     if parsed.get_backend_name() == "postgresql":

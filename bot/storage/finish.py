@@ -16,19 +16,17 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, insert, select, tuple_
 
 import bot.storage.claims as claims
-from bot.answering.desk import PendingClarify
+from bot.platform.messages import OUTBOX_PENDING, OUTBOX_SENDING
 from bot.storage.engine import insert_ignoring_duplicates
 from bot.storage.models import (
     CONVERSATION_STATE,
     EVENT_OPENED,
     OUTBOX,
-    OUTBOX_PENDING,
-    OUTBOX_SENDING,
     TICKET,
     TICKET_OPEN,
 )
 from bot.storage.ticket_sql import add_event
-from bot.tickets.drafts import KIND_ACK, KIND_TICKET, Finish, OutboxDraft
+from bot.tickets.drafts import KIND_ACK, KIND_TICKET, Finish, OutboxDraft, PendingClarify
 from bot.tickets.reference import ReferenceTaken
 
 _REFERENCES_IN_USE = select(TICKET.c.reference).where(

@@ -10,16 +10,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Dialect, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Dialect, Index, LargeBinary, UniqueConstraint
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from bot.platform.messages import OUTBOX_PENDING
+
 # inbox.status ("failed": the pipeline raised on every attempt; kept for an operator to look at)
 INBOX_NEW, INBOX_CLAIMED, INBOX_DONE, INBOX_FAILED = "new", "claimed", "done", "failed"
-# outbox.status
-OUTBOX_PENDING, OUTBOX_SENDING, OUTBOX_SENT, OUTBOX_DEAD = "pending", "sending", "sent", "dead"
-# escalation.status. "undeliverable": answered, but the platform no longer lets the answer reach
-# the citizen (its reply window closed and it has no fallback); operators must act on it.
+# outbox.status: OUTBOX_* of bot.platform.messages (the web chat reads them too)
+# outbox.kind of an announcement's post on one channel (sent with the adapter's `publish`)
+OUTBOX_KIND_ANNOUNCEMENT = "announcement"
+# ticket.status (table escalation). "undeliverable": answered, but the platform no longer lets
+# the answer reach the citizen (its reply window closed and it has no fallback); operators must
+# act on it.
 TICKET_OPEN, TICKET_ANSWERED, TICKET_CLOSED = "open", "answered", "closed"
 TICKET_UNDELIVERABLE = "undeliverable"
 
@@ -146,6 +150,8 @@ class Ticket(SQLModel, table=True):
     # Weibo, ...); moved on by every follow-up. None: no window.
     reply_deadline: datetime | None = _when(nullable=True)
     reminded_at: datetime | None = _when(nullable=True)
+    # When the citizen was last told their message joined this ticket (bot.tickets.conversation).
+    acknowledged_at: datetime | None = _when(nullable=True)
 
 
 # escalation_event.kind
@@ -201,6 +207,46 @@ class Operator(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=64)
     password_hash: str = Field(max_length=255)  # bot.admin.passwords: scrypt, salted
     created_at: datetime = _when(nullable=False)
+
+
+class AnnouncementRecord(SQLModel, table=True):
+    """An announcement as written once (`civicdesk publish`, /admin/announcements)."""
+
+    __tablename__ = "announcement"
+
+    id: int | None = Field(default=None, primary_key=True)
+    title: str = Field(max_length=255)
+    bodies: list[list[str]] = Field(default_factory=list, sa_column=Column(JSON))  # [lang, text]
+    link: str = Field(max_length=2048)
+    image: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    image_type: str | None = Field(default=None, max_length=64)
+    publish_at: datetime = _when(nullable=False)
+    created_at: datetime = _when(nullable=False)
+    created_by: str | None = Field(default=None, max_length=128)  # operator, or "cli"
+
+
+class AnnouncementPost(SQLModel, table=True):
+    """One announcement's post on one channel: the outbox row that sends it (its id is the
+    idempotency key) and, once posted, the platform's id and public link of the post."""
+
+    __tablename__ = "announcement_post"
+    __table_args__ = (
+        UniqueConstraint("announcement_id", "channel", name="uq_announcement_post_channel"),
+        UniqueConstraint("outbox_id", name="uq_announcement_post_outbox_id"),
+        # Replies under a post name it by the platform's id: found by (channel, platform_id).
+        Index("ix_announcement_post_platform", "channel", "platform_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    announcement_id: int = Field(foreign_key="announcement.id", index=True)
+    channel: str = Field(max_length=64)
+    outbox_id: int = Field(foreign_key="outbox.id")
+    text: str
+    text_count: int
+    text_limit: int
+    platform_id: str | None = Field(default=None, max_length=255)
+    url: str | None = Field(default=None, max_length=2048)
+    posted_at: datetime | None = _when(nullable=True)
 
 
 # Rows as the workers read them: plain frozen dataclasses, because building a SQLModel table
@@ -266,3 +312,5 @@ CONVERSATION_STATE = SQLModel.metadata.tables["conversation_state"]
 POLL_CURSOR = SQLModel.metadata.tables["poll_cursor"]
 TICKET_EVENT = SQLModel.metadata.tables["escalation_event"]
 OPERATOR = SQLModel.metadata.tables["operator"]
+ANNOUNCEMENT = SQLModel.metadata.tables["announcement"]
+ANNOUNCEMENT_POST = SQLModel.metadata.tables["announcement_post"]

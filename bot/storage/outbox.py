@@ -15,14 +15,16 @@ from typing import Any
 from sqlalchemy import bindparam, select
 
 import bot.storage.claims as claims
-from bot.runtime.batching import Batcher, BatcherClosed
-from bot.storage.engine import StoreUnavailable
-from bot.storage.models import (
-    OUTBOX,
+from bot.platform.messages import (
     OUTBOX_DEAD,
     OUTBOX_PENDING,
     OUTBOX_SENDING,
     OUTBOX_SENT,
+)
+from bot.runtime.batching import Batcher, BatcherClosed
+from bot.storage.engine import StoreUnavailable
+from bot.storage.models import (
+    OUTBOX,
     OutboxRow,
 )
 from bot.storage.runner import Runner

@@ -28,8 +28,15 @@ RECONNECT_AFTER = 5.0  # seconds before the connection is made again after it fa
 
 
 def listen_dsn(url: str) -> str:
-    """The asyncpg connection string of a SQLAlchemy `postgresql+asyncpg://` URL."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    """The asyncpg connection string of a SQLAlchemy `postgresql+asyncpg://` URL. A DSN spells
+    the TLS mode `sslmode` (as libpq does) where asyncpg.connect()'s argument, which SQLAlchemy
+    fills from the URL, is `ssl`."""
+    parsed = make_url(url).set(drivername="postgresql")
+    if "ssl" in parsed.query and "sslmode" not in parsed.query:
+        query = dict(parsed.query)
+        query["sslmode"] = query.pop("ssl")
+        parsed = parsed.set(query=query)
+    return parsed.render_as_string(hide_password=False)
 
 
 class PostgresWake(BackgroundTask):

@@ -55,6 +55,10 @@ from sqlalchemy import (
     update,
 )
 
+from bot.platform.messages import (
+    OUTBOX_PENDING,
+    OUTBOX_SENDING,
+)
 from bot.storage.engine import StoreUnavailable
 from bot.storage.models import (
     CONVERSATION_STATE,
@@ -62,8 +66,6 @@ from bot.storage.models import (
     INBOX_CLAIMED,
     INBOX_NEW,
     OUTBOX,
-    OUTBOX_PENDING,
-    OUTBOX_SENDING,
     TICKET,
     TICKET_EVENT,
     TICKET_OPEN,

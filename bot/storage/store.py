@@ -29,10 +29,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import bot.storage.claims as claims
 import bot.storage.ticket_sql as handoff_sql
-from bot.answering.desk import PendingClarify
 from bot.platform.adapter import TextRules, rules_for
-from bot.platform.messages import InboundMessage
+from bot.platform.messages import (
+    OUTBOX_DEAD,
+    OUTBOX_PENDING,
+    OUTBOX_SENDING,
+    InboundMessage,
+)
 from bot.runtime.batching import Batcher
+from bot.storage.announcements import AnnouncementMethods
 from bot.storage.engine import (
     StoreUnavailable,
     create_engine,
@@ -50,9 +55,6 @@ from bot.storage.models import (
     INBOX_FAILED,
     INBOX_NEW,
     OUTBOX,
-    OUTBOX_DEAD,
-    OUTBOX_PENDING,
-    OUTBOX_SENDING,
     POLL_CURSOR,
     TICKET,
     TICKET_OPEN,
@@ -63,8 +65,9 @@ from bot.storage.models import (
 )
 from bot.storage.outbox import OutboxMethods
 from bot.storage.runner import Runner, make_runner
-from bot.tickets.drafts import Finish, OutboxDraft, TicketDraft
-from bot.tickets.handoff import Handoff, StaffCommand, parse_staff_reply
+from bot.tickets.actions import not_sent_line
+from bot.tickets.drafts import Finish, OutboxDraft, PendingClarify, TicketDraft
+from bot.tickets.handoff import Handoff, StaffCommand
 from bot.tickets.reference import ReferenceTaken, TicketClosed
 
 log = logging.getLogger(__name__)
@@ -100,7 +103,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Store(OutboxMethods):
+class Store(OutboxMethods, AnnouncementMethods):
     """Open with `await Store.open(url)`; close with `await store.close()`."""
 
     def __init__(
@@ -374,17 +377,19 @@ class Store(OutboxMethods):
         return found.get(key)
 
     async def load_context(
-        self, keys: Sequence[handoff_sql.TicketKey]
+        self, keys: Sequence[handoff_sql.TicketKey], *, quiet: timedelta | None = None
     ) -> tuple[dict[Any, Ticket], dict[ConversationKey, PendingClarify]]:
         """What answering the messages of these (channel, conversation, sender) needs, in one
-        read: their open tickets, and their conversations' pending clarifying questions."""
+        read: their open tickets (and, with `quiet`, those a person answered within it), and
+        their conversations' pending clarifying questions."""
         if not keys:
             return {}, {}
         conversations = list({(channel, conversation) for channel, conversation, _ in keys})
         now = self._clock()
+        answered = now - quiet if quiet is not None else None
 
         def read(connection: Connection) -> tuple[dict[Any, Ticket], dict[Any, Any]]:
-            tickets = handoff_sql.open_tickets(list(keys), connection)
+            tickets = handoff_sql.open_tickets(list(keys), connection, answered_since=answered)
             return tickets, self._pending(conversations, now, connection)
 
         return await self._db.read(read)
@@ -442,12 +447,14 @@ class Store(OutboxMethods):
     async def handle_staff_reply(
         self,
         row: InboxRow,
+        command: StaffCommand | None,
         *,
         handoff: Handoff,
         rules: Callable[[str], TextRules] = rules_for,
     ) -> str | None:
         """A message in a staff channel (claimed by this store): when it replies in a ticket's
-        thread, carry out what it says. The event kind it made, None when it was not about a
+        thread, carry out `command` (what it says, parsed by the caller; None: no command, the
+        row is marked done all the same). The event kind it made, None when it was not about a
         ticket (staff talking among themselves) or the claim was lost."""
         token = self._inbox_tokens.get(row.id)
         if token is None:
@@ -461,7 +468,6 @@ class Store(OutboxMethods):
                 if row.reply_to
                 else None
             )
-            command = parse_staff_reply(row.text)
             if ticket is None or command is None:
                 return
             actor = row.sender_name or row.sender
@@ -471,7 +477,12 @@ class Store(OutboxMethods):
                     channel=row.channel, now=now, handoff=handoff, rules_for=rules,
                 )  # fmt: skip
             except TicketClosed:
-                handoff_sql.post_update(connection, handoff, ticket, "closed", at=now)
+                # Another staff member acted first (perhaps at this very moment, on another
+                # connection): tell this one who, in the thread, and send nothing.
+                first = handoff_sql.get_ticket(ticket.reference, connection) or ticket
+                line = not_sent_line(first, actor=actor, now=now, handoff=handoff)
+                handoff_sql.post_line(connection, handoff, first, line, at=now)
+                made.append("not-sent")
                 return
             made.append(outcome.kind)
 
@@ -490,23 +501,45 @@ class Store(OutboxMethods):
         *,
         handoff: Handoff,
         rules: Callable[[str], TextRules] = rules_for,
-    ) -> bool:
-        """The citizen wrote again while `ticket` is open (or undeliverable): add it to the
-        ticket instead of answering (the claimed row is marked done with the decision
-        "follow-up"); an undeliverable ticket's kept answer is sent now."""
+        reply: OutboxDraft | None = None,
+        acknowledge: bool = False,
+        acknowledged_before: datetime | None = None,
+    ) -> tuple[bool, bool]:
+        """The citizen wrote again while `ticket` is open (or undeliverable, or lately answered):
+        add it to the ticket (the claimed row is marked done with the decision "follow-up");
+        an undeliverable ticket's kept answer is sent now; `reply` goes to the citizen (with
+        `acknowledge`, only if no acknowledgement went out since `acknowledged_before`).
+        (row written, reply queued)."""
         token = self._inbox_tokens.get(row.id)
         if token is None:
-            return False
+            return False, False
         now = self._clock()
+        queued: list[bool] = []
+
+        def action(connection: Connection) -> None:
+            queued.append(
+                handoff_sql.follow_up(
+                    connection,
+                    ticket,
+                    text=row.text,
+                    now=now,
+                    handoff=handoff,
+                    rules_for=rules,
+                    reply=reply,
+                    inbox_id=row.id,
+                    acknowledge=acknowledge,
+                    acknowledged_before=acknowledged_before,
+                )
+            )
+
         adding = partial(
             handoff_sql.finish_row, inbox_id=row.id, token=token, decision="follow-up", now=now,
-            action=partial(_follow_up, ticket=ticket, text=row.text, now=now, handoff=handoff,
-                           rules=rules),
+            action=action,
         )  # fmt: skip
         written: bool = await self._db.write(adding)
         if written:
             self._inbox_tokens.pop(row.id, None)
-        return written
+        return written, bool(queued and queued[0])
 
     async def remind_overdue(self, *, every: float, handoff: Handoff) -> int:
         """Remind staff of open tickets past their promised answer time (at most once per
@@ -523,16 +556,3 @@ class Store(OutboxMethods):
         """Tickets by status, channel, since/until, staff and overdue_at
         (bot.storage.ticket_sql)."""
         return await self._db.read(lambda c: handoff_sql.list_filtered(c, **filters))
-
-
-def _follow_up(
-    connection: Connection,
-    *,
-    ticket: Ticket,
-    text: str,
-    now: datetime,
-    handoff: Handoff,
-    rules: Callable[[str], TextRules],
-) -> None:
-    handoff_sql.follow_up(connection, ticket, text=text, now=now, handoff=handoff,
-                          rules_for=rules)  # fmt: skip

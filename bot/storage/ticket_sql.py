@@ -1,9 +1,11 @@
-"""The SQL of escalation tickets (used by `bot.storage.store.Store`): finding them, what staff do
-with
-a ticket, a citizen's follow-ups while it is open, reminders, and the escalation log.
+"""The SQL of tickets (used by `bot.storage.store.Store`): finding them, applying what staff
+do with a ticket, a citizen's follow-ups and reminders, and the ticket log.
 
-Each change is one transaction: the ticket's new state, its log entry, the message to the
-citizen (an answer, or why it was closed) and the lines posted in the ticket's threads.
+What a change is (the next state, the texts for the citizen and the staff) is decided by the
+pure functions of `bot.tickets.actions`; here it is only applied, as one transaction: the
+ticket's new state (a conditional update: only while the ticket still has the status the
+decision was made on), its log entry, the message to the citizen and the lines posted in the
+ticket's threads.
 """
 
 from __future__ import annotations
@@ -16,19 +18,14 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_, insert, or_, select, tuple_, update
 
 import bot.storage.claims as claims
-from bot.answering.composer import compose
 from bot.platform.adapter import TextRules
+from bot.platform.messages import (
+    OUTBOX_PENDING,
+)
 from bot.storage.models import (
-    EVENT_ANSWERED,
-    EVENT_CLAIMED,
-    EVENT_CLOSED,
     EVENT_FOLLOW_UP,
-    EVENT_NOTE,
-    EVENT_REMINDED,
-    EVENT_UNDELIVERABLE,
     INBOX,
     OUTBOX,
-    OUTBOX_PENDING,
     TICKET,
     TICKET_CLOSED,
     TICKET_EVENT,
@@ -37,20 +34,15 @@ from bot.storage.models import (
     Ticket,
     TicketEvent,
 )
-from bot.tickets.drafts import KIND_ANSWER, KIND_REPLY, KIND_TICKET, KIND_TICKET_UPDATE
-from bot.tickets.fallback import EmailAnswer, citizen_address, email_answer, staff_note
-from bot.tickets.faq_draft import ticket_hint
-from bot.tickets.handoff import (
-    KEPT_ANSWER_SENT,
-    Answer,
-    Claim,
-    Close,
-    Handoff,
-    Note,
-    StaffCommand,
-    for_staff,
-    ticket_update,
+from bot.tickets.actions import (
+    TicketChange,
+    follow_up_changes,
+    is_late,
+    reminder_change,
+    staff_command_change,
 )
+from bot.tickets.drafts import KIND_ANSWER, KIND_TICKET, KIND_TICKET_UPDATE, OutboxDraft
+from bot.tickets.handoff import Handoff, StaffCommand
 from bot.tickets.reference import TicketClosed, TicketNotFound
 
 TicketKey = tuple[str, str, str]  # (channel, conversation, sender)
@@ -74,19 +66,37 @@ class Outcome:
     kind: str  # the event kind: claimed, note, answered, closed, undeliverable
 
 
-def open_tickets(keys: Sequence[TicketKey], connection: Connection) -> dict[TicketKey, Ticket]:
-    """The open ticket of each (channel, conversation, sender), if any: while one is open the
-    bot steps aside in that conversation. An undeliverable one counts too: the citizen's next
-    message opens the platform's reply window again, and its kept answer goes out (`follow_up`)."""
+def open_tickets(
+    keys: Sequence[TicketKey], connection: Connection, *, answered_since: datetime | None = None
+) -> dict[TicketKey, Ticket]:
+    """The ticket of each (channel, conversation, sender) the conversation rules must know of:
+    an open one (the bot answers only what the FAQ answers, or steps aside once a person has
+    it), an undeliverable one (the citizen's next message opens the platform's reply window
+    again, and its kept answer goes out), or, with `answered_since`, one a person answered since
+    then (the quiet period after a staff answer)."""
     if not keys:
         return {}
+    status: Any = TICKET.c.status.in_((TICKET_OPEN, TICKET_UNDELIVERABLE))
+    if answered_since is not None:
+        status = or_(
+            status,
+            and_(
+                TICKET.c.status == TICKET_CLOSED,
+                TICKET.c.answered_by.is_not(None),
+                TICKET.c.closed_at >= answered_since,
+            ),
+        )
     statement = select(TICKET).where(
-        TICKET.c.status.in_((TICKET_OPEN, TICKET_UNDELIVERABLE)),
+        status,
         tuple_(TICKET.c.channel, TICKET.c.conversation, TICKET.c.sender).in_(list(set(keys))),
     )
     found: dict[TicketKey, Ticket] = {}
     for row in connection.execute(statement.order_by(TICKET.c.id)):
-        found.setdefault((row.channel, row.conversation, row.sender), as_ticket(row))
+        key = (row.channel, row.conversation, row.sender)
+        known = found.get(key)
+        # An open ticket before one answered lately; the newest of each.
+        if known is None or known.status == TICKET_CLOSED or row.status != TICKET_CLOSED:
+            found[key] = as_ticket(row)
     return found
 
 
@@ -139,20 +149,12 @@ def events(reference: str, connection: Connection) -> list[TicketEvent]:
     return [TicketEvent(**row._asdict()) for row in connection.execute(statement)]
 
 
-def post_update(
-    connection: Connection,
-    handoff: Handoff,
-    ticket: Ticket,
-    kind: str,
-    *,
-    at: datetime,
-    actor: str | None = None,
-    detail: str | None = None,
+def post_line(
+    connection: Connection, handoff: Handoff, ticket: Ticket, text: str, *, at: datetime
 ) -> None:
     """A line in the ticket's thread in every staff channel it was posted to. Before the ticket
     post itself has left (no platform id yet), the line goes to the room on its own: it
     starts with the reference code, so staff still see which ticket it belongs to."""
-    text = ticket_update(handoff, ticket.reference, kind, actor=actor, at=at, detail=detail)
     for staff in handoff.staff:
         root = connection.execute(
             select(OUTBOX.c.platform_message_id)
@@ -175,6 +177,77 @@ def post_update(
         )
 
 
+def apply_change(
+    connection: Connection,
+    ticket: Ticket,
+    change: TicketChange,
+    *,
+    now: datetime,
+    handoff: Handoff,
+    question: Question | None,
+) -> Ticket:
+    """Write one decided change (bot.tickets.actions): the new values only while the ticket
+    still has the status the decision was made on; TicketClosed (with who acted first) when
+    another actor changed it since. `question`: the citizen's message (thread, reply context)."""
+    if change.values:
+        statement = update(TICKET).where(TICKET.c.id == ticket.id)
+        if change.expected is not None:
+            statement = statement.where(TICKET.c.status == change.expected)
+        row = connection.execute(statement.values(**change.values).returning(*TICKET.c)).first()
+        if row is None:
+            now_is = get_ticket(ticket.reference, connection) or ticket
+            raise TicketClosed(ticket.reference, now_is.answered_by or now_is.assigned_to)
+        ticket = as_ticket(row)
+    if change.event is not None:
+        event = change.event
+        add_event(connection, _id(ticket), event.kind, at=now, actor=event.actor,
+                  channel=event.channel, detail=event.detail)  # fmt: skip
+    if change.to_citizen is not None:
+        _queue(
+            connection,
+            now,
+            channel=ticket.channel,
+            conversation=ticket.conversation,
+            text=change.to_citizen.text,
+            kind=change.to_citizen.kind,
+            escalation_id=ticket.id,
+            inbox_id=ticket.inbox_id,
+            recipient=ticket.sender,
+            reply_to=question.platform_id if question is not None else None,
+            reply_context=question.reply_context if question is not None else None,
+            public=ticket.public,
+        )
+    if change.by_email is not None:
+        email = change.by_email
+        _queue(connection, now, channel=email.channel, conversation=email.address,
+               text=email.text, kind=KIND_ANSWER, escalation_id=ticket.id,
+               inbox_id=ticket.inbox_id, recipient=email.address, reply_to=None,
+               reply_context=email.reply_context, public=False)  # fmt: skip
+    if change.staff_line is not None:
+        post_line(connection, handoff, ticket, change.staff_line, at=now)
+    return ticket
+
+
+@dataclass(frozen=True)
+class Question:
+    """Where a reply to the citizen's question goes: its platform id (thread), reply context,
+    and whom it mentioned."""
+
+    platform_id: str | None
+    reply_context: str | None
+    mention: str | None
+
+
+def question_of(connection: Connection, ticket: Ticket) -> Question | None:
+    """The citizen's question behind `ticket`."""
+    row = connection.execute(
+        select(INBOX.c.platform_id, INBOX.c.reply_context, INBOX.c.mention).where(
+            INBOX.c.id == ticket.inbox_id
+        )
+    ).first()
+    return Question(row.platform_id, row.reply_context, row.mention) if row is not None else None
+
+
 def apply_staff_command(
     connection: Connection,
     command: StaffCommand,
@@ -187,100 +260,26 @@ def apply_staff_command(
     rules_for: Callable[[str], TextRules],
 ) -> Outcome:
     """Carry out what a staff member said about ticket `reference` (from its thread or the
-    command line). EscalationNotFound; EscalationClosed when it is no longer open (a second
-    answer is not sent: of two staff answering at once, the first one wins)."""
+    command line). TicketNotFound; TicketClosed when it is no longer open (a second answer is
+    not sent: of two staff answering at once, the first one wins, also on PostgreSQL, where
+    both may have read it open: the update is conditional)."""
     ticket = get_ticket(reference, connection)
     if ticket is None:
         raise TicketNotFound(reference)
-    if isinstance(command, Note):  # notes are welcome whatever the state
-        add_event(connection, _id(ticket), EVENT_NOTE, at=now, actor=actor, channel=channel,
-                  detail=command.text)  # fmt: skip
-        return Outcome(ticket, EVENT_NOTE)
-    # An undeliverable ticket may still be closed: the citizen was reached another way, and
-    # its kept answer must then not go out when they write again.
-    reached_otherwise = ticket.status == TICKET_UNDELIVERABLE and isinstance(command, Close)
-    if ticket.status != TICKET_OPEN and not reached_otherwise:
-        raise TicketClosed(reference)
-    if isinstance(command, Claim):
-        ticket = _change(connection, ticket, assigned_to=actor)
-        kind, detail, via = EVENT_CLAIMED, None, None
-    elif isinstance(command, Close):
-        ticket = _change(connection, ticket, status=TICKET_CLOSED, closed_at=now,
-                             close_reason=command.reason or None)  # fmt: skip
-        if command.reason and not reached_otherwise:  # the platform would refuse it now
-            _to_citizen(
-                connection, ticket, command.reason, now=now, rules_for=rules_for,
-                kind=KIND_REPLY,
-            )  # fmt: skip
-        kind, detail, via = EVENT_CLOSED, command.reason or None, None
-    else:
-        kind, detail, via = _answer(
-            connection, ticket, command, actor=actor, now=now, handoff=handoff,
-            rules_for=rules_for,
-        )  # fmt: skip
-        ticket = get_ticket(reference, connection) or ticket
-    add_event(connection, _id(ticket), kind, at=now, actor=actor, channel=channel,
-              detail=detail)  # fmt: skip
-    # An answer worth keeping is one command away from the FAQ: say so in the thread.
-    hint = ticket_hint(ticket.reference) if kind == EVENT_ANSWERED else None
-    shown = "\n".join(line for line in (via, hint) if line) or None
-    post_update(connection, handoff, ticket, kind, at=now, actor=actor, detail=shown)
-    return Outcome(ticket, kind)
+    question = question_of(connection, ticket)
+    follow_ups = _follow_up_texts(connection, ticket) if is_late(ticket, now) else ()
+    change = staff_command_change(
+        ticket, command, actor=actor, channel=channel, now=now, handoff=handoff,
+        rules_for=rules_for, mention=question.mention if question is not None else None,
+        follow_ups=follow_ups,
+    )  # fmt: skip
+    ticket = apply_change(connection, ticket, change, now=now, handoff=handoff,
+                          question=question)  # fmt: skip
+    return Outcome(ticket, change.kind)
 
 
-def _answer(
-    connection: Connection,
-    ticket: Ticket,
-    command: Answer,
-    *,
-    actor: str,
-    now: datetime,
-    handoff: Handoff,
-    rules_for: Callable[[str], TextRules],
-) -> tuple[str, str, str | None]:
-    """The event kind, its detail and, for an answer that took another way, which way."""
-    late = ticket.reply_deadline is not None and now > ticket.reply_deadline
-    by_email = _email_fallback(connection, ticket, command.text, handoff) if late else None
-    undeliverable = late and by_email is None
-    _change(
-        connection,
-        ticket,
-        status=TICKET_UNDELIVERABLE if undeliverable else TICKET_CLOSED,
-        answer=command.text,
-        answered_by=actor,
-        answered_at=now,
-        closed_at=None if undeliverable else now,
-    )
-    if undeliverable:  # kept, and shown to operators: nothing is dropped silently
-        return EVENT_UNDELIVERABLE, command.text, None
-    if by_email is not None and handoff.email_fallback is not None:
-        _queue(
-            connection,
-            now,
-            channel=handoff.email_fallback,
-            conversation=by_email.address,
-            text=compose(by_email.body, rules_for(handoff.email_fallback)),
-            kind=KIND_ANSWER,
-            escalation_id=ticket.id,
-            inbox_id=ticket.inbox_id,
-            recipient=by_email.address,
-            reply_to=None,
-            reply_context=by_email.reply_context,
-            public=False,
-        )
-        via = staff_note(by_email, handoff.lang)
-        return EVENT_ANSWERED, f"{via}\n{command.text}", via
-    _to_citizen(connection, ticket, command.text, now=now, rules_for=rules_for, kind=KIND_ANSWER)
-    return EVENT_ANSWERED, command.text, None
-
-
-def _email_fallback(
-    connection: Connection, ticket: Ticket, answer: str, handoff: Handoff
-) -> EmailAnswer | None:
-    """The answer as an e-mail, when the citizen gave an address and there is a channel for it."""
-    if handoff.email_fallback is None:
-        return None
-    follow_ups = connection.execute(
+def _follow_up_texts(connection: Connection, ticket: Ticket) -> list[str]:
+    texts = connection.execute(
         select(TICKET_EVENT.c.detail)
         .where(
             TICKET_EVENT.c.escalation_id == ticket.id,
@@ -288,18 +287,7 @@ def _email_fallback(
         )
         .order_by(TICKET_EVENT.c.id)
     ).scalars()
-    address = citizen_address([ticket.question, *(text or "" for text in follow_ups)])
-    if address is None:
-        return None
-    return email_answer(
-        address=address,
-        reference=ticket.reference,
-        question=ticket.question,
-        asked_at=ticket.created_at,
-        answer=answer,
-        channel=ticket.channel,
-        default_lang=handoff.lang,
-    )
+    return [text or "" for text in texts]
 
 
 def follow_up(
@@ -310,26 +298,51 @@ def follow_up(
     now: datetime,
     handoff: Handoff,
     rules_for: Callable[[str], TextRules],
-) -> None:
-    """A citizen wrote again while their ticket is open: it goes to the ticket and its thread,
-    and the platform's reply window starts again from this message. If the ticket's answer was
-    kept as undeliverable (written after the window had closed), it is sent now."""
-    window = handoff.reply_window(ticket.channel) if not ticket.public else None
-    if window is not None:
-        ticket = _change(connection, ticket, reply_deadline=now + window)
-    add_event(connection, _id(ticket), EVENT_FOLLOW_UP, at=now, actor="citizen",
-              channel=ticket.channel, detail=text)  # fmt: skip
-    post_update(connection, handoff, ticket, EVENT_FOLLOW_UP, at=now, detail=text)
-    if ticket.status == TICKET_UNDELIVERABLE and ticket.answer:
-        _to_citizen(connection, ticket, ticket.answer, now=now, rules_for=rules_for,
-                    kind=KIND_ANSWER)  # fmt: skip
-        ticket = _change(connection, ticket, status=TICKET_CLOSED, closed_at=now)
-        said = for_staff(handoff, KEPT_ANSWER_SENT)
-        add_event(connection, _id(ticket), EVENT_ANSWERED, at=now,
-                  actor=ticket.answered_by, channel=ticket.channel,
-                  detail=f"{said}\n{ticket.answer}")  # fmt: skip
-        post_update(connection, handoff, ticket, EVENT_ANSWERED, at=now,
-                    actor=ticket.answered_by, detail=said)  # fmt: skip
+    reply: OutboxDraft | None = None,
+    inbox_id: int | None = None,
+    acknowledge: bool = False,
+    acknowledged_before: datetime | None = None,
+) -> bool:
+    """A citizen wrote again while their ticket is open (or lately answered): apply what
+    bot.tickets.actions decides (the message in the ticket and its thread, a kept answer sent
+    now), and `reply` to the citizen. With `acknowledge`, the reply is a brief acknowledgement
+    sent only if none went out since `acknowledged_before` (checked in the update itself, so of
+    two workers only one sends it). Whether `reply` was queued."""
+    question = question_of(connection, ticket)
+    mention = question.mention if question is not None else None
+    for change in follow_up_changes(ticket, text=text, now=now, handoff=handoff,
+                                    rules_for=rules_for, mention=mention):  # fmt: skip
+        ticket = apply_change(connection, ticket, change, now=now, handoff=handoff,
+                              question=question)  # fmt: skip
+    if reply is None:
+        return False
+    if acknowledge:
+        statement = update(TICKET).where(TICKET.c.id == ticket.id)
+        if acknowledged_before is not None:
+            statement = statement.where(
+                or_(
+                    TICKET.c.acknowledged_at.is_(None),
+                    TICKET.c.acknowledged_at <= acknowledged_before,
+                )
+            )
+        if connection.execute(statement.values(acknowledged_at=now)).rowcount == 0:
+            return False  # another worker acknowledged this conversation just now
+    values = _draft_values(reply)
+    _queue(connection, now, **values, escalation_id=ticket.id, inbox_id=inbox_id)
+    return True
+
+
+def _draft_values(draft: OutboxDraft) -> dict[str, Any]:
+    return {
+        "channel": draft.channel,
+        "conversation": draft.conversation,
+        "recipient": draft.recipient,
+        "reply_to": draft.reply_to,
+        "reply_context": draft.reply_context,
+        "public": draft.public,
+        "text": draft.text,
+        "kind": draft.kind,
+    }
 
 
 def remind_overdue(connection: Connection, *, now: datetime, every: float, handoff: Handoff) -> int:
@@ -344,9 +357,8 @@ def remind_overdue(connection: Connection, *, now: datetime, every: float, hando
     )
     overdue = [as_ticket(row) for row in connection.execute(statement)]
     for ticket in overdue:
-        _change(connection, ticket, reminded_at=now)
-        add_event(connection, _id(ticket), EVENT_REMINDED, at=now, actor="civicdesk")
-        post_update(connection, handoff, ticket, EVENT_REMINDED, at=now)
+        change = reminder_change(ticket, now=now, handoff=handoff)
+        apply_change(connection, ticket, change, now=now, handoff=handoff, question=None)
     return len(overdue)
 
 
@@ -411,46 +423,6 @@ def finish_row(
         {"b_id": inbox_id, "b_decision": decision, "b_entry_id": None, "b_now": now},
     )
     return True
-
-
-def _change(connection: Connection, ticket: Ticket, **values: Any) -> Ticket:
-    row = connection.execute(
-        update(TICKET).where(TICKET.c.id == ticket.id).values(**values).returning(*TICKET.c)
-    ).first()
-    return as_ticket(row) if row is not None else ticket
-
-
-def _to_citizen(
-    connection: Connection,
-    ticket: Ticket,
-    text: str,
-    *,
-    now: datetime,
-    rules_for: Callable[[str], TextRules],
-    kind: str,
-) -> None:
-    """A message to the citizen in the conversation of their question, in its thread where the
-    platform has threads, fitted to the citizen's channel."""
-    question = connection.execute(
-        select(INBOX.c.platform_id, INBOX.c.reply_context, INBOX.c.mention).where(
-            INBOX.c.id == ticket.inbox_id
-        )
-    ).first()
-    mention = question.mention if question is not None and ticket.public else None
-    _queue(
-        connection,
-        now,
-        channel=ticket.channel,
-        conversation=ticket.conversation,
-        text=compose(text, rules_for(ticket.channel), mention=mention),
-        kind=kind,
-        escalation_id=ticket.id,
-        inbox_id=ticket.inbox_id,
-        recipient=ticket.sender,
-        reply_to=question.platform_id if question is not None else None,
-        reply_context=question.reply_context if question is not None else None,
-        public=ticket.public,
-    )
 
 
 def _queue(connection: Connection, now: datetime, **values: Any) -> None:

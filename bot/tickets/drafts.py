@@ -9,6 +9,19 @@ from typing import Any, Literal
 
 from bot.answering.desk import PendingClarify
 
+# PendingClarify is part of the Finish record: storage takes it from here, not from the desk.
+__all__ = [
+    "KIND_ACK",
+    "KIND_ANSWER",
+    "KIND_REPLY",
+    "KIND_TICKET",
+    "KIND_TICKET_UPDATE",
+    "Finish",
+    "OutboxDraft",
+    "PendingClarify",
+    "TicketDraft",
+]
+
 # outbox.kind
 KIND_REPLY, KIND_ACK, KIND_ANSWER = "reply", "ack", "answer"
 # Posts to staff channels: a new ticket, and what happened to it since (in its thread).

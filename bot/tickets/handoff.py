@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from bot.runtime.privacy import email_addresses
+from bot.tickets.conversation import ConversationRules
 from bot.tickets.drafts import KIND_TICKET, OutboxDraft
 from bot.tickets.hours import OfficeCalendar, calendar_from_env
 
@@ -55,6 +56,8 @@ class Handoff:
     calendar: OfficeCalendar = field(default_factory=lambda: calendar_from_env({}))
     # A citizen e-mail channel for answers past a platform's reply window (bot.tickets.fallback).
     email_fallback: str | None = None
+    # When the bot answers, adds to a ticket or steps aside (bot.tickets.conversation).
+    conversation: ConversationRules = field(default_factory=ConversationRules)
     _memo: dict[tuple[Any, ...], Any] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -208,10 +211,11 @@ def ticket_post(
         )
         lines.append(f"{'候选' if zh else 'FAQ candidates'}: {best}")
     if due_at is not None:
-        lines.append(f"{'承诺答复' if zh else 'Answer promised by'}: {_at(due_at, handoff)}")
+        lines.append(f"{'承诺答复' if zh else 'Answer promised by'}: {staff_time(due_at, handoff)}")
     if reply_deadline is not None:
         lines.append(
-            f"{'平台回复期限' if zh else 'Platform reply deadline'}: {_at(reply_deadline, handoff)}"
+            f"{'平台回复期限' if zh else 'Platform reply deadline'}: "
+            f"{staff_time(reply_deadline, handoff)}"
         )
     lines.append(
         "在本条消息的回复（话题）中写答复即发送给市民；命令：认领 / 关闭 原因 / 备注 内容"
@@ -268,9 +272,9 @@ def ticket_update(
     what = for_staff(handoff, UPDATES[kind])
     by = f" · {actor}" if actor else ""
     said = f"\n{detail}" if detail else ""
-    return f"[{reference}] {what}{by} · {_at(at, handoff)}{said}"
+    return f"[{reference}] {what}{by} · {staff_time(at, handoff)}{said}"
 
 
-def _at(when: datetime, handoff: Handoff) -> str:
+def staff_time(when: datetime, handoff: Handoff) -> str:
     """A time as staff read it: in the office's time zone."""
     return when.astimezone(handoff.calendar.hours.zone).strftime("%m-%d %H:%M")

@@ -24,7 +24,16 @@ class TicketNotFound(Exception):
 
 
 class TicketClosed(Exception):
-    """The escalation was already answered and closed: a second answer is not sent."""
+    """The ticket was already answered or closed: a second answer is not sent. `first`: who
+    answered (or claimed) it first, where known; str() is the reference code."""
+
+    def __init__(self, reference: str, first: str | None = None) -> None:
+        super().__init__(reference)
+        self.reference = reference
+        self.first = first
+
+    def __str__(self) -> str:
+        return self.reference
 
 
 class ReferenceTaken(Exception):
