@@ -20,10 +20,10 @@ import re
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from html import unescape as html_unescape
 from typing import Any
 from urllib.parse import quote
 
+from adapters.html_text import tokens
 from adapters.payload import compact, load_object
 from bot.platform.messages import InboundMessage
 
@@ -150,9 +150,26 @@ def mentions(content: Mapping[str, Any], me: Identity) -> bool:
 
 
 _FALLBACK = re.compile(r"\A(?:>[^\n]*\n)+\n?")
-_LINK = re.compile(r"<a\s[^>]*href=[\"']([^\"']*)[\"'][^>]*>(.*?)</a>", re.IGNORECASE | re.DOTALL)
-_TAG = re.compile(r"<[^>]+>")
 MAX_PILLS = 20
+
+
+def _links(html: str) -> list[tuple[str, str]]:
+    """(href, text) of the first MAX_PILLS links in `html`, read by the linear tokenizer (a
+    pattern of "<a [^>]*href=...>.*?</a>" took 16 s on 20 KB of '<a href="')."""
+    found: list[tuple[str, str]] = []
+    href: str | None = None
+    inner: list[str] = []
+    for kind, value, attrs in tokens(html):
+        if kind == "start" and value == "a":
+            href, inner = dict(attrs).get("href"), []
+        elif kind == "data" and href is not None:
+            inner.append(value)
+        elif kind == "end" and value == "a" and href is not None:
+            found.append((href, "".join(inner)))
+            href = None
+            if len(found) >= MAX_PILLS:
+                break
+    return found
 
 
 def pill_names(content: Mapping[str, Any], me: Identity) -> list[str]:
@@ -163,9 +180,9 @@ def pill_names(content: Mapping[str, Any], me: Identity) -> list[str]:
         return []
     targets = (me.user_id, quote(me.user_id, safe=""), quote(me.user_id, safe="@:"))
     names = []
-    for href, inner in _LINK.findall(formatted[:MAX_TEXT])[:MAX_PILLS]:
+    for href, inner in _links(formatted[:MAX_TEXT]):
         if any(href.endswith("/" + target) or href.endswith("#" + target) for target in targets):
-            name = html_unescape(_TAG.sub("", inner)).strip()
+            name = inner.strip()
             if name:
                 names.append(name)
     return names

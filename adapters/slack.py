@@ -198,9 +198,9 @@ class SlackAdapter:
         if self._own:
             return
         try:
-            data = json.loads(raw.body)
-        except ValueError:
-            return
+            data = read_json(raw.body, "a Slack event envelope")
+        except BadRequest:
+            return  # parse() says what is wrong with it
         if isinstance(data, dict) and data.get("type") == "event_callback" and not _own_users(data):
             user = await self._directory.bot_user()
             if user:
@@ -362,7 +362,9 @@ def _plain(text: str, own: frozenset[str]) -> str:
     return stripped.strip()
 
 
-_LEADING_MENTIONS = re.compile(r"\A(?:\s*<@[UW][A-Z0-9]+(?:\|[^>]*)?>[\s:,，：]*)+")
+# The spaces before the first mention only: later ones are the separators' ("[\s:,，：]*"), so
+# no run of spaces can be split between two quantifiers; "[^<>]*" as in _MENTION.
+_LEADING_MENTIONS = re.compile(r"\A\s*(?:<@[UW][A-Z0-9]+(?:\|[^<>]*)?>[\s:,，：]*)+")
 
 
 def _question(text: str, own: frozenset[str]) -> str:

@@ -22,9 +22,11 @@ from adapters.email import EmailAdapter
 from adapters.email_imap import ImapAccount
 from adapters.email_limits import MAX_PARAMETERS, MailRefused
 from adapters.email_parse import html_to_text, read_mail
+from adapters.email_quotes import strip_reply
 from adapters.line import LineAdapter
+from adapters.mastodon_text import question_text
 from adapters.matrix_appservice import MatrixAppServiceAdapter
-from adapters.matrix_events import Identity
+from adapters.matrix_events import Identity, pill_names
 from adapters.slack import SlackAdapter
 from adapters.telegram import TelegramAdapter
 from adapters.webchat import WebchatAdapter
@@ -84,6 +86,20 @@ def test_a_slack_url_verification_nested_100000_levels_is_no_handshake() -> None
     body = b'{"type":"url_verification","challenge":' + DEEP + b"}"
     adapter = SlackAdapter("slack", Secret("s"), Secret("xoxb-1"))
     assert adapter.handshake(RawRequest("POST", "/webhooks/slack", {}, {}, body)) is None
+
+
+async def test_a_transaction_nested_100000_levels_is_left_to_parse_by_prepare() -> None:
+    """Slack's and the Matrix application service's `prepare` read the body before `parse`:
+    the deep document must reach parse's 400, not raise RecursionError (a 500) on the way."""
+    bot = Identity("@civicdesk:example.org")
+    slack = SlackAdapter("slack", Secret("s"), Secret("xoxb-1"))
+    matrix = MatrixAppServiceAdapter("matrix", "http://127.0.0.1:1", Secret("a"), Secret("h"), bot)
+    post = RawRequest("POST", "/webhooks/slack", {}, {}, DEEP)
+    put = RawRequest("PUT", "/webhooks/matrix/_matrix/app/v1/transactions/1", {}, {}, DEEP)
+    for adapter, raw in ((slack, post), (matrix, put)):
+        await adapter.prepare(raw)
+        with pytest.raises(BadRequest, match="nests deeper than 64 levels"):
+            adapter.parse(raw)
 
 
 def test_nesting_up_to_the_limit_is_read() -> None:
@@ -176,6 +192,36 @@ def test_html_with_unclosed_tags_is_read_as_text() -> None:
     assert html_to_text("<p>a<br>b</p><script>x<y</script><blockquote>c</blockquote>") == (
         "a\nb\n> c\n"
     )
+
+
+def test_an_outlook_reply_marked_by_attributes_is_cut_also_before_unclosed_tags() -> None:
+    """The linear reader gives start tags' attributes: Outlook.com's history marker (an id) and
+    Outlook's header border (a style) still cut the quoted history, whatever follows."""
+    junk = "<a " * 20_000
+    by_id = '<p>Where do I pay?</p><div id="divRplyFwdMsg"><b>From:</b> Desk</div><p>Old</p>'
+    by_style = (
+        "<p>Where do I pay?</p>"
+        '<div style="border:none;border-top:solid #E1E1E1 1.0pt;padding:3.0pt 0cm 0cm 0cm">'
+        "<p><b>From:</b> Desk</p></div><p>Old</p>"
+    )
+    for html in (by_id, by_style):
+        assert strip_reply(html_to_text(html + junk)) == "Where do I pay?"
+    assert strip_reply(html_to_text(by_id.replace("divRplyFwdMsg", "other"))) != "Where do I pay?"
+
+
+def test_own_mentions_are_taken_out_of_html_with_unclosed_tags() -> None:
+    """Mastodon's own mention link and Matrix's pill are found by the linear reader's href
+    attribute (the patterns they replaced took seconds on 20 KB of '<a href="')."""
+    junk = '<a href="' * 5_000
+    url = "https://gov.social/@civicdesk"
+    content = (
+        f'<p>请问 <span class="h-card"><a href="{url}" class="u-url mention">@<span>civicdesk'
+        "</span></a></span> 诉讼费怎么交</p>"
+    )
+    assert question_text(content + junk, own_urls=[url]).startswith("请问 诉讼费怎么交")
+    bot = Identity("@civicdesk:example.org", "Civic Desk")
+    pill = '<a href="https://matrix.to/#/@civicdesk:example.org">Civic Desk</a>: hello'
+    assert pill_names({"formatted_body": pill + junk}, bot) == ["Civic Desk"]
 
 
 # --- Finding 3: the server answers while a mail is parsed ---------------------------------------
