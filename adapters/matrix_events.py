@@ -31,6 +31,9 @@ MAX_TEXT = 10_000
 OWN_EVENTS_KEPT = 2000  # the bot's recent event ids, to tell replies to the bot
 NAMES_KEPT = 1000  # display names of staff members
 MAX_NAME = 80
+MAX_ID = 255
+"""The longest event, room or user id: the spec's limit (255 bytes) and the inbox's columns. An
+event with a longer one is no Matrix event (skipped); a longer relation target is no target."""
 
 
 @dataclass(frozen=True)
@@ -108,18 +111,19 @@ def relation(content: Mapping[str, Any]) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+def matrix_id(value: Any) -> str | None:
+    """`value` when it is a string that can be a Matrix id (1 to MAX_ID characters)."""
+    return value if isinstance(value, str) and 0 < len(value) <= MAX_ID else None
+
+
 def replied_to(content: Mapping[str, Any]) -> str | None:
     reply = relation(content).get("m.in_reply_to")
-    if isinstance(reply, Mapping) and isinstance(reply.get("event_id"), str):
-        return str(reply["event_id"])
-    return None
+    return matrix_id(reply.get("event_id")) if isinstance(reply, Mapping) else None
 
 
 def thread_root(content: Mapping[str, Any]) -> str | None:
     rel = relation(content)
-    if rel.get("rel_type") == "m.thread" and isinstance(rel.get("event_id"), str):
-        return str(rel["event_id"])
-    return None
+    return matrix_id(rel.get("event_id")) if rel.get("rel_type") == "m.thread" else None
 
 
 def membership_of(event: Mapping[str, Any], user_id: str) -> str | None:
@@ -241,6 +245,8 @@ def message_from(
     gets here, see `MatrixAppServiceAdapter.prepare`). Media come with `media` set and their
     caption (or "") as text; an encrypted message in a private room, which the bot cannot read,
     comes as media "unsupported"."""
+    if matrix_id(room_id) is None:
+        return None
     if _encrypted_from_someone(event, me) and direct:
         return _inbound(channel, event, room_id, text="", media="unsupported", public=False)
     message = _room_message(event)
@@ -297,8 +303,8 @@ def _encrypted_from_someone(event: Mapping[str, Any], me: Identity) -> bool:
     return (
         event.get("type") == "m.room.encrypted"
         and "state_key" not in event
-        and isinstance(event.get("event_id"), str)
-        and isinstance(event.get("sender"), str)
+        and matrix_id(event.get("event_id")) is not None
+        and matrix_id(event.get("sender")) is not None
         and event.get("sender") != me.user_id
     )
 
@@ -316,7 +322,7 @@ def staff_message_from(
     post or an update in its thread). None for the bot's own events, top-level talk, edits and
     what is not text. civicdesk itself tells ticket threads from other threads."""
     message = _room_message(event)
-    if message is None or message[1] == me.user_id:
+    if message is None or message[1] == me.user_id or matrix_id(room_id) is None:
         return None
     event_id, sender, content = message
     read = _new_content(event, content)
@@ -358,9 +364,9 @@ def _room_message(event: Mapping[str, Any]) -> tuple[str, str, Mapping[str, Any]
     anything else."""
     if event.get("type") not in ("m.room.message", "m.sticker") or "state_key" in event:
         return None
-    event_id, sender = event.get("event_id"), event.get("sender")
+    event_id, sender = matrix_id(event.get("event_id")), matrix_id(event.get("sender"))
     content = event.get("content")
-    if not (isinstance(event_id, str) and isinstance(sender, str) and isinstance(content, Mapping)):
+    if event_id is None or sender is None or not isinstance(content, Mapping):
         return None
     return event_id, sender, content
 

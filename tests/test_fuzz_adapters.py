@@ -375,6 +375,48 @@ EVENT_KEYS = ("content", "body", "m.relates_to", "sender", "event_id", "room_id"
     st.sampled_from([True, False, None]),
     headers(("Authorization",)),
 )
+@example(  # ids longer than the inbox's columns (and the spec's 255): no Matrix event
+    b"",
+    {
+        "type": "m.room.message",
+        "event_id": "x" * 256,
+        "sender": "@bob:example.org",
+        "content": {"m.relates_to": {"rel_type": "m.thread", "event_id": None}, "body": "hi"},
+    },
+    True,
+    {},
+)
+@example(  # a thread root, a replied-to event and a room id over 255 characters
+    b"",
+    {
+        "type": "m.room.message",
+        "event_id": "$e:example.org",
+        "room_id": "!" + "r" * 300,
+        "sender": "@bob:example.org",
+        "content": {"msgtype": "m.text", "body": "hi"},
+    },
+    True,
+    {},
+)
+@example(
+    b"",
+    {
+        "type": "m.room.message",
+        "event_id": "$e:example.org",
+        "sender": "@bob:example.org",
+        "content": {
+            "msgtype": "m.text",
+            "body": "hi",
+            "m.relates_to": {
+                "rel_type": "m.thread",
+                "event_id": "$" + "t" * 300,
+                "m.in_reply_to": {"event_id": "$" + "r" * 300},
+            },
+        },
+    },
+    True,
+    {},
+)
 def test_matrix(
     body: bytes, event: dict[str, Any], direct: bool | None, head: dict[str, str]
 ) -> None:
