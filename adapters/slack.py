@@ -52,6 +52,9 @@ SCHEME = "v0="
 REPLAY_WINDOW = 300.0  # what Slack's own SDKs allow
 API_BASE = "https://slack.com/api"
 TIMEOUT = 10.0
+MAX_ID = 120
+"""The longest event id, user id, channel id or timestamp read (Slack's have 9 to 20
+characters): "<channel>:<ts>" then fits the inbox's 255-character columns."""
 # User messages that carry a subtype: a thread reply also sent to the channel, a file with text.
 USER_SUBTYPES = ("thread_broadcast", "file_share")
 # ok:false errors that may pass on their own; every other error needs someone to act.
@@ -217,6 +220,8 @@ class SlackAdapter:
         event_id, event = data.get("event_id"), data.get("event")
         if not isinstance(event_id, str) or not event_id or not isinstance(event, dict):
             raise BadRequest('an event_callback needs "event_id" (a string) and "event"')
+        if len(event_id) > MAX_ID:
+            raise BadRequest(f'"event_id" is {len(event_id)} characters long: at most {MAX_ID}')
         self._own.update(_bot_authorizations(data))  # kept: later envelopes may lack them
         own = _own_users(data) | self._own
         if self.staff_room is not None:
@@ -232,7 +237,7 @@ class SlackAdapter:
             return None  # bots (this app too), edits, deletions, joins, topic changes...
         kind, user, channel = event["type"], event["user"], event["channel"]
         text, ts = event["text"], event["ts"]
-        thread_ts = event.get("thread_ts") if isinstance(event.get("thread_ts"), str) else None
+        thread_ts = _short_id(event.get("thread_ts"))
         if kind == "app_mention":
             public, reply_thread = True, thread_ts or ts  # answered in the thread
         elif kind == "message" and event.get("channel_type") == "im":
@@ -258,8 +263,8 @@ class SlackAdapter:
         """A person writing in a thread of the staff channel: acting on the ticket posted there."""
         if not _by_a_person(event, own) or event["type"] not in ("message", "app_mention"):
             return None
-        channel, ts, thread_ts = event["channel"], event["ts"], event.get("thread_ts")
-        if channel != self.staff_room or not isinstance(thread_ts, str) or thread_ts == ts:
+        channel, ts, thread_ts = event["channel"], event["ts"], _short_id(event.get("thread_ts"))
+        if channel != self.staff_room or thread_ts is None or thread_ts == ts:
             return None  # other channels, and talk at the top level of the staff channel
         return InboundMessage(
             channel=self.name,
@@ -323,10 +328,16 @@ def _by_a_person(event: dict[str, Any], own: frozenset[str]) -> bool:
     return (
         not event.get("bot_id")
         and event.get("subtype") in (None, *USER_SUBTYPES)
-        and isinstance(user, str)
+        and _short_id(user) is not None
         and user not in own
-        and all(isinstance(event.get(key), str) for key in ("type", "channel", "text", "ts"))
+        and all(isinstance(event.get(key), str) for key in ("type", "text"))
+        and all(_short_id(event.get(key)) is not None for key in ("channel", "ts"))
     )
+
+
+def _short_id(value: Any) -> str | None:
+    """`value` when it is a string that can be a Slack id or timestamp (at most MAX_ID)."""
+    return value if isinstance(value, str) and 0 < len(value) <= MAX_ID else None
 
 
 def _bot_authorizations(data: dict[str, Any]) -> set[str]:

@@ -173,6 +173,37 @@ SLACK_SEEDS = [seed for seed in fixture_json("slack") if "type" in seed]
 @example(  # TypeError: "authorizations" that is not a list
     b'{"type":"event_callback","event_id":"E1","event":{},"authorizations":1}', {}, False
 )
+@example(  # ids and timestamps longer than the inbox's columns
+    json.dumps(
+        {
+            "type": "event_callback",
+            "event_id": "x" * 256,
+            "authed_users": ["W111"],
+            "event": {"type": "app_mention", "text": "<@W111> Hi", "user": "W222", "ts": "1.2"},
+        }
+    ).encode(),
+    {},
+    False,
+)
+@example(
+    json.dumps(
+        {
+            "type": "event_callback",
+            "event_id": "Ev1",
+            "event": {
+                "type": "message",
+                "text": "hi",
+                "user": "U" * 300,
+                "channel": "C0123ABCD",
+                "ts": "1.2",
+                "thread_ts": "9" * 300,
+                "channel_type": "im",
+            },
+        }
+    ).encode(),
+    {},
+    True,
+)
 def test_slack(body: bytes, head: dict[str, str], staff: bool) -> None:
     adapter = SlackAdapter(
         "slack",
