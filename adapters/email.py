@@ -15,6 +15,7 @@ mailbox is read for the staff's replies to them (`adapters.email_staff`).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -25,6 +26,7 @@ from email.utils import formataddr, formatdate, parseaddr
 import aiosmtplib
 
 from adapters.email_imap import ImapAccount, ImapError, is_loopback, open_mailbox
+from adapters.email_limits import MailRefused
 from adapters.email_parse import Mail, authentication_summary, read_mail, reply_subject
 from adapters.email_settings import SETTINGS, SMTP_PORTS
 from adapters.email_staff import staff_headers, staff_message, staff_room
@@ -154,17 +156,28 @@ class EmailAdapter:
             raise PollFailed(f"channel {self.name}: {exc}") from None
         if not uids:
             return PollResult([], None)
-        messages = [
-            message
-            for uid, data in fetched
-            if (message := self._inbound_or_none(state.uidvalidity, uid, data)) is not None
-        ]
+        # Parsing is CPU work on what strangers wrote: in a thread, so that the server keeps
+        # answering (health checks, webhooks, the web chat) while a large mail is read.
+        messages = await asyncio.to_thread(self._read_fetched, state.uidvalidity, fetched)
         return PollResult(messages, _cursor({"uidvalidity": state.uidvalidity, "uid": max(uids)}))
 
+    def _read_fetched(
+        self, uidvalidity: int, fetched: list[tuple[int, bytes]]
+    ) -> list[InboundMessage]:
+        return [
+            message
+            for uid, data in fetched
+            if (message := self._inbound_or_none(uidvalidity, uid, data)) is not None
+        ]
+
     def _inbound_or_none(self, uidvalidity: int, uid: int, data: bytes) -> InboundMessage | None:
-        """A mail the parser chokes on is logged and skipped: it must not stop the mailbox."""
+        """A mail that is refused or that the parser chokes on is logged and skipped: it must
+        not stop the mailbox."""
         try:
             return self.inbound(uidvalidity, uid, data)
+        except MailRefused as exc:
+            log.warning("channel %s: UID %d refused (%s); skipped", self.name, uid, exc)
+            return None
         except Exception:
             log.exception("channel %s: UID %d could not be read; skipped", self.name, uid)
             return None

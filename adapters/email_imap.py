@@ -21,9 +21,10 @@ from dataclasses import dataclass
 
 import aioimaplib
 
+from adapters.email_limits import MAX_MAIL_BYTES
 from bot.config.settings import Secret
 
-MAX_FETCH_BYTES = 2_000_000  # enough for the text parts; attachments after it are not needed
+MAX_FETCH_BYTES = MAX_MAIL_BYTES  # enough for the text parts; attachments after it are not needed
 _STATUS = re.compile(rb"\[(UIDVALIDITY|UIDNEXT) (\d+)\]")
 _FETCH_START = re.compile(rb"^(\d+) FETCH \(")
 _UID = re.compile(rb"\bUID (\d+)")

@@ -36,10 +36,14 @@ HISTORY_MARK = "-----Original Message-----"
 one of the separators, so that the text is cut there."""
 
 # Header lines of a quoted message as Outlook, Hotmail, Foxmail and QQ Mail write them.
-_FROM_HEADER = re.compile(r"^\s*\*?(?:from|von|de|van|发件人|發件人|寄件者)\s*\*?\s*[:：]", re.I)
+# "\s*(?:\*\s*)?" rather than "\s*\*?\s*": two runs of \s* around an optional character split
+# a run of spaces in quadratically many ways before failing ("from" + 20,000 spaces took 5 s).
+_FROM_HEADER = re.compile(
+    r"^\s*\*?(?:from|von|de|van|发件人|發件人|寄件者)\s*(?:\*\s*)?[:：]", re.IGNORECASE
+)
 _OTHER_HEADER = re.compile(
     r"^\s*\*?(?:sent|date|to|cc|subject|gesendet|an|betreff|envoyé|à|objet|enviado|para|asunto"
-    r"|发送时间|發送時間|寄件日期|时间|時間|日期|收件人|抄送|主题|主旨|主題)\s*\*?\s*[:：]",
+    r"|发送时间|發送時間|寄件日期|时间|時間|日期|收件人|抄送|主题|主旨|主題)\s*(?:\*\s*)?[:：]",
     re.IGNORECASE,
 )
 
@@ -68,15 +72,20 @@ _LOTUS_NAME = re.compile(r"^\s*[^/@\s][^/@]{0,80}(?:/[^/@\s]{1,40}){1,5}@[\w.-]{
 _DATE_LINE = re.compile(r"^\s*\d{1,4}[/.-]\d{1,2}[/.-]\d{1,4}(?:\s+\d{1,2}:\d{2}.*)?\s*$")
 _SENDER_HEADER = re.compile(
     r"^\s*\*?(?:from|von|de|van|发件人|發件人|寄件者|sent|date|gesendet|envoyé|enviado|发送时间"
-    r"|發送時間|寄件日期|时间|時間|日期|sent\s+by)\s*\*?\s*[:：]",
+    r"|發送時間|寄件日期|时间|時間|日期|sent\s+by)\s*(?:\*\s*)?[:：]",
     re.IGNORECASE,
 )
 _TARGET_HEADER = re.compile(
-    r"^\s*\*?(?:to|cc|subject|an|betreff|à|objet|para|asunto|收件人|抄送|主题|主旨|主題)\s*\*?\s*[:：]",
+    r"^\s*\*?(?:to|cc|subject|an|betreff|à|objet|para|asunto|收件人|抄送|主题|主旨|主題)"
+    r"\s*(?:\*\s*)?[:：]",
     re.IGNORECASE,
 )
 
 _SIGNATURE = re.compile(r"^--\s*$")
+MAX_PATTERN_LINE = 1000
+"""Longer lines are text: no separator, header or attribution line is that long, and some of
+the patterns above backtrack in time quadratic in the line's length. Every pattern is matched
+through `_matches`, which holds to it."""
 _MOBILE = re.compile(
     r"^\s*(?:sent\s+from\s+my\s+\S.*|sent\s+from\s+(?:mail|outlook|yahoo\s+mail)\b.*|get\s+outlook"
     r"\s+for\s+\S+.*|发自我的\S.*|發自我的\S.*|来自我的\S.*|從我的\S+傳送)\s*$",
@@ -106,9 +115,11 @@ def strip_reply(text: str) -> str:
 def _cut_at(lines: list[str]) -> int:
     """Index of the first line of the history or signature that ends the new text."""
     for index, line in enumerate(lines):
-        if _SEPARATORS.match(line) or _MOBILE.match(line):
+        if len(line) > MAX_PATTERN_LINE:
+            continue
+        if _matches(_SEPARATORS, line) or _matches(_MOBILE, line):
             return index
-        if _SIGNATURE.match(line) and index > 0:
+        if _matches(_SIGNATURE, line) and index > 0:
             return index
         if _is_header(line) and _header_block(lines, index):
             return _lotus_lead(lines, index)
@@ -121,8 +132,13 @@ def _cut_at(lines: list[str]) -> int:
     return len(lines)
 
 
+def _matches(pattern: re.Pattern[str], line: str) -> bool:
+    """`pattern` matches at the start of `line`; never for a line over `MAX_PATTERN_LINE`."""
+    return len(line) <= MAX_PATTERN_LINE and pattern.match(line) is not None
+
+
 def _is_header(line: str) -> bool:
-    return bool(_FROM_HEADER.match(line) or _OTHER_HEADER.match(line))
+    return _matches(_FROM_HEADER, line) or _matches(_OTHER_HEADER, line)
 
 
 def _header_block(lines: list[str], start: int) -> bool:
@@ -132,19 +148,19 @@ def _header_block(lines: list[str], start: int) -> bool:
     a subject, or a sender line directly followed by the time it was sent (发件人 / 发送时间)."""
     window = [line for line in lines[start : start + 8] if line.strip()][:6]
     headers = [line for line in window if _is_header(line)]
-    if _FROM_HEADER.match(lines[start]) and len(headers) >= 3:
+    if _matches(_FROM_HEADER, lines[start]) and len(headers) >= 3:
         return True
     if (
         len(headers) >= 3
-        and any(_SENDER_HEADER.match(line) for line in headers)
-        and any(_TARGET_HEADER.match(line) for line in headers)
+        and any(_matches(_SENDER_HEADER, line) for line in headers)
+        and any(_matches(_TARGET_HEADER, line) for line in headers)
     ):
         return True
     return (
         len(window) >= 2
-        and bool(_FROM_HEADER.match(window[0]))
-        and bool(_SENDER_HEADER.match(window[1]))
-        and not _FROM_HEADER.match(window[1])
+        and _matches(_FROM_HEADER, window[0])
+        and _matches(_SENDER_HEADER, window[1])
+        and not _matches(_FROM_HEADER, window[1])
     )
 
 
@@ -156,7 +172,7 @@ def _lotus_lead(lines: list[str], index: int) -> int:
         line = lines[back]
         if not line.strip():
             continue
-        if _LOTUS_NAME.match(line) or _DATE_LINE.match(line) or _sent_by(line):
+        if _matches(_LOTUS_NAME, line) or _matches(_DATE_LINE, line) or _sent_by(line):
             start = back
             continue
         break
@@ -165,16 +181,16 @@ def _lotus_lead(lines: list[str], index: int) -> int:
 
 def _targets(lines: list[str], start: int) -> int:
     window = [line for line in lines[start : start + 8] if line.strip()][:6]
-    return sum(1 for line in window if _TARGET_HEADER.match(line))
+    return sum(1 for line in window if _matches(_TARGET_HEADER, line))
 
 
 def _lotus_attribution(lines: list[str], index: int) -> bool:
     """Lotus Notes' name line ("Jane Doe/Court/Gov@Gov") directly followed by a date line: the
     attribution of its table-shaped header (To / cc / Subject without colons)."""
-    if not _LOTUS_NAME.match(lines[index]):
+    if not _matches(_LOTUS_NAME, lines[index]):
         return False
     following = [line for line in lines[index + 1 : index + 3] if line.strip()]
-    return bool(following) and bool(_DATE_LINE.match(following[0]))
+    return bool(following) and _matches(_DATE_LINE, following[0])
 
 
 def _sent_by(line: str) -> bool:
@@ -186,7 +202,7 @@ def _unquoted_attribution(lines: list[str], index: int) -> bool:
     a ">" quote: the history follows without marks."""
     line = lines[index]
     return (
-        bool(_ATTRIBUTION.match(line))
+        _matches(_ATTRIBUTION, line)
         and bool(_DATED.search(line))
         and not _quote_follows(lines, index + 1)
     )
@@ -198,7 +214,9 @@ def _attribution_span(lines: list[str], index: int) -> int:
         chunk = lines[index : index + span]
         if len(chunk) < span or any(not line.strip() for line in chunk[1:]):
             return 0
-        if span > 1 and not _ATTRIBUTION_START.match(chunk[0]):
+        if len(chunk[-1]) > MAX_PATTERN_LINE:
+            return 0
+        if span > 1 and not _matches(_ATTRIBUTION_START, chunk[0]):
             return 0
         if _ATTRIBUTION.match(" ".join(line.strip() for line in chunk)) and _quote_follows(
             lines, index + span

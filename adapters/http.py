@@ -22,7 +22,8 @@ from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 
-from bot.platform.adapter import Unauthorized
+from adapters.payload import MAX_API_JSON_BYTES, MAX_API_JSON_DEPTH, read_json
+from bot.platform.adapter import BadRequest, Unauthorized
 from bot.platform.messages import SendResult
 from bot.platform.params import BadParameter, whole_number
 
@@ -45,8 +46,9 @@ def hmac_sha256_base64(secret: str | bytes, message: bytes) -> str:
 
 def same(given: str | bytes, expected: str | bytes) -> bool:
     """Constant-time comparison, so that response times do not leak how much of a guess is right."""
-    a = given.encode() if isinstance(given, str) else given
-    b = expected.encode() if isinstance(expected, str) else expected
+    # surrogatepass: a header or query may carry a lone surrogate, which strict UTF-8 refuses.
+    a = given.encode("utf-8", "surrogatepass") if isinstance(given, str) else given
+    b = expected.encode("utf-8", "surrogatepass") if isinstance(expected, str) else expected
     return hmac.compare_digest(a, b)
 
 
@@ -253,8 +255,14 @@ async def exchange(
         detail = f"{type(exc).__name__} talking to {_host(url)}: {exc}"
         return SendResult.failed(redact(detail, secrets))
     try:
-        data = json.loads(text) if text.strip() else None
-    except ValueError:
+        data = (
+            read_json(
+                text, "a JSON answer", max_bytes=MAX_API_JSON_BYTES, max_depth=MAX_API_JSON_DEPTH
+            )
+            if text.strip()
+            else None
+        )
+    except BadRequest:
         data = None
     return JsonReply(status, response_headers, text, data)
 
@@ -268,7 +276,8 @@ def _json_bytes(payload: Mapping[str, Any]) -> bytes:
 
 def sha1_sorted(*parts: str) -> str:
     """Hex SHA1 of the parts sorted and joined: the WeChat and Weibo query signature."""
-    return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()  # noqa: S324 - their scheme
+    joined = "".join(sorted(parts)).encode("utf-8", "surrogatepass")  # a query may carry anything
+    return hashlib.sha1(joined).hexdigest()  # noqa: S324 - their scheme
 
 
 # --- JSON calls with any method (Matrix: PUT to send, GET /sync) -------------------------------

@@ -186,7 +186,8 @@ class LineAdapter:
             or event.get("mode", "active") != "active"  # standby: another module answers
             or not isinstance(content, dict)
             or not isinstance(source, dict)
-            or source.get("type") not in CHATS
+            or not isinstance(source.get("type"), str)
+            or source["type"] not in CHATS
         ):
             return None  # follow, join, postback, unsend, read receipts...: see the docs
         key, public = CHATS[source["type"]]

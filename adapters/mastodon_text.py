@@ -7,9 +7,9 @@ import re
 import time
 from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
-from html.parser import HTMLParser
 from typing import Any
 
+from adapters.html_text import Attributes, tokens
 from adapters.http import MAX_RETRY_AFTER, JsonReply, parse_retry_after
 from adapters.payload import compact
 from bot.platform.adapter import TextRules
@@ -17,6 +17,8 @@ from bot.platform.lengths import graphemes
 from bot.platform.messages import InboundMessage
 
 PUBLIC_VISIBILITIES = ("public", "unlisted")
+MAX_ID = 255  # the inbox's column widths
+MAX_LANGUAGE = 16
 ELLIPSIS = "…"
 # "@civicdesk @clerk@gov.example question": the handles in front address people, they ask nothing.
 _LEADING_MENTIONS = re.compile(r"^(?:\s*@[\w.-]+(?:@[\w.-]+)?)+\s*", re.UNICODE)
@@ -25,16 +27,6 @@ _SPACES = re.compile(r"[ \t]{2,}")
 MAX_MENTIONS = 50
 # A status's media_attachments[].type → InboundMessage.media.
 MEDIA_TYPES = {"image": "image", "gifv": "video", "video": "video", "audio": "audio"}
-
-
-def _link_to(url: str) -> re.Pattern[str]:
-    """A mention link (`<a href="https://gov.social/@civicdesk" class="u-url mention">`) to
-    `url`, with the h-card span Mastodon wraps it in."""
-    target = re.escape(url)
-    return re.compile(
-        rf"(?:<span[^>]*h-card[^>]*>)?<a\s[^>]*href=[\"']{target}[\"'][^>]*>.*?</a>(?:</span>)?",
-        re.IGNORECASE | re.DOTALL,
-    )
 
 
 def mentioned_accounts(status: Mapping[str, Any]) -> dict[str, str]:
@@ -57,30 +49,43 @@ def media_of(status: Mapping[str, Any]) -> str | None:
     return MEDIA_TYPES.get(str(first.get("type")), "file")
 
 
-class _Text(HTMLParser):
-    """Mastodon's status HTML (<p>, <br>, links, h-card mentions) as text with line breaks."""
+class _Text:
+    """Mastodon's status HTML (<p>, <br>, links, h-card mentions) as text with line breaks;
+    the mention links to `own_urls` (`<a href="https://gov.social/@civicdesk" class="u-url
+    mention">`, matched by their href) each read as one space."""
 
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
+    def __init__(self, own_urls: Collection[str] = ()) -> None:
         self.parts: list[str] = []
+        self.own_urls = frozenset(url.lower() for url in own_urls)
+        self.in_own_link = False
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+    def handle_token(self, kind: str, value: str, attrs: Attributes) -> None:
+        if self.in_own_link:
+            self.in_own_link = not (kind == "end" and value == "a")
+        elif kind in ("start", "startend"):
+            href = dict(attrs).get("href") if value == "a" else None
+            if href is not None and href.lower() in self.own_urls:
+                self.parts.append(" ")
+                self.in_own_link = kind == "start"
+            else:
+                self.handle_starttag(value)
+        elif kind == "data":
+            self.handle_data(value)
+
+    def handle_starttag(self, tag: str) -> None:
         if tag == "br":
             self.parts.append("\n")
         elif tag == "p" and self.parts:
             self.parts.append("\n\n")
 
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.handle_starttag(tag, attrs)
-
     def handle_data(self, data: str) -> None:
         self.parts.append(data)
 
 
-def html_to_text(content: str) -> str:
-    parser = _Text()
-    parser.feed(content)
-    parser.close()
+def html_to_text(content: str, own_urls: Collection[str] = ()) -> str:
+    parser = _Text(own_urls)
+    for kind, value, attrs in tokens(content):
+        parser.handle_token(kind, value, attrs)
     text = "".join(parser.parts).replace("\r\n", "\n")
     lines = [line.rstrip() for line in text.split("\n")]
     return _BLANK_RUNS.sub("\n\n", "\n".join(lines)).strip()
@@ -91,9 +96,7 @@ def question_text(content: str, spoiler: str = "", own_urls: Collection[str] = (
     mention links to the account itself (`own_urls`) wherever they stand ("请问 @civicdesk
     诉讼费怎么交"); a content warning, when there is one, comes first (people put the subject
     there)."""
-    for url in own_urls:
-        content = _link_to(url).sub(" ", content)
-    text = _LEADING_MENTIONS.sub("", html_to_text(content), count=1).strip()
+    text = _LEADING_MENTIONS.sub("", html_to_text(content, own_urls), count=1).strip()
     text = _SPACES.sub(" ", text)
     spoiler = spoiler.strip()
     return f"{spoiler}\n{text}" if spoiler and text else spoiler or text
@@ -113,13 +116,17 @@ def mention_message(
     if not isinstance(account, Mapping) or account.get("bot") is True:
         return None
     status_id, sender, acct = status.get("id"), account.get("id"), account.get("acct")
-    if not all(isinstance(v, str) and v for v in (status_id, sender, acct)):
+    # Within the inbox's columns ("@" + acct is the mention): a longer value is no Mastodon id.
+    if not all(isinstance(v, str) and 0 < len(v) < MAX_ID for v in (status_id, sender, acct)):
         return None
-    visibility = str(status.get("visibility") or "public")
+    visibility = status.get("visibility")
+    if not isinstance(visibility, str) or not visibility or len(visibility) > MAX_ID:
+        visibility = "public"
     public = visibility in PUBLIC_VISIBILITIES
-    language = status.get("language")
-    reply_to = status.get("in_reply_to_id")
+    language = _short(status.get("language"), MAX_LANGUAGE)
+    reply_to = _short(status.get("in_reply_to_id"), MAX_ID)
     name = account.get("display_name")
+    name = name[:MAX_ID] if isinstance(name, str) else None
     mentioned = mentioned_accounts(status)
     if own_id is None and len(mentioned) == 1:
         own_id = next(iter(mentioned))
@@ -141,11 +148,16 @@ def mention_message(
         text=text,
         public=public,
         media=media_of(status),
-        lang_hint=language if isinstance(language, str) and language else None,
-        reply_to=reply_to if isinstance(reply_to, str) and reply_to else None,
+        lang_hint=language,
+        reply_to=reply_to,
         reply_context=compact({"visibility": visibility, "acct": acct}),
         raw=dict(notification),
     )
+
+
+def _short(value: Any, limit: int) -> str | None:
+    """`value` when it is a non-empty string of at most `limit` characters, else None."""
+    return value if isinstance(value, str) and 0 < len(value) <= limit else None
 
 
 def id_order(value: str) -> tuple[int, str]:

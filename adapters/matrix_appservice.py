@@ -21,7 +21,7 @@ from typing import Any
 from adapters.http import same
 from adapters.matrix_client import MatrixClient
 from adapters.matrix_events import Identity, membership_of, message_from
-from adapters.payload import json_object
+from adapters.payload import json_object, read_json
 from bot.config.settings import Secret
 from bot.platform.adapter import BadRequest, HttpReply, RawRequest, RetryLater, Unauthorized
 from bot.platform.messages import InboundMessage
@@ -151,8 +151,8 @@ class MatrixAppServiceAdapter(MatrixClient):
         if self.staff_room is not None or _tail(raw.path) in self._done:
             return
         try:
-            data = json.loads(raw.body)
-        except ValueError:
+            data = read_json(raw.body, "an application service transaction")
+        except BadRequest:
             return  # parse() says what is wrong
         events = data.get("events") if isinstance(data, dict) else None
         unknown: list[str] = []

@@ -20,10 +20,10 @@ import re
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from html import unescape as html_unescape
 from typing import Any
 from urllib.parse import quote
 
+from adapters.html_text import tokens
 from adapters.payload import compact, load_object
 from bot.platform.messages import InboundMessage
 
@@ -31,6 +31,9 @@ MAX_TEXT = 10_000
 OWN_EVENTS_KEPT = 2000  # the bot's recent event ids, to tell replies to the bot
 NAMES_KEPT = 1000  # display names of staff members
 MAX_NAME = 80
+MAX_ID = 255
+"""The longest event, room or user id: the spec's limit (255 bytes) and the inbox's columns. An
+event with a longer one is no Matrix event (skipped); a longer relation target is no target."""
 
 
 @dataclass(frozen=True)
@@ -108,18 +111,19 @@ def relation(content: Mapping[str, Any]) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+def matrix_id(value: Any) -> str | None:
+    """`value` when it is a string that can be a Matrix id (1 to MAX_ID characters)."""
+    return value if isinstance(value, str) and 0 < len(value) <= MAX_ID else None
+
+
 def replied_to(content: Mapping[str, Any]) -> str | None:
     reply = relation(content).get("m.in_reply_to")
-    if isinstance(reply, Mapping) and isinstance(reply.get("event_id"), str):
-        return str(reply["event_id"])
-    return None
+    return matrix_id(reply.get("event_id")) if isinstance(reply, Mapping) else None
 
 
 def thread_root(content: Mapping[str, Any]) -> str | None:
     rel = relation(content)
-    if rel.get("rel_type") == "m.thread" and isinstance(rel.get("event_id"), str):
-        return str(rel["event_id"])
-    return None
+    return matrix_id(rel.get("event_id")) if rel.get("rel_type") == "m.thread" else None
 
 
 def membership_of(event: Mapping[str, Any], user_id: str) -> str | None:
@@ -150,9 +154,26 @@ def mentions(content: Mapping[str, Any], me: Identity) -> bool:
 
 
 _FALLBACK = re.compile(r"\A(?:>[^\n]*\n)+\n?")
-_LINK = re.compile(r"<a\s[^>]*href=[\"']([^\"']*)[\"'][^>]*>(.*?)</a>", re.IGNORECASE | re.DOTALL)
-_TAG = re.compile(r"<[^>]+>")
 MAX_PILLS = 20
+
+
+def _links(html: str) -> list[tuple[str, str]]:
+    """(href, text) of the first MAX_PILLS links in `html`, read by the linear tokenizer (a
+    pattern of "<a [^>]*href=...>.*?</a>" took 16 s on 20 KB of '<a href="')."""
+    found: list[tuple[str, str]] = []
+    href: str | None = None
+    inner: list[str] = []
+    for kind, value, attrs in tokens(html):
+        if kind == "start" and value == "a":
+            href, inner = dict(attrs).get("href"), []
+        elif kind == "data" and href is not None:
+            inner.append(value)
+        elif kind == "end" and value == "a" and href is not None:
+            found.append((href, "".join(inner)))
+            href = None
+            if len(found) >= MAX_PILLS:
+                break
+    return found
 
 
 def pill_names(content: Mapping[str, Any], me: Identity) -> list[str]:
@@ -163,9 +184,9 @@ def pill_names(content: Mapping[str, Any], me: Identity) -> list[str]:
         return []
     targets = (me.user_id, quote(me.user_id, safe=""), quote(me.user_id, safe="@:"))
     names = []
-    for href, inner in _LINK.findall(formatted[:MAX_TEXT])[:MAX_PILLS]:
+    for href, inner in _links(formatted[:MAX_TEXT]):
         if any(href.endswith("/" + target) or href.endswith("#" + target) for target in targets):
-            name = html_unescape(_TAG.sub("", inner)).strip()
+            name = inner.strip()
             if name:
                 names.append(name)
     return names
@@ -224,6 +245,8 @@ def message_from(
     gets here, see `MatrixAppServiceAdapter.prepare`). Media come with `media` set and their
     caption (or "") as text; an encrypted message in a private room, which the bot cannot read,
     comes as media "unsupported"."""
+    if matrix_id(room_id) is None:
+        return None
     if _encrypted_from_someone(event, me) and direct:
         return _inbound(channel, event, room_id, text="", media="unsupported", public=False)
     message = _room_message(event)
@@ -280,8 +303,8 @@ def _encrypted_from_someone(event: Mapping[str, Any], me: Identity) -> bool:
     return (
         event.get("type") == "m.room.encrypted"
         and "state_key" not in event
-        and isinstance(event.get("event_id"), str)
-        and isinstance(event.get("sender"), str)
+        and matrix_id(event.get("event_id")) is not None
+        and matrix_id(event.get("sender")) is not None
         and event.get("sender") != me.user_id
     )
 
@@ -299,7 +322,7 @@ def staff_message_from(
     post or an update in its thread). None for the bot's own events, top-level talk, edits and
     what is not text. civicdesk itself tells ticket threads from other threads."""
     message = _room_message(event)
-    if message is None or message[1] == me.user_id:
+    if message is None or message[1] == me.user_id or matrix_id(room_id) is None:
         return None
     event_id, sender, content = message
     read = _new_content(event, content)
@@ -341,9 +364,9 @@ def _room_message(event: Mapping[str, Any]) -> tuple[str, str, Mapping[str, Any]
     anything else."""
     if event.get("type") not in ("m.room.message", "m.sticker") or "state_key" in event:
         return None
-    event_id, sender = event.get("event_id"), event.get("sender")
+    event_id, sender = matrix_id(event.get("event_id")), matrix_id(event.get("sender"))
     content = event.get("content")
-    if not (isinstance(event_id, str) and isinstance(sender, str) and isinstance(content, Mapping)):
+    if event_id is None or sender is None or not isinstance(content, Mapping):
         return None
     return event_id, sender, content
 

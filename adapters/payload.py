@@ -1,6 +1,7 @@
-"""Reading what platforms send and what adapters keep: a JSON request body, its string fields,
-and the compact JSON of `reply_context` and poll cursors. No I/O; errors are `BadRequest`s whose
-message says what is wrong, for the platform's (or the deployer's) eyes."""
+"""Reading what platforms send and what adapters keep: a JSON request body (bounded in size and
+depth: `read_json`), its string fields, and the compact JSON of `reply_context` and poll
+cursors. No I/O; errors are `BadRequest`s whose message says what is wrong, for the platform's
+(or the deployer's) eyes."""
 
 from __future__ import annotations
 
@@ -10,19 +11,83 @@ from typing import Any
 
 from bot.platform.adapter import BadRequest
 
+MAX_JSON_BYTES = 1 << 20
+"""The largest JSON document read from a request (the web layer's default body limit)."""
+MAX_JSON_DEPTH = 64
+"""The deepest nesting of arrays and objects a request may have: platforms send 5 to 10 levels;
+100,000 levels made the parser raise RecursionError (500 instead of 400)."""
+MAX_API_JSON_BYTES = 32 << 20
+"""A platform's answer to our own call (a Matrix /sync can be several megabytes)."""
+MAX_API_JSON_DEPTH = None
+"""A platform's answer carries what its users wrote (a Matrix /sync holds every room's events):
+a depth limit below the interpreter's own (about 1,000 levels, a RecursionError turned into
+BadRequest here) would let one user's deeply nested event make the whole answer unreadable."""
 
-def json_object(body: bytes, expected: str) -> dict[str, Any]:
-    """The request body as one JSON object; `expected` says what it should be ("a Telegram
-    Update") in the BadRequest."""
+
+def read_json(
+    data: bytes | str,
+    expected: str,
+    *,
+    max_bytes: int = MAX_JSON_BYTES,
+    max_depth: int | None = MAX_JSON_DEPTH,
+) -> Any:
+    """The one bounded JSON reader: the value in `data`, or BadRequest when it is not UTF-8 JSON,
+    is larger than `max_bytes` or nests deeper than `max_depth` (None: than the interpreter can
+    parse). `expected` says what the document should be ("a Telegram Update") in the
+    BadRequest."""
+    if len(data) > max_bytes:
+        raise BadRequest(f"the JSON is larger than {max_bytes} bytes: it should be {expected}")
     try:
-        data = json.loads(body.decode("utf-8"))
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
     except UnicodeDecodeError:
         raise BadRequest(f"the body is not UTF-8 text: it should be {expected}") from None
+    limit = f"{max_depth} levels" if max_depth is not None else "the parser can read"
+    too_deep = f"the JSON nests deeper than {limit}: it should be {expected}"
+    try:
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise BadRequest(
             f"the body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}): "
             f"it should be {expected}"
         ) from None
+    except RecursionError:  # deeper than the interpreter's stack: deeper than max_depth too
+        raise BadRequest(too_deep) from None
+    except ValueError as exc:  # an integer of more than 4300 digits (sys.int_info)
+        raise BadRequest(f"the body is not usable JSON ({exc}): it should be {expected}") from None
+    # Fewer brackets than the limit cannot nest deeper than it: the common case costs two
+    # C-speed counts, no walk.
+    if max_depth is None:
+        return value
+    if text.count("[") + text.count("{") > max_depth and _depth(value, max_depth) > max_depth:
+        raise BadRequest(too_deep)
+    return value
+
+
+def _depth(value: Any, limit: int) -> int:
+    """How deep `value` nests (a scalar: 0), without recursion; stops once past `limit`."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        level += 1
+        if level > deepest:
+            deepest = level
+            if deepest > limit:
+                return deepest
+        stack.extend((child, level) for child in children if isinstance(child, dict | list))
+    return deepest
+
+
+def json_object(body: bytes, expected: str) -> dict[str, Any]:
+    """The request body as one JSON object (bounded: `read_json`); `expected` says what it should
+    be ("a Telegram Update") in the BadRequest."""
+    data = read_json(body, expected)
     if not isinstance(data, dict):
         raise BadRequest(f"the body must be one JSON object: {expected}")
     return data
@@ -74,8 +139,8 @@ def load_object(text: str | None) -> dict[str, Any]:
     if not text:
         return {}
     try:
-        data = json.loads(text)
-    except ValueError:
+        data = read_json(text, "stored JSON", max_bytes=len(text), max_depth=MAX_API_JSON_DEPTH)
+    except BadRequest:
         return {}
     return data if isinstance(data, dict) else {}
 

@@ -38,7 +38,7 @@ from adapters.http import (
     parse_retry_after,
     same,
 )
-from adapters.payload import compact, json_object, load_object
+from adapters.payload import compact, json_object, load_object, read_json
 from adapters.slack_users import SlackDirectory, profile_name
 from bot.config.settings import AdapterSpec, ChannelConfig, ChannelSetting, Secret
 from bot.platform.adapter import TEXT_RULES, BadRequest, HttpReply, RawRequest, Unauthorized
@@ -52,6 +52,9 @@ SCHEME = "v0="
 REPLAY_WINDOW = 300.0  # what Slack's own SDKs allow
 API_BASE = "https://slack.com/api"
 TIMEOUT = 10.0
+MAX_ID = 120
+"""The longest event id, user id, channel id or timestamp read (Slack's have 9 to 20
+characters): "<channel>:<ts>" then fits the inbox's 255-character columns."""
 # User messages that carry a subtype: a thread reply also sent to the channel, a file with text.
 USER_SUBTYPES = ("thread_broadcast", "file_share")
 # ok:false errors that may pass on their own; every other error needs someone to act.
@@ -160,8 +163,8 @@ class SlackAdapter:
         if raw.method != "POST" or b"url_verification" not in raw.body:
             return None
         try:
-            data = json.loads(raw.body)
-        except ValueError:
+            data = read_json(raw.body, "a Slack url_verification")
+        except BadRequest:
             return None  # parse() says what is wrong with it
         if not isinstance(data, dict) or data.get("type") != "url_verification":
             return None
@@ -198,9 +201,9 @@ class SlackAdapter:
         if self._own:
             return
         try:
-            data = json.loads(raw.body)
-        except ValueError:
-            return
+            data = read_json(raw.body, "a Slack event envelope")
+        except BadRequest:
+            return  # parse() says what is wrong with it
         if isinstance(data, dict) and data.get("type") == "event_callback" and not _own_users(data):
             user = await self._directory.bot_user()
             if user:
@@ -217,6 +220,8 @@ class SlackAdapter:
         event_id, event = data.get("event_id"), data.get("event")
         if not isinstance(event_id, str) or not event_id or not isinstance(event, dict):
             raise BadRequest('an event_callback needs "event_id" (a string) and "event"')
+        if len(event_id) > MAX_ID:
+            raise BadRequest(f'"event_id" is {len(event_id)} characters long: at most {MAX_ID}')
         self._own.update(_bot_authorizations(data))  # kept: later envelopes may lack them
         own = _own_users(data) | self._own
         if self.staff_room is not None:
@@ -232,7 +237,7 @@ class SlackAdapter:
             return None  # bots (this app too), edits, deletions, joins, topic changes...
         kind, user, channel = event["type"], event["user"], event["channel"]
         text, ts = event["text"], event["ts"]
-        thread_ts = event.get("thread_ts") if isinstance(event.get("thread_ts"), str) else None
+        thread_ts = _short_id(event.get("thread_ts"))
         if kind == "app_mention":
             public, reply_thread = True, thread_ts or ts  # answered in the thread
         elif kind == "message" and event.get("channel_type") == "im":
@@ -258,8 +263,8 @@ class SlackAdapter:
         """A person writing in a thread of the staff channel: acting on the ticket posted there."""
         if not _by_a_person(event, own) or event["type"] not in ("message", "app_mention"):
             return None
-        channel, ts, thread_ts = event["channel"], event["ts"], event.get("thread_ts")
-        if channel != self.staff_room or not isinstance(thread_ts, str) or thread_ts == ts:
+        channel, ts, thread_ts = event["channel"], event["ts"], _short_id(event.get("thread_ts"))
+        if channel != self.staff_room or thread_ts is None or thread_ts == ts:
             return None  # other channels, and talk at the top level of the staff channel
         return InboundMessage(
             channel=self.name,
@@ -323,10 +328,16 @@ def _by_a_person(event: dict[str, Any], own: frozenset[str]) -> bool:
     return (
         not event.get("bot_id")
         and event.get("subtype") in (None, *USER_SUBTYPES)
-        and isinstance(user, str)
+        and _short_id(user) is not None
         and user not in own
-        and all(isinstance(event.get(key), str) for key in ("type", "channel", "text", "ts"))
+        and all(isinstance(event.get(key), str) for key in ("type", "text"))
+        and all(_short_id(event.get(key)) is not None for key in ("channel", "ts"))
     )
+
+
+def _short_id(value: Any) -> str | None:
+    """`value` when it is a string that can be a Slack id or timestamp (at most MAX_ID)."""
+    return value if isinstance(value, str) and 0 < len(value) <= MAX_ID else None
 
 
 def _bot_authorizations(data: dict[str, Any]) -> set[str]:
@@ -342,12 +353,15 @@ def _bot_authorizations(data: dict[str, Any]) -> set[str]:
 def _own_users(data: dict[str, Any]) -> frozenset[str]:
     """The app's own bot user in this workspace: from `authorizations`, else `authed_users`."""
     own = _bot_authorizations(data)
-    if not own:
-        own = {u for u in data.get("authed_users") or [] if isinstance(u, str)}
+    authed_users = data.get("authed_users")
+    if not own and isinstance(authed_users, list):
+        own = {u for u in authed_users if isinstance(u, str)}
     return frozenset(own)
 
 
-_MENTION = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>")
+# "[^<>]*", not "[^>]*": a label never holds "<", and each "<@U|" without its ">" would scan
+# the rest of the text (quadratic: 80 KB of "<@A|" took 25 s).
+_MENTION = re.compile(r"<@([A-Z0-9]+)(?:\|[^<>]*)?>")
 
 
 def _plain(text: str, own: frozenset[str]) -> str:
@@ -359,7 +373,9 @@ def _plain(text: str, own: frozenset[str]) -> str:
     return stripped.strip()
 
 
-_LEADING_MENTIONS = re.compile(r"\A(?:\s*<@[UW][A-Z0-9]+(?:\|[^>]*)?>[\s:,，：]*)+")
+# The spaces before the first mention only: later ones are the separators' ("[\s:,，：]*"), so
+# no run of spaces can be split between two quantifiers; "[^<>]*" as in _MENTION.
+_LEADING_MENTIONS = re.compile(r"\A\s*(?:<@[UW][A-Z0-9]+(?:\|[^<>]*)?>[\s:,，：]*)+")
 
 
 def _question(text: str, own: frozenset[str]) -> str:

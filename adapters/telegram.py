@@ -25,6 +25,7 @@ posted again but dead-lettered for staff to check the channel.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from typing import Any
@@ -286,7 +287,7 @@ class TelegramAdapter:
         ):
             return None
         if self.username:  # "/claim@civicdesk_bot" is "/claim"
-            text = re.sub(rf"\s*@{self.username}\b", "", text, flags=re.IGNORECASE).strip()
+            text = without_handle(text, self.username).strip()
         return InboundMessage(
             channel=self.name,
             platform_id=f"{chat_id}:{message_id}",
@@ -330,7 +331,7 @@ class TelegramAdapter:
         for piece in cuts:
             text = text.replace(piece, " ", 1)
         if self.username:
-            text = re.sub(rf"\s*@{self.username}\b", " ", text, flags=re.IGNORECASE)
+            text = without_handle(text, self.username, " ")
         original, _ = text_of(message)
         return " ".join(text.split()) if text != original else text
 
@@ -431,6 +432,19 @@ class TelegramAdapter:
 
     async def close(self) -> None:
         """Nothing to release: the HTTP session is the app's."""
+
+
+@functools.lru_cache(maxsize=16)
+def _handle_pattern(username: str) -> re.Pattern[str]:
+    # "(?<!\s)": a match starts only where a run of spaces starts. "\s*@name" alone is tried at
+    # every space of a run, each try scanning the rest of it: quadratic (20,000 spaces: 0.7 s).
+    return re.compile(rf"(?<!\s)\s*@{re.escape(username)}\b", re.IGNORECASE)
+
+
+def without_handle(text: str, username: str, replacement: str = "") -> str:
+    """`text` with "@username" and the spaces before it replaced by `replacement` (by default
+    removed: "/claim@civicdesk_bot" is "/claim")."""
+    return _handle_pattern(username).sub(replacement, text)
 
 
 SPEC = AdapterSpec(

@@ -18,8 +18,11 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import aiohttp
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import DefusedXMLParser
 
 from adapters.http import check_fresh, same, sha1_sorted
 from adapters.wechat_api import WeChatApi
@@ -33,7 +36,8 @@ log = logging.getLogger("civicdesk.wechat")
 API_BASE = "https://api.weixin.qq.com"
 MAX_ID = 255
 MAX_TEXT = 10_000
-_DTD = re.compile(rb"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
+MAX_XML_BYTES = 128 * 1024  # a text message of MAX_TEXT characters, encrypted, is about 40 KiB
+MAX_XML_DEPTH = 8  # WeChat's messages are <xml> and one level of fields
 
 
 def _aes_key_text(value: str) -> str:
@@ -248,6 +252,28 @@ class WeChatAdapter:
         """Nothing to release: the HTTP session is the app's."""
 
 
+class _XmlRefused(Exception):
+    """The document is deeper than MAX_XML_DEPTH (raised from inside the parser)."""
+
+
+class _ShallowTreeBuilder(ET.TreeBuilder):
+    """ElementTree's builder, refusing elements nested deeper than MAX_XML_DEPTH."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._depth = 0
+
+    def start(self, tag: Any, attrs: dict[Any, Any]) -> ET.Element:
+        self._depth += 1
+        if self._depth > MAX_XML_DEPTH:
+            raise _XmlRefused
+        return super().start(tag, attrs)
+
+    def end(self, tag: Any) -> ET.Element:
+        self._depth -= 1
+        return super().end(tag)
+
+
 # MsgType → InboundMessage.media (the official account's "receiving ordinary messages" guide).
 MEDIA_TYPES = {
     "image": "image",
@@ -277,13 +303,25 @@ def _content(kind: str, fields: Mapping[str, str]) -> tuple[str, str | None]:
 
 
 def _fields(body: bytes) -> dict[str, str]:
-    """The top-level elements of WeChat's `<xml>` message as text."""
-    if _DTD.search(body):
-        raise BadRequest("the XML must not declare a DTD or entities")
+    """The top-level elements of WeChat's `<xml>` message as text.
+
+    Bounded before and while parsing: at most MAX_XML_BYTES, elements at most MAX_XML_DEPTH
+    deep, and no DTD at all (defusedxml refuses it in every encoding: a UTF-16 document hid its
+    <!ENTITY> from a search of the bytes, and its entities were expanded)."""
+    if len(body) > MAX_XML_BYTES:
+        raise BadRequest(f"the XML is {len(body)} bytes long: at most {MAX_XML_BYTES}")
+    parser = DefusedXMLParser(target=_ShallowTreeBuilder(), forbid_dtd=True)
     try:
-        root = ET.fromstring(body)  # noqa: S314 - no DTD (refused above), so no entity expansion
+        parser.feed(body)
+        root = parser.close()
+    except DefusedXmlException:
+        raise BadRequest("the XML must not declare a DTD or entities") from None
+    except _XmlRefused:
+        raise BadRequest(f"the XML nests deeper than {MAX_XML_DEPTH} elements") from None
     except ET.ParseError as exc:
         raise BadRequest(f"the body is not valid XML ({exc})") from None
+    except ValueError as exc:  # expat: "multi-byte encodings are not supported" (GB18030)
+        raise BadRequest(f"the XML cannot be read ({exc}): send it in UTF-8") from None
     if root.tag != "xml":
         raise BadRequest(f"the root element must be <xml>, not <{root.tag}>")
     return {child.tag: (child.text or "").strip() for child in root}

@@ -62,7 +62,7 @@ class WeChatCrypto:
         """The message inside `encrypted` (base64 text); CryptoError when it is not ours."""
         try:
             data = base64.b64decode(encrypted.strip(), validate=True)
-        except binascii.Error:
+        except (binascii.Error, ValueError):  # ValueError: a character outside ASCII
             raise CryptoError("Encrypt is not base64") from None
         if not data or len(data) % 16:
             raise CryptoError("Encrypt is not a whole number of AES blocks")

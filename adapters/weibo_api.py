@@ -22,6 +22,8 @@ from bot.platform.adapter import BadRequest
 from bot.platform.messages import InboundMessage
 
 MESSAGES_API_BASE = "https://m.api.weibo.com"
+MAX_ID_DIGITS = 32  # Weibo's ids have 10 to 16 digits; the inbox keeps 255 characters
+MAX_NAME = 255
 
 SETTINGS = (
     ChannelSetting(
@@ -119,16 +121,9 @@ def weibo_error(data: Any, token_variable: str) -> WeiboError | None:
 
 
 def idstr(item: Mapping[str, Any]) -> str | None:
-    """The id of a status, comment or user as a decimal string."""
-    value = item.get("idstr")
-    if isinstance(value, str) and value.strip():
-        return value.strip()
-    value = item.get("id")
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)  # Python's json keeps big integers exact
-    if isinstance(value, str) and value.strip().isdigit():
-        return value.strip()
-    return None
+    """The id of a status, comment or user as a decimal string (ASCII digits, at most
+    MAX_ID_DIGITS: Weibo's ids have 10 to 16)."""
+    return _digits(item.get("idstr")) or _digits(item.get("id"))
 
 
 _NAMES = re.compile(r"@([^\s@:：,，。！？!?、]{1,30})")
@@ -171,7 +166,8 @@ def mention_message(
         own_name = next(iter(names))  # the account is mentioned: the only @name is its own
     text = question_text(raw_text, own_name)
     name = user.get("screen_name")
-    screen_name = name.strip() if isinstance(name, str) and name.strip() else None
+    # Weibo's names have at most 30 characters; the inbox keeps 255 (with the "@" of a mention).
+    screen_name = name.strip()[: MAX_NAME - 1] if isinstance(name, str) and name.strip() else None
     common: dict[str, Any] = {
         "channel": channel,
         "platform_id": item_id,
@@ -228,8 +224,9 @@ def push_message(channel: str, data: Mapping[str, Any], own_id: str | None) -> l
     created = str(data.get("created_at") or "")
     # A push has no id: Weibo says to deduplicate on sender + created_at (seconds). The content's
     # hash keeps two different messages of the same second apart; a retry has the same content.
+    # surrogatepass: JSON may escape a lone surrogate ("\ud800"), which strict UTF-8 refuses.
     content = text if kind == "text" else f"{kind}:{json.dumps(data.get('data'), sort_keys=True)}"
-    digest = hashlib.sha1(content.encode()).hexdigest()[:10]  # noqa: S324 - a dedup key
+    digest = hashlib.sha1(content.encode("utf-8", "surrogatepass")).hexdigest()[:10]  # noqa: S324
     platform_id = f"pm:{sender}:{_epoch(created)}:{digest}"
     return [
         InboundMessage(
@@ -270,10 +267,12 @@ def dump_cursor(state: Mapping[str, str]) -> str:
 
 
 def _digits(value: Any) -> str | None:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return value.strip()
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**MAX_ID_DIGITS:
+        return str(value)  # Python's json keeps big integers exact
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isascii() and text.isdigit() and len(text) <= MAX_ID_DIGITS:
+            return text
     return None
 
 
