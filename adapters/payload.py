@@ -11,8 +11,10 @@ from typing import Any
 
 from bot.platform.adapter import BadRequest
 
-MAX_JSON_BYTES = 1 << 20
-"""The largest JSON document read from a request (the web layer's default body limit)."""
+MAX_JSON_BYTES = 64 << 20
+"""A backstop for the JSON read from a request: the limit that matters is the web layer's
+CIVICDESK_MAX_BODY_BYTES (1 MiB by default), which an operator may raise, so this one must not
+refuse what that one let through."""
 MAX_JSON_DEPTH = 64
 """The deepest nesting of arrays and objects a request may have: platforms send 5 to 10 levels;
 100,000 levels made the parser raise RecursionError (500 instead of 400)."""
