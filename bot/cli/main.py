@@ -24,8 +24,10 @@ from bot.answering.desk import Desk, Reply
 from bot.answering.evaluation import EvalFileError, evaluate, load_eval_file
 from bot.answering.kb_check import run_kb_check
 from bot.answering.knowledge import KnowledgeError, load_knowledge
+from bot.config.semantic import semantic_model
 from bot.config.settings import ConfigError, Settings
 from bot.platform.adapter import TEXT_RULES
+from bot.runtime.embedding import SemanticUnavailable
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -50,7 +52,11 @@ def _parser() -> argparse.ArgumentParser:
 
     ev = commands.add_parser("eval", help="measure answer quality on labelled questions")
     ev.add_argument("files", nargs="+", type=Path, help="files in the shared/eval format")
-    ev.add_argument("--baselines", action="store_true", help="also run rapidfuzz brute force")
+    ev.add_argument(
+        "--baselines",
+        action="store_true",
+        help="also run rapidfuzz brute force and, with the model, lexical and dense-only rankings",
+    )
     ev.add_argument("--json", action="store_true", help="print one JSON object")
 
     cli_serve.add_parser(commands)
@@ -102,6 +108,9 @@ def _run(argv: Sequence[str] | None, out: TextIO) -> int:
     except ConfigError as exc:
         print(f"civicdesk: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except SemanticUnavailable as exc:
+        print(f"civicdesk: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KnowledgeError as exc:
         print(
             f"civicdesk: the knowledge base has errors (run `civicdesk kb check`):\n{exc}",
@@ -119,18 +128,23 @@ def _ask(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
             f"--channel {args.channel!r} is unknown: use one of {', '.join(TEXT_RULES)}"
         )
     desk = Desk(
-        load_knowledge(settings.knowledge_path), settings.policy, default_lang=settings.default_lang
+        load_knowledge(settings.knowledge_path),
+        settings.policy,
+        default_lang=settings.default_lang,
+        semantic=semantic_model(settings),
     )
     reply = desk.respond(args.text, channel=args.channel, public=args.public, mention=args.mention)
     if args.json:
-        print(json.dumps(reply_json(reply), ensure_ascii=False), file=out)
+        print(json.dumps(reply_json(reply, desk.matcher_name), ensure_ascii=False), file=out)
     else:
         _print_reply(reply, args.channel, out)
+        print(f"matcher:  {desk.matcher_name}", file=out)
     return EXIT_OK
 
 
-def reply_json(reply: Reply) -> dict[str, Any]:
+def reply_json(reply: Reply, matcher: str | None = None) -> dict[str, Any]:
     return {
+        **({"matcher": matcher} if matcher else {}),
         "decision": reply.decision.decision,
         "entry_id": reply.entry_id,
         "reply": reply.text,
@@ -155,8 +169,11 @@ def _print_reply(reply: Reply, channel: str, out: TextIO) -> None:
 
 def _eval(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     results = []
+    semantic = semantic_model(settings)
     for path in args.files:
-        result = evaluate(load_eval_file(path), settings.policy, baselines=args.baselines)
+        result = evaluate(
+            load_eval_file(path), settings.policy, baselines=args.baselines, semantic=semantic
+        )
         results.append(result)
         if not args.json:
             _print_eval(result, out)

