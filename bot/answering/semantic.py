@@ -25,6 +25,7 @@ import numpy as np
 
 from bot.answering.matcher import Candidate, LexicalScores, Matcher
 from bot.answering.policy import PolicyConfig
+from bot.answering.text import detect_lang, fold
 
 MAX_QUERY_CHARS = 1000  # the model reads at most 512 tokens; a longer question costs time only
 QUERY_CACHE_SIZE = 10_000  # repeated questions ("opening hours?") are embedded once
@@ -34,10 +35,13 @@ Embed = Callable[[Sequence[str]], np.ndarray]
 
 @dataclass(frozen=True)
 class FusionWeights:
-    lexical: float = 0.3
-    best_phrasing: float = 0.6  # the rest of the dense part comes from the entry centroid
-    cosine_floor: float = 0.75
-    cosine_ceiling: float = 0.95
+    lexical: float = 0.15
+    best_phrasing: float = 0.4  # the rest of the dense part comes from the entry centroid
+    cosine_floor: float = 0.8
+    cosine_ceiling: float = 1.0
+    # A question and a phrasing in different languages score lower for the same meaning
+    # ("开庭时间" / "hearing times"): their cosines are read on a scale shifted down by this.
+    cross_language_shift: float = 0.1
     # The lexical score alone counts as certain above this, with this lead: the embedding is
     # skipped (see docs/semantic.md for what that saves and costs).
     certain_score: float = 0.9
@@ -51,7 +55,7 @@ HYBRID_POLICY = PolicyConfig(
     answer_margin=0.02,
     clarify_threshold=0.5,
     clarify_band=0.03,
-    margin_weight=1.0,
+    margin_weight=0.5,
     lang_thresholds=(("en", 0.6), ("zh", 0.6)),
 )
 
@@ -109,9 +113,11 @@ class QueryVectors:
         return [found[k] for k in keys]
 
 
-def rescale(cosines: np.ndarray, weights: FusionWeights) -> np.ndarray:
+def rescale(
+    cosines: np.ndarray, weights: FusionWeights, shift: np.ndarray | float = 0.0
+) -> np.ndarray:
     span = weights.cosine_ceiling - weights.cosine_floor
-    return np.clip((cosines - weights.cosine_floor) / span, 0.0, 1.0)
+    return np.clip((cosines - (weights.cosine_floor - shift)) / span, 0.0, 1.0)
 
 
 def _normalise(rows: np.ndarray) -> np.ndarray:
@@ -133,6 +139,13 @@ class SemanticIndex:
         self.entry_of = np.array([entry for entry, _, _ in phrasings], dtype=np.int64)
         self.langs = [lang for _, lang, _ in phrasings]
         self.texts = [text for _, _, text in phrasings]
+        self.lang_array = np.array(self.langs)
+        self.entry_has = {
+            lang: np.bincount(self.entry_of[self.lang_array == lang], minlength=n_entries).astype(
+                bool
+            )
+            for lang in set(self.langs)
+        }
         sizes = np.bincount(self.entry_of, minlength=n_entries)
         self.sizes = sizes
         self.nonempty = sizes > 0
@@ -156,12 +169,26 @@ class SemanticIndex:
 
 
 def dense_scores(
-    index: SemanticIndex, query: np.ndarray, weights: FusionWeights
+    index: SemanticIndex, query: np.ndarray, weights: FusionWeights, lang: str = ""
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Each entry's dense score in [0, 1], and the phrasing cosines (for the closest one)."""
-    best, centroid, per_phrasing = index.cosines(query)
-    dense = weights.best_phrasing * rescale(best, weights)
-    dense += (1 - weights.best_phrasing) * rescale(centroid, weights)
+    """Each entry's dense score in [0, 1], and the phrasing cosines (for the closest one).
+    For a question in `lang`, phrasings (and entries without any phrasing) in another language
+    are read on the cross-language scale."""
+    _, centroid, per_phrasing = index.cosines(query)
+    if not len(per_phrasing):
+        return centroid, per_phrasing
+    shift = weights.cross_language_shift
+    if lang in index.entry_has:
+        phrasing_shift = np.where(index.lang_array == lang, 0.0, shift)
+        entry_shift = np.where(index.entry_has[lang], 0.0, shift)
+    elif lang in ("zh", "en"):  # no phrasing at all in the question's language
+        phrasing_shift, entry_shift = np.full(len(per_phrasing), shift), shift
+    else:
+        phrasing_shift, entry_shift = np.zeros(len(per_phrasing)), 0.0
+    scaled = rescale(per_phrasing, weights, phrasing_shift)
+    best = np.maximum.reduceat(scaled, index.starts) * index.nonempty
+    dense = weights.best_phrasing * best
+    dense += (1 - weights.best_phrasing) * rescale(centroid, weights, entry_shift)
     return dense, per_phrasing
 
 
@@ -233,7 +260,7 @@ class HybridMatcher:
     ) -> list[Candidate]:
         """The fused ranking for a question whose vector is already known."""
         w = self.weights
-        dense, per_phrasing = dense_scores(self.index, query, w)
+        dense, per_phrasing = dense_scores(self.index, query, w, detect_lang(fold(text)))
         if self.dense_only:
             fused = dense
         else:
