@@ -178,6 +178,7 @@ def dense_scores(
     if not len(per_phrasing):
         return centroid, per_phrasing
     shift = weights.cross_language_shift
+    entry_shift: np.ndarray | float
     if lang in index.entry_has:
         phrasing_shift = np.where(index.lang_array == lang, 0.0, shift)
         entry_shift = np.where(index.entry_has[lang], 0.0, shift)
