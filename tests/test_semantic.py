@@ -258,3 +258,38 @@ def test_a_reload_embeds_only_the_changed_phrasing(model_cache: Path, tmp_path: 
     Desk(load_knowledge(folder), semantic=model_with_cache(embedder, restarted))
     assert restarted.embedded == 1
     assert before > 0
+
+
+@needs_model
+def test_kb_check_warns_when_two_entries_collide_across_languages(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model_cache: Path
+) -> None:
+    folder = tmp_path / "kb"
+    folder.mkdir()
+    (folder / "place.yaml").write_text(
+        """topic: Visiting
+entries:
+  - id: address-zh
+    questions:
+      zh: [法院的地址在哪里？]
+    answer:
+      zh: 示例市人民路1号。
+  - id: address-en
+    questions:
+      en: [What is the address of the court?]
+    answer:
+      en: 1 People's Road, Example City.
+""",
+        encoding="utf-8",
+    )
+    out = io.StringIO()
+    monkeypatch.setenv("CIVICDESK_EMBEDDING_CACHE", str(model_cache))
+    monkeypatch.setenv("CIVICDESK_SEMANTIC", "on")
+    assert main(["kb", "check", str(folder)], out=out) == 0
+    report = out.getvalue()
+    assert "'address-zh' (zh)" in report and "'address-en' (en)" in report
+    assert "1 warning" in report
+    quiet = io.StringIO()
+    monkeypatch.setenv("CIVICDESK_SEMANTIC", "off")
+    assert main(["kb", "check", str(folder)], out=quiet) == 0
+    assert "address-en" not in quiet.getvalue()

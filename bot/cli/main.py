@@ -91,7 +91,9 @@ def _run(argv: Sequence[str] | None, out: TextIO) -> int:
         if args.command == "ask":
             return _ask(args, settings, out)
         if args.command == "kb":
-            return run_kb_check(args.path or settings.knowledge_path, out)
+            semantic = semantic_model(settings)
+            embed = semantic.embed_phrasings if semantic else None
+            return run_kb_check(args.path or settings.knowledge_path, out, embed=embed)
         if args.command == "serve":
             return cli_serve.run(args, settings)
         if args.command == "work":
