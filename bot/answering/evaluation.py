@@ -327,7 +327,8 @@ def evaluate(
     lexical = Matcher(eval_set.docs)
     hybrid = None
     if semantic is not None:
-        hybrid = build_hybrid(lexical, semantic, QueryVectors(semantic.embed_questions))
+        # The questions' vectors through the phrasings' disk cache: a second run embeds nothing.
+        hybrid = build_hybrid(lexical, semantic, QueryVectors(semantic.embed_phrasings))
         # All questions at once: the model's batch call, not one call per question.
         hybrid.questions.get_many([q.text for q in eval_set.queries])
     build_seconds = time.perf_counter() - started
