@@ -295,3 +295,16 @@ entries:
     monkeypatch.setenv("CIVICDESK_SEMANTIC", "off")
     assert main(["kb", "check", str(folder)], out=quiet) == 0
     assert "address-en" not in quiet.getvalue()
+
+
+def test_readiness_says_which_matcher_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.config.settings import Settings  # noqa: PLC0415
+    from bot.gateway.reload import KnowledgeHolder  # noqa: PLC0415
+
+    settings = Settings.from_env({"CIVICDESK_KNOWLEDGE": str(SAMPLE), "CIVICDESK_SEMANTIC": "off"})
+    assert KnowledgeHolder.from_settings(settings).status()["matcher"] == "lexical"
+    if embedding.model_installed():
+        settings = Settings.from_env(
+            {"CIVICDESK_KNOWLEDGE": str(SAMPLE), "CIVICDESK_SEMANTIC": "on"}
+        )
+        assert KnowledgeHolder.from_settings(settings).status()["matcher"] == "hybrid"
