@@ -56,7 +56,7 @@ HYBRID_POLICY = PolicyConfig(
     clarify_threshold=0.5,
     clarify_band=0.03,
     margin_weight=0.5,
-    lang_thresholds=(("en", 0.66), ("zh", 1.03)),
+    lang_thresholds=(("en", 0.66), ("zh", 0.95)),
 )
 
 
