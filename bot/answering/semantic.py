@@ -156,6 +156,16 @@ class SemanticIndex:
         sums = np.zeros((n_entries, self.vectors.shape[1]), dtype=np.float32)
         np.add.at(sums, self.entry_of, self.vectors)
         self.centroids = _normalise(sums)
+        # Per language, the centroid of an entry's phrasings in it (the all-language one where
+        # the entry has none): a Chinese question is compared with the Chinese phrasings' centre,
+        # which translations in the other language would pull away.
+        self.lang_centroids: dict[str, np.ndarray] = {}
+        for lang in set(self.langs):
+            mask = self.lang_array == lang
+            in_lang = np.zeros_like(sums)
+            np.add.at(in_lang, self.entry_of[mask], self.vectors[mask])
+            has = self.entry_has[lang] if lang in self.entry_has else np.zeros(n_entries, bool)
+            self.lang_centroids[lang] = np.where(has[:, None], _normalise(in_lang), self.centroids)
 
     def cosines(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per entry: the closest phrasing's cosine and the centroid's; per phrasing: cosines."""
@@ -175,6 +185,8 @@ def dense_scores(
     For a question in `lang`, phrasings (and entries without any phrasing) in another language
     are read on the cross-language scale."""
     _, centroid, per_phrasing = index.cosines(query)
+    if lang in index.lang_centroids:
+        centroid = index.lang_centroids[lang] @ query
     if not len(per_phrasing):
         return centroid, per_phrasing
     shift = weights.cross_language_shift
