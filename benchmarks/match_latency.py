@@ -596,6 +596,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-dir", type=Path, default=EVAL_DIR, help=argparse.SUPPRESS)
     parser.add_argument(
+        "--semantic",
+        action="store_true",
+        help="time the hybrid matcher (needs civicdesk[semantic]): benchmarks/semantic_latency.py",
+    )
+    parser.add_argument(
         "--no-tracemalloc", action="store_true", help="skip the traced build of the largest size"
     )
     args = parser.parse_args(argv)
@@ -615,6 +620,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_before = _load_average()
     args = parse_args(argv)
     pinned = pin_to_one_core()
+    if args.semantic:
+        from semantic_latency import run_semantic  # noqa: PLC0415 - needs the optional extra
+
+        print(json.dumps({"pinned_to_one_core": pinned, **run_semantic(args.eval_dir)}, indent=2))
+        return 0
 
     def progress(message: str) -> None:
         print(f"[{time.perf_counter() - started:7.1f}s] {message}", file=sys.stderr, flush=True)

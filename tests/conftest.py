@@ -22,6 +22,23 @@ from bot.storage.engine import create_engine, upgrade
 from bot.storage.store import Store
 from tests.kb_support import copy_base
 
+# The suite's expectations of answers were written for the lexical matcher: with the semantic extra
+# installed, processes the tests start keep to it unless CIVICDESK_SEMANTIC is set explicitly, and
+# in-process settings (built from a test's own mapping, CIVICDESK_SEMANTIC=auto) find no model.
+# tests/test_semantic.py exercises the hybrid matcher itself, and skips without the model.
+os.environ.setdefault("CIVICDESK_SEMANTIC", "off")
+
+
+@pytest.fixture(autouse=True)
+def _lexical_unless_semantic_test(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if request.module.__name__.rsplit(".", 1)[-1] != "test_semantic":
+        import bot.runtime.embedding as embedding  # noqa: PLC0415
+
+        monkeypatch.setattr(embedding, "model_installed", lambda: False)
+
+
 _PG_SERVER = os.environ.get("CIVICDESK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 _PG_TABLES = (
     "conversation_state, outbox, escalation_event, escalation, inbox, poll_cursor, operator"

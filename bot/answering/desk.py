@@ -36,6 +36,7 @@ from bot.answering.policy import (
     serve_entry,
 )
 from bot.answering.replies import INVITE_PRIVATE, SMALLTALK_REPLIES, TICKET_ACK, pick
+from bot.answering.semantic import HybridMatcher, QueryVectors, SemanticModel, build_hybrid
 from bot.answering.smalltalk import classify_smalltalk
 from bot.answering.text import detect_lang, fold, fold_keeping_decorations
 from bot.platform.adapter import TextRules, rules_for
@@ -169,10 +170,20 @@ class Desk:
         memory: ClarifyMemory | None = None,
         today: Callable[[], date] = date.today,
         wall_clock: Callable[[], float] = time.time,
+        semantic: SemanticModel | None = None,
+        questions: QueryVectors | None = None,
     ) -> None:
+        """`semantic`: rank with the hybrid matcher and its own policy (`config` then applies
+        to the lexical matcher only, which the desk falls back to without a model);
+        `questions`: the question vectors to share with other versions of the desk."""
         self.knowledge = knowledge
-        self.matcher = Matcher(match_docs(knowledge), knowledge.synonyms)
+        self.matcher = Matcher(match_docs(knowledge), knowledge.synonyms)  # lexical, always
+        # What questions are ranked with: the hybrid matcher when there is a model.
+        self.ranker: Matcher | HybridMatcher = self.matcher
         self.config = config or PolicyConfig()
+        if semantic is not None:
+            self.ranker = build_hybrid(self.matcher, semantic, questions)
+            self.config = semantic.policy
         self.default_lang = default_lang
         self.memory = memory if memory is not None else ClarifyMemory()
         self._today = today
@@ -196,8 +207,8 @@ class Desk:
         the caller stores `Reply.pending_clarify`. By default the desk's memory keeps it.
         """
         rules = rules or rules_for(channel)
-        context = Context(public=public, today=self._today())
         lang = self._reply_lang(text)
+        context = Context(public=public, today=self._today(), lang=lang)
         mention = mention if public else None
 
         keep_in_memory = pending is USE_MEMORY
@@ -215,7 +226,7 @@ class Desk:
         if kind is not None:
             return self._render(Chat(kind, f"small talk: {kind}"), lang, (), rules, mention)
 
-        candidates = tuple(self.matcher.rank(text, limit=5))
+        candidates = tuple(self.ranker.rank(text, limit=5))
         if lang not in ("zh", "en"):
             lang = candidates[0].lang if candidates else self.default_lang
         decision = decide(candidates, self.knowledge, context, self.config)
@@ -228,6 +239,18 @@ class Desk:
             reply = replace(reply, pending_clarify=PendingClarify(options, lang, expires))
         return reply
 
+    @property
+    def matcher_name(self) -> str:
+        """ "hybrid" (lexical fused with the embedding model) or "lexical"."""
+        return "hybrid" if isinstance(self.ranker, HybridMatcher) else "lexical"
+
+    def embed_waiting(self, texts: list[str]) -> int:
+        """Embed the questions about to be answered in one batch (blocking: call it in a
+        thread); `respond` then finds their vectors cached. 0 without a model."""
+        if isinstance(self.ranker, HybridMatcher):
+            return self.ranker.embed_waiting(texts)
+        return 0
+
     def _reply_lang(self, text: str) -> str:
         lang = detect_lang(fold(text))
         return lang if lang in ("zh", "en") else "und"
@@ -238,7 +261,7 @@ class Desk:
             return self.knowledge.get(pending.options[index])
         # The citizen may answer with words instead: accept one of the offered entries if it is
         # clearly the best of them for what they wrote.
-        ranked = [c for c in self.matcher.rank(text, limit=10) if c.entry_id in pending.options]
+        ranked = [c for c in self.ranker.rank(text, limit=10) if c.entry_id in pending.options]
         if (
             ranked
             and ranked[0].score >= self.config.clarify_threshold

@@ -20,7 +20,9 @@ from rapidfuzz import fuzz, process, utils
 
 from bot.answering.knowledge import Entry, KnowledgeBase
 from bot.answering.matcher import Candidate, MatchDoc, Matcher
-from bot.answering.policy import Answer, Clarify, Context, PolicyConfig, decide
+from bot.answering.policy import Answer, Clarify, Context, PolicyConfig, confidence, decide
+from bot.answering.semantic import QueryVectors, SemanticModel, build_hybrid
+from bot.answering.text import detect_lang, fold
 
 # Some data sets carry a placeholder where they have no answer text; it must not be indexed.
 _PLACEHOLDER_MARK = "dataset has no answer text"
@@ -160,12 +162,17 @@ def top1(run: RankedRun) -> float:
     return right / len(in_scope) if in_scope else 0.0
 
 
-def coverage_at_precision(run: RankedRun, target: float) -> float:
-    """Sweep the answer threshold over every distinct top score (definition: eval README)."""
+def coverage_at_precision(run: RankedRun, target: float, margin_weight: float = 0.0) -> float:
+    """Sweep the answer threshold over every distinct top score (definition: eval README); with
+    a `margin_weight`, over the margin-aware confidence the policy compares instead."""
     n_in_scope = sum(1 for q in run.queries if q.right)
+    weight = PolicyConfig(margin_weight=margin_weight)
     scored = sorted(
         (
-            (r[0].score, bool(q.right) and r[0].entry_id in q.right)
+            (
+                confidence(r[0].score, r[1].score if len(r) > 1 else 0.0, weight),
+                bool(q.right) and r[0].entry_id in q.right,
+            )
             for q, r in zip(run.queries, run.ranked, strict=True)
             if r
         ),
@@ -274,11 +281,11 @@ def decision_metrics(
 ) -> dict[str, float]:
     """precision, coverage, oos_answered and clarify rate of the policy's real decisions
     (small talk is not in play: every evaluation query is a question)."""
-    context = Context(public=False, today=today)
     answered = right = oos_answered = clarified = 0
     n_in_scope = sum(1 for q in run.queries if q.right)
     n_oos = len(run.queries) - n_in_scope
     for query, ranked in zip(run.queries, run.ranked, strict=True):
+        context = Context(public=False, today=today, lang=detect_lang(fold(query.text)))
         decision = decide(ranked, knowledge, context, config)
         if isinstance(decision, Answer):
             answered += 1
@@ -294,34 +301,62 @@ def decision_metrics(
     }
 
 
-def ranking_metrics(run: RankedRun) -> dict[str, float]:
+def ranking_metrics(run: RankedRun, margin_weight: float = 0.0) -> dict[str, float]:
     return {
         "top1": round(top1(run), 4),
-        "cov@P90": round(coverage_at_precision(run, 0.90), 4),
-        "cov@P95": round(coverage_at_precision(run, 0.95), 4),
+        "cov@P90": round(coverage_at_precision(run, 0.90, margin_weight), 4),
+        "cov@P95": round(coverage_at_precision(run, 0.95, margin_weight), 4),
         **latency_summary(run),
     }
 
 
 def evaluate(
-    eval_set: EvalSet, config: PolicyConfig, *, baselines: bool = False, today: date | None = None
+    eval_set: EvalSet,
+    config: PolicyConfig,
+    *,
+    baselines: bool = False,
+    today: date | None = None,
+    semantic: SemanticModel | None = None,
 ) -> dict[str, Any]:
-    """Every metric of the README for one evaluation set, with the baselines if asked."""
+    """Every metric of the README for one evaluation set, with the baselines if asked.
+
+    With a semantic model, "civicdesk" is the hybrid matcher under the model's policy; the
+    baselines then add the lexical matcher under `config` and the model's dense-only ranking
+    (its cov@ figures sweep the same margin-aware confidence as the hybrid's)."""
     started = time.perf_counter()
-    ranker = matcher_ranker(eval_set.docs)
+    lexical = Matcher(eval_set.docs)
+    hybrid = None
+    if semantic is not None:
+        # The questions' vectors through the phrasings' disk cache: a second run embeds nothing.
+        hybrid = build_hybrid(lexical, semantic, QueryVectors(semantic.embed_phrasings))
+        # All questions at once: the model's batch call, not one call per question.
+        hybrid.questions.get_many([q.text for q in eval_set.queries])
     build_seconds = time.perf_counter() - started
-    run = run_ranker(eval_set.queries, ranker)
     knowledge = _eval_knowledge(eval_set.docs)
+    day = today or date.today()
+    ranker = hybrid or lexical
+    run = run_ranker(eval_set.queries, lambda text: ranker.rank(text, limit=5))
+    used = semantic.policy if semantic is not None else config
     result: dict[str, Any] = {
         "file": eval_set.name,
         "queries": len(eval_set.queries),
         "out_of_scope": sum(1 for q in eval_set.queries if not q.right),
         "build_s": round(build_seconds, 3),
+        "matcher": "hybrid" if hybrid else "lexical",
         "civicdesk": {
-            **ranking_metrics(run),
-            **decision_metrics(run, knowledge, config, today or date.today()),
+            **ranking_metrics(run, used.margin_weight),
+            **decision_metrics(run, knowledge, used, day),
         },
     }
+    if baselines and hybrid is not None and semantic is not None:
+        lexical_run = run_ranker(eval_set.queries, lambda text: lexical.rank(text, limit=5))
+        result["lexical"] = {
+            **ranking_metrics(lexical_run, config.margin_weight),
+            **decision_metrics(lexical_run, knowledge, config, day),
+        }
+        dense = build_hybrid(lexical, semantic, hybrid.questions, dense_only=True)
+        dense_run = run_ranker(eval_set.queries, lambda text: dense.rank(text, limit=5))
+        result["dense only"] = ranking_metrics(dense_run, semantic.policy.margin_weight)
     if baselines:
         for name, scorer in BASELINES.items():
             baseline_run = BruteForce(eval_set.docs, scorer).run(eval_set.queries)

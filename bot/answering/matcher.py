@@ -195,6 +195,25 @@ def _centroids_by_query_lang(
     return fused
 
 
+@dataclass(frozen=True)
+class LexicalScores:
+    """One question's lexical scores: `everything` per entry (index order of `entry_ids`), and
+    the re-scored best entries with their closest phrasing."""
+
+    everything: np.ndarray
+    top: np.ndarray  # entry indices
+    top_scores: list[float]
+    closest: list[int]  # phrasing position per top entry
+
+    def candidate(self, matcher: Matcher, i: int) -> Candidate:
+        return Candidate(
+            entry_id=matcher.entry_ids[int(self.top[i])],
+            score=self.top_scores[i],
+            phrasing=matcher.phrasing_text(self.closest[i]),
+            lang=matcher.phrasing_lang(self.closest[i]),
+        )
+
+
 class Matcher:
     """An immutable index over a knowledge base's phrasings; `rank` is safe to call concurrently."""
 
@@ -260,6 +279,17 @@ class Matcher:
         )
         self._answers = _Postings(_tfidf_rows(answer_rows, vocab, self._idf))
 
+    def phrasing_text(self, position: int) -> str:
+        return self._originals[position]
+
+    def phrasing_lang(self, position: int) -> str:
+        return self._phrasing_lang[position]
+
+    def phrasings(self) -> list[tuple[int, str, str]]:
+        """(entry index, language, phrasing as written) for every phrasing, in index order."""
+        entry_of = np.repeat(np.arange(len(self.entry_ids)), self._entry_sizes).tolist()
+        return list(zip(entry_of, self._phrasing_lang, self._originals, strict=True))
+
     def _with_synonyms(self, folded: str, lang: str) -> str:
         for syn_lang in (lang, *(other for other in LANGS if other != lang)):
             rewrite = self._rewrites.get(syn_lang)
@@ -279,12 +309,21 @@ class Matcher:
 
     def rank(self, text: str, limit: int = 5) -> list[Candidate]:
         """The best `limit` entries for `text`, best first; empty when nothing overlaps."""
+        scored = self.score_entries(text)
+        if scored is None:
+            return []
+        order = sorted(range(len(scored.top)), key=lambda i: -scored.top_scores[i])[:limit]
+        return [scored.candidate(self, i) for i in order]
+
+    def score_entries(self, text: str) -> LexicalScores | None:
+        """Every entry's lexical score for `text` (None when nothing overlaps): the blend with
+        rapidfuzz for the best `rerank_depth` entries, the TF-IDF part alone for the rest."""
         folded = fold(text)
         lang = detect_lang(folded)
         query = self._with_synonyms(folded, lang if lang in LANGS else "en")
         cols, vals, total = self._query_weights(query)
         if not len(cols) or not self.entry_ids:
-            return []
+            return None
         w = self.weights
         unit = vals / (float(np.linalg.norm(vals)) or 1.0)
         # One pass over the postings gives each phrasing its cosine and its coverage of the
@@ -307,7 +346,12 @@ class Matcher:
         depth = min(w.rerank_depth, len(self.entry_ids))
         top = np.argpartition(-lexical, depth - 1)[:depth]
         top = top[lexical[top] > 0]
-        return self._rescore(query, top, lexical, phrasing_scores, limit)
+        if not len(top):
+            return None
+        top_scores, closest = self._rescore(query, top, lexical, phrasing_scores)
+        everything = np.minimum((1 - w.fuzzy) * lexical, 1.0)
+        everything[top] = top_scores
+        return LexicalScores(everything, top, top_scores, closest)
 
     def _rescore(
         self,
@@ -315,11 +359,9 @@ class Matcher:
         top: np.ndarray,
         lexical: np.ndarray,
         phrasing_scores: np.ndarray,
-        limit: int,
-    ) -> list[Candidate]:
-        """Blend the lexical score with rapidfuzz against each entry's closest phrasings."""
-        if not len(top):
-            return []
+    ) -> tuple[list[float], list[int]]:
+        """Blend the lexical score with rapidfuzz against each entry's closest phrasings: the
+        top entries' scores, and the position of each one's closest phrasing."""
         w = self.weights
         # Each entry's `fuzzy_phrasings` best phrasings, for all top entries at once: sort the
         # entries' phrasing positions by (entry, -score) and keep the first few of each entry.
@@ -348,17 +390,4 @@ class Matcher:
             round(min(float(score), 1.0), 4)
             for score in ((1 - w.fuzzy) * lexical[top] + w.fuzzy * fuzzy).tolist()
         ]
-        # Candidates only for the best `limit` (a stable sort keeps the order of equal scores).
-        best = sorted(range(len(top)), key=lambda i: -scores[i])[:limit]
-        candidates = []
-        for i in best:
-            closest = int(flat[first[i]])
-            candidates.append(
-                Candidate(
-                    entry_id=self.entry_ids[int(top[i])],
-                    score=scores[i],
-                    phrasing=self._originals[closest],
-                    lang=self._phrasing_lang[closest],
-                )
-            )
-        return candidates
+        return scores, [int(flat[i]) for i in first.tolist()]

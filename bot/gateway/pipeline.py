@@ -249,6 +249,10 @@ async def _answer_citizens(
     tickets, pending = await store.load_context(keys, quiet=conversation.quiet_after_answer)
     now = store.now()
     prepared: dict[int, Prepared] = {}
+    if desk.matcher_name == "hybrid" and citizens:
+        # The model's ~20 ms a question runs in a thread, for all waiting questions in one
+        # batch; answering below then finds the vectors cached and stays on the event loop.
+        await asyncio.to_thread(desk.embed_waiting, [row.text for _, row in citizens])
     for count, (index, row) in enumerate(citizens):
         if count:
             await asyncio.sleep(0)  # let the web handlers in between two answers

@@ -15,6 +15,8 @@ from pathlib import Path, PurePath
 
 from bot.answering.desk import ClarifyMemory, Desk
 from bot.answering.knowledge import KnowledgeBase, KnowledgeError, Problem, load_knowledge
+from bot.answering.semantic import QueryVectors
+from bot.config.semantic import semantic_model
 from bot.config.settings import Settings
 from bot.runtime.memory import freeze_long_lived
 from bot.runtime.metrics import Metrics
@@ -83,10 +85,19 @@ class KnowledgeHolder:
         poll_seconds: float = POLL_SECONDS,
     ) -> KnowledgeHolder:
         memory = ClarifyMemory()  # shared by every version, so a reload does not forget questions
+        # Raises SemanticUnavailable for CIVICDESK_SEMANTIC=on without the model: at start-up.
+        semantic = semantic_model(settings)
+        # Question vectors do not depend on the knowledge base: every version shares them.
+        questions = QueryVectors(semantic.embed_questions) if semantic else None
 
         def build(knowledge: KnowledgeBase) -> Desk:
             return Desk(
-                knowledge, settings.policy, default_lang=settings.default_lang, memory=memory
+                knowledge,
+                settings.policy,
+                default_lang=settings.default_lang,
+                memory=memory,
+                semantic=semantic,
+                questions=questions,
             )
 
         return cls(settings.knowledge_path, build, poll_seconds=poll_seconds, metrics=metrics)
@@ -166,6 +177,7 @@ class KnowledgeHolder:
         return {
             "ok": self.error is None,
             "entries": len(self._desk.knowledge.entries),
+            "matcher": self._desk.matcher_name,
             "loaded_at": self.loaded_at.isoformat(timespec="seconds"),
             "reload_error": self.error,
             "failed_at": self.failed_at.isoformat(timespec="seconds") if self.failed_at else None,
