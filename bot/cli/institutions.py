@@ -3,14 +3,14 @@ per institution) and `civicdesk ask --institution NAME`."""
 
 from __future__ import annotations
 
-import numpy as np
-
 import asyncio
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from typing import TextIO
+
+import numpy as np
 
 from bot.answering.kb_check import run_kb_check
 from bot.answering.knowledge import KnowledgeBase, KnowledgeError

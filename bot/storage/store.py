@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Literal, Protocol
 
-from sqlalchemy import Connection, Engine, bindparam, func, select, text, tuple_
+from sqlalchemy import Connection, Engine, bindparam, func, literal, select, text, tuple_, union_all
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -235,19 +235,25 @@ class Store(OutboxMethods, AnnouncementMethods):
             0,
         )
 
-        def count(connection: Connection) -> None:
-            for prefix, table, statuses in (
-                ("inbox", INBOX, (INBOX_NEW, INBOX_CLAIMED, INBOX_FAILED)),
-                ("outbox", OUTBOX, (OUTBOX_PENDING, OUTBOX_SENDING, OUTBOX_DEAD)),
-                ("escalations", TICKET, (TICKET_OPEN,)),
-            ):
-                counted = (
-                    select(table.c.status, func.count())
-                    .where(table.c.status.in_(statuses))
-                    .group_by(table.c.status)
+        # One statement, so one snapshot: on PostgreSQL each statement of a read-committed
+        # transaction sees its own, and counts taken apart could show a reply queued while the
+        # message it answers still looks claimed.
+        counted = union_all(
+            *(
+                select(literal(prefix).label("prefix"), table.c.status, func.count())
+                .where(table.c.status.in_(statuses))
+                .group_by(table.c.status)
+                for prefix, table, statuses in (
+                    ("inbox", INBOX, (INBOX_NEW, INBOX_CLAIMED, INBOX_FAILED)),
+                    ("outbox", OUTBOX, (OUTBOX_PENDING, OUTBOX_SENDING, OUTBOX_DEAD)),
+                    ("escalations", TICKET, (TICKET_OPEN,)),
                 )
-                for status, number in connection.execute(counted):
-                    depths[f"{prefix}_{status}"] = int(number)
+            )
+        )
+
+        def count(connection: Connection) -> None:
+            for prefix, status, number in connection.execute(counted):
+                depths[f"{prefix}_{status}"] = int(number)
 
         await self._db.read(count)
         return depths
