@@ -248,7 +248,7 @@ def test_a_reload_embeds_only_the_changed_phrasing(model_cache: Path, tmp_path: 
     assert restarted.embedded == 0
     folder = tmp_path / "kb"
     folder.mkdir()
-    for path in SAMPLE.iterdir():
+    for path in SAMPLE.glob("*.yaml"):  # the topic files (not the institutions' folders)
         (folder / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
     hearings = folder / "hearings.yaml"
     text = hearings.read_text(encoding="utf-8")
