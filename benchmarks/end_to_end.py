@@ -4,6 +4,18 @@ Run from the project root:
 
     .venv/bin/python benchmarks/end_to_end.py [--rate 300] [--duration 30] [--grace 10]
                                               [--quick] [--json]
+    .venv/bin/python benchmarks/end_to_end.py --compare-semantic [--search-start 10]
+                       [--search-max 640] [--search-budget 150] [--step-duration 4] [--json]
+
+`--compare-semantic` is a capacity search instead of one fixed rate: one `civicdesk serve` with
+CIVICDESK_SEMANTIC=off, then one with =on (the semantic extra installed), each driven in short
+open-loop steps at rates doubling from --search-start until a step fails (p99 POST-to-reply
+above 100 ms, or a message lost or answered twice), then bisected to within 10 %, the best rate
+run once more; each step sends for --step-duration seconds and at least 100 messages, a failed
+step's backlog is drained before the next, and each search stops after --search-budget seconds.
+The questions come from benchmarks/citizen_questions.py (zh and en, FAQ phrasings and
+paraphrases, mostly new texts, some repeated), the same sequence for both servers. It prints
+each step, the highest passing rate of each setting and their ratio. No bare relay in this mode.
 
 What runs where:
 
@@ -596,6 +608,7 @@ async def search_capacity(
     failed: float | None = None
     stopped = "search converged"
     matcher = "?"
+    passes: set[float] = set()
     confirming = False
     confirmed: bool | None = None
     try:
@@ -630,19 +643,23 @@ async def search_capacity(
             )
             if confirming:
                 result["confirmation"] = True
-                confirmed = ok
-            elif ok:
-                passed = rate if passed is None else max(passed, rate)
+                confirmed = True if ok else None  # a failure: the best rate is another one
+            if ok:
+                passes.add(rate)
             else:
+                # A failed repeat of the best rate makes it a failure: search below it again.
+                passes.discard(rate)
                 failed = rate if failed is None else min(failed, rate)
+            passed = max(passes, default=None)
             if not ok:
                 # The next step must not inherit this one's queue.
                 await wait_for_replies(receiver, late, SEARCH_DRAIN_S)
                 if not late <= receiver.arrivals.keys():
                     stopped = f"backlog not cleared {SEARCH_DRAIN_S:g} s after a failed step"
                     break
-            if confirming:
+            if confirming and ok:
                 break
+            confirming = False
             rate = next_rate(passed, failed, args.search_max)
             if rate is None and passed is not None:
                 # One more step at the best rate: a pass that holds twice, not a lucky one.
