@@ -4,6 +4,18 @@ Run from the project root:
 
     .venv/bin/python benchmarks/end_to_end.py [--rate 300] [--duration 30] [--grace 10]
                                               [--quick] [--json]
+    .venv/bin/python benchmarks/end_to_end.py --compare-semantic [--search-start 10]
+                       [--search-max 640] [--search-budget 150] [--step-duration 4] [--json]
+
+`--compare-semantic` is a capacity search instead of one fixed rate: one `civicdesk serve` with
+CIVICDESK_SEMANTIC=off, then one with =on (the semantic extra installed), each driven in short
+open-loop steps at rates doubling from --search-start until a step fails (p99 POST-to-reply
+above 100 ms, or a message lost or answered twice), then bisected to within 10 %, the best rate
+run once more; each step sends for --step-duration seconds and at least 100 messages, a failed
+step's backlog is drained before the next, and each search stops after --search-budget seconds.
+The questions come from benchmarks/citizen_questions.py (zh and en, FAQ phrasings and
+paraphrases, mostly new texts, some repeated), the same sequence for both servers. It prints
+each step, the highest passing rate of each setting and their ratio. No bare relay in this mode.
 
 What runs where:
 
@@ -60,14 +72,16 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.request
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+from citizen_questions import QuestionStream
 
 # The process helpers are shared with the ingest benchmark, beside this file (a script's own
 # folder is on sys.path when it runs).
@@ -197,17 +211,27 @@ class Sent:
     error: str | None = None
 
 
-def body_for(key: str, n: int) -> bytes:
-    data = {"id": key, "conversation": f"c-{key}", "sender": f"u-{n % 997}"}
-    data["text"] = QUESTIONS[n % len(QUESTIONS)]
+def fixed_question(n: int) -> str:
+    """The default modes' questions: the ingest benchmark's fourteen, in turn."""
+    return QUESTIONS[n % len(QUESTIONS)]
+
+
+def body_for(key: str, n: int, text: str) -> bytes:
+    data = {"id": key, "conversation": f"c-{key}", "sender": f"u-{n % 997}", "text": text}
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 async def post_one(
-    session: aiohttp.ClientSession, url: str, secret: str, key: str, n: int, record: Sent
+    session: aiohttp.ClientSession,
+    url: str,
+    secret: str,
+    key: str,
+    n: int,
+    text: str,
+    record: Sent,
 ) -> None:
     loop = asyncio.get_running_loop()
-    body = body_for(key, n)
+    body = body_for(key, n, text)
     timestamp = str(int(time.time()))
     headers = {
         "Content-Type": "application/json",
@@ -232,6 +256,7 @@ async def open_loop(
     prefix: str,
     rate: float,
     count: int,
+    question: Callable[[int], str] = fixed_question,
 ) -> dict[str, Sent]:
     """Send `count` messages at `rate` per second on a fixed schedule; wait for every answer."""
     loop = asyncio.get_running_loop()
@@ -245,7 +270,8 @@ async def open_loop(
             await asyncio.sleep(delay)
         key = f"{prefix}{n}"
         sent[key] = record = Sent(due)
-        tasks.append(asyncio.create_task(post_one(session, url, secret, key, n, record)))
+        text = question(n)
+        tasks.append(asyncio.create_task(post_one(session, url, secret, key, n, text, record)))
     await asyncio.gather(*tasks)
     return sent
 
@@ -323,6 +349,8 @@ async def run_phase(
     rate: float,
     duration: float,
     grace: float,
+    warmup: int = WARMUP_MESSAGES,
+    question: Callable[[int], str] = fixed_question,
 ) -> dict[str, Any]:
     url = f"{server.base}{PATH}"
     receiver.keys.clear()  # reply ids are per server: the relay's and civicdesk's overlap
@@ -331,14 +359,26 @@ async def run_phase(
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         # Warm-up: a few messages through the whole path (connections, caches, first queries).
         warm = await open_loop(
-            session, url, secret, prefix=f"w{prefix}", rate=min(rate, 50), count=WARMUP_MESSAGES
+            session,
+            url,
+            secret,
+            prefix=f"w{prefix}",
+            rate=min(rate, 50),
+            count=warmup,
+            question=question,
         )
         await wait_for_replies(receiver, {k for k, s in warm.items() if s.status == 200}, grace)
         server_cpu, machine_cpu = server.cpu_seconds(), machine_cpu_seconds()
         own_cpu = own_cpu_seconds()
         started = time.monotonic()
         sent = await open_loop(
-            session, url, secret, prefix=prefix, rate=rate, count=round(rate * duration)
+            session,
+            url,
+            secret,
+            prefix=prefix,
+            rate=rate,
+            count=round(rate * duration),
+            question=question,
         )
         sending = time.monotonic() - started
         accepted = {k for k, s in sent.items() if s.status == 200}
@@ -487,6 +527,306 @@ async def benchmark(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     return phases
 
 
+# ------------------------------------------------------------- capacity, semantic off and on
+
+SEARCH_START_RATE = 10.0
+SEARCH_MAX_RATE = 640.0
+SEARCH_STEP_S = 4.0  # messages sent per step: rate x this, and at least SEARCH_STEP_MESSAGES
+SEARCH_STEP_MESSAGES = 100  # so that a p99 is not simply the maximum of a few dozen
+SEARCH_GRACE_S = 2.0  # a reply later than this fails the step's p99 anyway
+SEARCH_DRAIN_S = 30.0  # after a failed step, the backlog must clear before the next one
+SEARCH_BUDGET_S = 150.0  # per configuration, start-up excluded
+SEARCH_PRECISION = 1.1  # bisect until the failing rate is within 10 % of the passing one
+SEMANTIC_SETTINGS = ("off", "on")
+
+
+def step_passed(result: dict[str, Any]) -> bool:
+    return bool(
+        result["lost"] == 0
+        and result["accepted"] == result["sent"]
+        and result["duplicated"] == 0
+        and result["reply_latency"]["p99_ms"] <= P99_LIMIT_MS
+    )
+
+
+def next_rate(passed: float | None, failed: float | None, maximum: float) -> float | None:
+    """Double while every step passes, then bisect between the best pass and the lowest
+    failure; None when the search is done."""
+    if failed is None:
+        assert passed is not None
+        return None if passed >= maximum else min(passed * 2, maximum)
+    if passed is None:
+        low = failed / 2
+        return None if low < 1 else low
+    if failed / passed <= SEARCH_PRECISION:
+        return None
+    middle = float(round((passed + failed) / 2))
+    return None if middle in (passed, failed) else middle
+
+
+def matcher_of(server: Server) -> str:
+    with urllib.request.urlopen(server.base + "/readyz", timeout=5) as answer:
+        ready = json.loads(answer.read())
+    return str(ready.get("knowledge", {}).get("matcher", "?"))
+
+
+async def search_capacity(
+    args: argparse.Namespace,
+    workdir: Path,
+    *,
+    semantic: str,
+    receiver: Receiver,
+    secret: str,
+    outbound: str,
+    stream: QuestionStream,
+) -> dict[str, Any]:
+    """The highest rate at which one `civicdesk serve` with CIVICDESK_SEMANTIC=`semantic`
+    answers every message with p99 <= 100 ms: a doubling, then bisecting, search of short
+    open-loop steps against the same server, within a time budget."""
+    loop = asyncio.get_running_loop()
+    database = workdir / f"capacity-{semantic}.db"
+    port = free_port()
+    env = clean_environment(
+        CIVICDESK_KNOWLEDGE=str(KNOWLEDGE),
+        CIVICDESK_CHANNELS=CHANNEL,
+        CIVICDESK_WEBHOOK_SECRET=secret,
+        CIVICDESK_WEBHOOK_OUTBOUND_URL=outbound,
+        CIVICDESK_WEBHOOK_RATE="0",
+        CIVICDESK_SEMANTIC=semantic,
+        DATABASE_URL=f"sqlite+aiosqlite:///{database}",
+        CIVICDESK_HOST="127.0.0.1",
+        CIVICDESK_PORT=str(port),
+    )
+    started = time.monotonic()
+    server = await loop.run_in_executor(
+        None, lambda: start_civicdesk(workdir, env, port, workers=args.workers)
+    )
+    startup = time.monotonic() - started
+    stream.restart()
+    steps: list[dict[str, Any]] = []
+    passed: float | None = None
+    failed: float | None = None
+    stopped = "search converged"
+    matcher = "?"
+    passes: set[float] = set()
+    confirming = False
+    confirmed: bool | None = None
+    try:
+        matcher = await loop.run_in_executor(None, matcher_of, server)
+        progress(args, f"CIVICDESK_SEMANTIC={semantic}: {matcher}, ready in {startup:.1f} s")
+        rate: float | None = args.search_start
+        deadline = time.monotonic() + args.search_budget
+        while rate is not None:
+            if time.monotonic() > deadline:
+                stopped = f"time budget ({args.search_budget:g} s) spent"
+                break
+            result = await run_phase(
+                server,
+                receiver,
+                secret=secret,
+                prefix=f"{semantic}{len(steps)}-",
+                rate=rate,
+                duration=max(args.step_duration, SEARCH_STEP_MESSAGES / rate),
+                grace=SEARCH_GRACE_S,
+                warmup=WARMUP_MESSAGES if not steps else 0,
+                question=lambda _n: stream.next(),
+            )
+            ok = step_passed(result)
+            late = result.pop("_lost_ids")
+            result["rate"] = rate
+            result["passed"] = ok
+            steps.append(result)
+            progress(
+                args,
+                f"  {rate:g}/s: p99 {result['reply_latency']['p99_ms']:.1f} ms, lost "
+                f"{result['lost']} -> {'pass' if ok else 'fail'}",
+            )
+            if confirming:
+                result["confirmation"] = True
+                confirmed = True if ok else None  # a failure: the best rate is another one
+            if ok:
+                passes.add(rate)
+            else:
+                # A failed repeat of the best rate makes it a failure: search below it again.
+                passes.discard(rate)
+                failed = rate if failed is None else min(failed, rate)
+            passed = max(passes, default=None)
+            if not ok:
+                # The next step must not inherit this one's queue.
+                await wait_for_replies(receiver, late, SEARCH_DRAIN_S)
+                if not late <= receiver.arrivals.keys():
+                    stopped = f"backlog not cleared {SEARCH_DRAIN_S:g} s after a failed step"
+                    break
+            if confirming and ok:
+                break
+            confirming = False
+            rate = next_rate(passed, failed, args.search_max)
+            if rate is None and passed is not None:
+                # One more step at the best rate: a pass that holds twice, not a lucky one.
+                confirming, rate = True, passed
+        if failed is None and passed is not None and passed >= args.search_max:
+            stopped = f"reached the highest rate tried ({args.search_max:g}/s)"
+    finally:
+        exit_code = await loop.run_in_executor(None, server.stop)
+    if exit_code not in (0, None):
+        print(server.log_tail(40), file=sys.stderr)
+    return {
+        "semantic": semantic,
+        "matcher": matcher,
+        "startup_s": round(startup, 1),
+        "highest_passing_rate": passed,
+        "lowest_failing_rate": failed,
+        "confirmed": confirmed,
+        "stopped": stopped,
+        "steps": steps,
+        "questions": {
+            "sent": stream.sent,
+            "distinct": len(stream.seen),
+            "repeated_share": stream.repeats / max(stream.sent, 1),
+        },
+        "server_exit_code": exit_code,
+        "database_after_stop": db_states(database),
+    }
+
+
+async def compare_semantic(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    secret = secrets.token_hex(32)
+    receiver = Receiver(secret)
+    app = web.Application()
+    app.router.add_post("/replies", receiver.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    receiver_port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", receiver_port).start()
+    outbound = f"http://127.0.0.1:{receiver_port}/replies"
+    stream = QuestionStream(KNOWLEDGE, seed=args.seed)
+    searches: dict[str, Any] = {}
+    try:
+        for semantic in SEMANTIC_SETTINGS:
+            searches[semantic] = await search_capacity(
+                args,
+                workdir,
+                semantic=semantic,
+                receiver=receiver,
+                secret=secret,
+                outbound=outbound,
+                stream=stream,
+            )
+            if "load_between" not in searches:
+                searches["load_between"] = load_average()
+    finally:
+        await runner.cleanup()
+    searches["question_mix"] = stream.sample_shares()
+    return searches
+
+
+def print_capacity(report: dict[str, Any]) -> None:
+    meta = report["meta"]
+    load = meta["load_average_1min"]
+    code = meta["code"]
+    print(
+        f"search:    highest rate with p99 POST-to-reply <= {P99_LIMIT_MS:g} ms and 0 lost; "
+        f"from {meta['search_start']:g}/s doubling (max {meta['search_max']:g}/s), then "
+        f"bisecting; {meta['step_duration_s']:g} s a step, {SEARCH_GRACE_S:g} s grace; one "
+        "civicdesk serve per setting, SQLite, sample FAQ, CIVICDESK_WEBHOOK_RATE=0"
+    )
+    print(f"machine:   {meta['platform']}, python {meta['python']}, {meta['cpus']} CPUs")
+    print(
+        f"load avg:  1-min load average {load['start']:.2f} at start, {load['middle']:.2f} "
+        f"between the two searches, {load['end']:.2f} at end"
+    )
+    print(
+        f"code:      git {code['git_head']}, uncommitted changes in bot/ or adapters/: "
+        f"{code['uncommitted_changes_in_bot_adapters']}"
+    )
+    print(f"questions: {report['question_mix']}")
+    print()
+    print(
+        f"{'semantic':<10}{'rate':>6}{'sent':>6}{'lost':>6}{'dup':>5}{'p50_ms':>8}"
+        f"{'p99_ms':>8}{'max_ms':>8}{'lag_p99':>9}{'server':>8}{'gen':>6}{'others':>8}  result"
+    )
+    for semantic in SEMANTIC_SETTINGS:
+        for step in report[semantic]["steps"]:
+            r, lag, cpu = step["reply_latency"], step["schedule_lag"], step["cpu"]
+            print(
+                f"{semantic:<10}{step['rate']:>6g}{step['sent']:>6}{step['lost']:>6}"
+                f"{step['duplicated']:>5}{r['p50_ms']:>8.1f}{r['p99_ms']:>8.1f}{r['max_ms']:>8.1f}"
+                f"{lag['p99_ms']:>9.1f}{cpu['server_cores']:>8.2f}"
+                f"{cpu['generator_and_receiver_cores']:>6.2f}{cpu['everything_else_cores']:>8.2f}"
+                f"  {'pass' if step['passed'] else 'FAIL'}"
+                f"{' (the best rate again)' if step.get('confirmation') else ''}"
+            )
+    print(
+        "(rate: messages/s offered; p50/p99/max: POST started -> reply received; lag: send "
+        "start behind schedule; CPU cores busy: server, gen = generator and receiver, others)"
+    )
+    print()
+    print(f"{'CIVICDESK_SEMANTIC':<20}{'matcher':<9}{'highest passing':>16}{'again':>7}"
+          f"{'lowest failing':>16}{'questions (distinct)':>22}  search ended")  # fmt: skip
+    again = {True: "pass", False: "FAIL", None: "-"}
+    for semantic in SEMANTIC_SETTINGS:
+        s = report[semantic]
+        best = s["highest_passing_rate"]
+        worst = s["lowest_failing_rate"]
+        questions = f"{s['questions']['sent']} ({s['questions']['distinct']})"
+        print(
+            f"{semantic:<20}{s['matcher']:<9}{(f'{best:g}/s' if best else 'none'):>16}"
+            f"{again[s['confirmed']]:>7}{(f'{worst:g}/s' if worst else '-'):>16}"
+            f"{questions:>22}  {s['stopped']}"
+        )
+    ratio = report["ratio_on_to_off"]
+    print(
+        "ratio:     semantic on / off = "
+        + (f"{ratio:.2f}" if ratio is not None else "n/a (a search found no passing rate)")
+    )
+    for semantic in SEMANTIC_SETTINGS:
+        s = report[semantic]
+        print(
+            f"database:  {semantic}: inbox {s['database_after_stop'].get('inbox', {})}, outbox "
+            f"{s['database_after_stop'].get('outbox', {})} (server exit code "
+            f"{s['server_exit_code']}, ready {s['startup_s']:g} s after start)"
+        )
+    print(f"total run time: {meta['total_s']:.1f} s")
+
+
+def run_compare_semantic(args: argparse.Namespace) -> int:
+    args.started = time.monotonic()
+    load_start = load_average()
+    progress(args, "capacity search, CIVICDESK_SEMANTIC off then on")
+    with tempfile.TemporaryDirectory(prefix="civicdesk-e2e-") as tmp:
+        searches = asyncio.run(compare_semantic(args, Path(tmp)))
+    off, on = searches["off"], searches["on"]
+    best_off, best_on = off["highest_passing_rate"], on["highest_passing_rate"]
+    report = {
+        "meta": {
+            "search_start": args.search_start,
+            "search_max": args.search_max,
+            "search_budget_s": args.search_budget,
+            "step_duration_s": args.step_duration,
+            "grace_s": SEARCH_GRACE_S,
+            "workers": args.workers,
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "code": code_version(),
+            "load_average_1min": {
+                "start": load_start,
+                "middle": searches.pop("load_between", None),
+                "end": load_average(),
+            },
+            "total_s": time.monotonic() - args.started,
+        },
+        **searches,
+        "ratio_on_to_off": best_on / best_off if best_off and best_on else None,
+    }
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False, default=str))
+    else:
+        print_capacity(report)
+    dup = off["steps"] + on["steps"]
+    return 1 if any(step["duplicated"] for step in dup) else 0
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -614,6 +954,37 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="in-process",
         help="civicdesk serve with its workers, or the Procfile's serve --no-workers + work",
     )
+    parser.add_argument(
+        "--compare-semantic",
+        action="store_true",
+        help="capacity search: the highest rate with p99 <= 100 ms and 0 lost, for "
+        "CIVICDESK_SEMANTIC=off and =on in one run, and their ratio",
+    )
+    parser.add_argument(
+        "--search-start",
+        type=float,
+        default=SEARCH_START_RATE,
+        help=f"first rate of the search ({SEARCH_START_RATE:g}/s)",
+    )
+    parser.add_argument(
+        "--search-max",
+        type=float,
+        default=SEARCH_MAX_RATE,
+        help=f"highest rate tried ({SEARCH_MAX_RATE:g}/s)",
+    )
+    parser.add_argument(
+        "--search-budget",
+        type=float,
+        default=SEARCH_BUDGET_S,
+        help=f"seconds of search per setting, start-up excluded ({SEARCH_BUDGET_S:g})",
+    )
+    parser.add_argument(
+        "--step-duration",
+        type=float,
+        default=SEARCH_STEP_S,
+        help=f"seconds of sending per search step ({SEARCH_STEP_S:g})",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="question order of the search (0)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--role", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -625,6 +996,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.duration = QUICK_DURATION if args.quick else DEFAULT_DURATION
     if args.rate <= 0 or args.duration <= 0 or args.grace < 0:
         parser.error("--rate and --duration must be above 0, --grace at least 0")
+    if args.compare_semantic and args.quick:
+        parser.error("--compare-semantic searches for a rate; --quick is the fixed-rate smoke")
+    if not 1 <= args.search_start <= args.search_max or args.step_duration <= 0:
+        parser.error("--search-start from 1 to --search-max, --step-duration above 0")
+    if not 0 < args.search_budget <= 3600:
+        parser.error("--search-budget from 0 to 3600 s")
     return args
 
 
@@ -635,6 +1012,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         app = relay_app(args.outbound, secret)
         web.run_app(app, host="127.0.0.1", port=args.port, access_log=None, print=None)
         return 0
+    if args.compare_semantic:
+        return run_compare_semantic(args)
     args.started = time.monotonic()
     load_start = load_average()
     progress(args, f"bare relay, {args.rate:g} messages/s for {args.duration:g} s")
