@@ -23,24 +23,21 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
-
-from adapters.http import JsonReply, SessionSlot, call_json
+from adapters.http import JsonReply, call_json
 from adapters.meta import (
     GRAPH_API_BASE,
     MAX_ID,
     MAX_TEXT,
     GraphError,
-    check_signature,
+    MetaWebhook,
     graph_error,
     graph_result,
     id_string,
     items,
     meta_settings,
-    subscription_check,
 )
 from adapters.payload import json_object, optional_string
-from bot.config.settings import AdapterSpec, ChannelConfig, Secret, channel_prefix
+from bot.config.settings import AdapterSpec, ChannelConfig
 from bot.platform.adapter import TEXT_RULES, BadRequest, HttpReply, RawRequest
 from bot.platform.messages import InboundMessage, OutboundMessage, SendResult
 
@@ -63,29 +60,10 @@ UNAVAILABLE = 551  # "This person isn't available right now": blocked the Page, 
 SETTINGS = meta_settings()
 
 
-class MessengerAdapter:
+class MessengerAdapter(MetaWebhook):
     """One Facebook Page's Messenger inbox."""
 
     text_rules = TEXT_RULES["messenger"]
-
-    def __init__(
-        self,
-        name: str,
-        *,
-        verify_token: Secret,
-        app_secret: Secret,
-        access_token: Secret,
-        api_base: str = GRAPH_API_BASE,
-        timeout: float = 10.0,
-    ) -> None:
-        self.name = name
-        self._verify_token = verify_token
-        self._app_secret = app_secret
-        self._access_token = access_token
-        self.api_base = api_base.rstrip("/")
-        self.timeout = timeout
-        self._prefix = channel_prefix(name)
-        self._http = SessionSlot()
 
     @classmethod
     def from_config(cls, config: ChannelConfig) -> MessengerAdapter:
@@ -98,16 +76,7 @@ class MessengerAdapter:
             timeout=config.get("TIMEOUT"),
         )
 
-    def attach_session(self, session: aiohttp.ClientSession) -> None:
-        self._http.attach(session)
-
-    # --- Inbound ---------------------------------------------------------------------------
-
-    def handshake(self, raw: RawRequest) -> HttpReply | None:
-        return subscription_check(raw, self._verify_token, f"{self._prefix}VERIFY_TOKEN")
-
-    def verify(self, raw: RawRequest) -> None:
-        check_signature(raw, self._app_secret, f"{self._prefix}APP_SECRET")
+    # --- Inbound (handshake and verify: MetaWebhook) -------------------------------------------
 
     def parse(self, raw: RawRequest) -> list[InboundMessage]:
         data = json_object(raw.body, 'a Messenger webhook: {"object": "page", "entry": [...]}')

@@ -15,15 +15,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
+
 from adapters.http import (
     JsonReply,
+    SessionSlot,
     classify_reply,
     hmac_sha256_hex,
     parse_retry_after,
     same,
 )
 from adapters.payload import optional_string
-from bot.config.settings import ChannelSetting, Secret, seconds
+from bot.config.settings import ChannelSetting, Secret, channel_prefix, seconds
 from bot.platform.adapter import BadRequest, HttpReply, RawRequest, Unauthorized
 from bot.platform.messages import SendResult
 
@@ -186,3 +189,36 @@ def graph_result(
     if error.code in TRANSIENT or reply.status >= 500:
         return SendResult.failed(detail, retryable=True)
     return SendResult.failed(detail, retryable=False)
+
+
+class MetaWebhook:
+    """What a WhatsApp number and a Messenger Page share: Meta's subscription check, the
+    X-Hub-Signature-256 of every delivery, the access token and the Graph API session."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        verify_token: Secret,
+        app_secret: Secret,
+        access_token: Secret,
+        api_base: str = GRAPH_API_BASE,
+        timeout: float = 10.0,
+    ) -> None:
+        self.name = name
+        self._verify_token = verify_token
+        self._app_secret = app_secret
+        self._access_token = access_token
+        self.api_base = api_base.rstrip("/")
+        self.timeout = timeout
+        self._prefix = channel_prefix(name)
+        self._http = SessionSlot()
+
+    def attach_session(self, session: aiohttp.ClientSession) -> None:
+        self._http.attach(session)
+
+    def handshake(self, raw: RawRequest) -> HttpReply | None:
+        return subscription_check(raw, self._verify_token, f"{self._prefix}VERIFY_TOKEN")
+
+    def verify(self, raw: RawRequest) -> None:
+        check_signature(raw, self._app_secret, f"{self._prefix}APP_SECRET")

@@ -23,24 +23,21 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
-
-from adapters.http import JsonReply, SessionSlot, call_json
+from adapters.http import JsonReply, call_json
 from adapters.meta import (
     GRAPH_API_BASE,
     MAX_ID,
     MAX_TEXT,
     GraphError,
-    check_signature,
+    MetaWebhook,
     graph_error,
     graph_result,
     id_string,
     items,
     meta_settings,
-    subscription_check,
 )
 from adapters.payload import json_object, optional_string, required_string
-from bot.config.settings import AdapterSpec, ChannelConfig, ChannelSetting, Secret, channel_prefix
+from bot.config.settings import AdapterSpec, ChannelConfig, ChannelSetting, Secret
 from bot.platform.adapter import TEXT_RULES, BadRequest, HttpReply, RawRequest
 from bot.platform.messages import InboundMessage, OutboundMessage, SendResult
 
@@ -88,7 +85,7 @@ SETTINGS = meta_settings(
 )
 
 
-class WhatsAppAdapter:
+class WhatsAppAdapter(MetaWebhook):
     """One business phone number on WhatsApp's Cloud API."""
 
     text_rules = TEXT_RULES["whatsapp"]
@@ -104,15 +101,15 @@ class WhatsAppAdapter:
         api_base: str = GRAPH_API_BASE,
         timeout: float = 10.0,
     ) -> None:
-        self.name = name
-        self._verify_token = verify_token
-        self._app_secret = app_secret
-        self._access_token = access_token
+        super().__init__(
+            name,
+            verify_token=verify_token,
+            app_secret=app_secret,
+            access_token=access_token,
+            api_base=api_base,
+            timeout=timeout,
+        )
         self.phone_number_id = numeric_id(phone_number_id)
-        self.api_base = api_base.rstrip("/")
-        self.timeout = timeout
-        self._prefix = channel_prefix(name)
-        self._http = SessionSlot()
 
     @classmethod
     def from_config(cls, config: ChannelConfig) -> WhatsAppAdapter:
@@ -126,16 +123,7 @@ class WhatsAppAdapter:
             timeout=config.get("TIMEOUT"),
         )
 
-    def attach_session(self, session: aiohttp.ClientSession) -> None:
-        self._http.attach(session)
-
-    # --- Inbound ---------------------------------------------------------------------------
-
-    def handshake(self, raw: RawRequest) -> HttpReply | None:
-        return subscription_check(raw, self._verify_token, f"{self._prefix}VERIFY_TOKEN")
-
-    def verify(self, raw: RawRequest) -> None:
-        check_signature(raw, self._app_secret, f"{self._prefix}APP_SECRET")
+    # --- Inbound (handshake and verify: MetaWebhook) -------------------------------------------
 
     def parse(self, raw: RawRequest) -> list[InboundMessage]:
         data = json_object(raw.body, 'a WhatsApp webhook: {"object": ..., "entry": [...]}')
