@@ -498,6 +498,7 @@ async def benchmark(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             DATABASE_URL=f"sqlite+aiosqlite:///{database}",
             CIVICDESK_HOST="127.0.0.1",
             CIVICDESK_PORT=str(port),
+            CIVICDESK_SEMANTIC="off",  # the lexical matcher; --compare-semantic measures both
         )
         server = await loop.run_in_executor(
             None, lambda: start_civicdesk(workdir, env, port, workers=args.workers)

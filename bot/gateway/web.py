@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -163,6 +163,19 @@ def _too_large(request: web.Request, limit: int) -> web.HTTPRequestEntityTooLarg
     )
 
 
+_PREPARES: dict[type, bool] = {}
+
+
+def _prepares(adapter: Adapter) -> bool:
+    """Whether the adapter's class has `prepare`, asked once per class: an isinstance check
+    against a runtime-checkable protocol costs ~7 µs, on every webhook request."""
+    kind = type(adapter)
+    found = _PREPARES.get(kind)
+    if found is None:
+        found = _PREPARES[kind] = isinstance(adapter, Preparer)
+    return found
+
+
 async def webhook(request: web.Request) -> web.StreamResponse:
     gateway = request.app[GATEWAY]
     metrics = gateway.metrics
@@ -197,8 +210,8 @@ async def webhook(request: web.Request) -> web.StreamResponse:
         metrics.rejected.inc(name, str(exc.status))
         log.warning("channel=%s refused: %s (from %s)", name, exc, request.remote)
         return error(exc.status, str(exc))
-    if isinstance(adapter, Preparer):
-        await adapter.prepare(raw)
+    if _prepares(adapter):
+        await cast(Preparer, adapter).prepare(raw)
     try:
         messages = adapter.parse(raw)
     except BadRequest as exc:
