@@ -258,11 +258,6 @@ class BruteForce:
 BASELINES: dict[str, Any] = {"WRatio": fuzz.WRatio, "token_sort_ratio": fuzz.token_sort_ratio}
 
 
-def matcher_ranker(docs: Sequence[MatchDoc]) -> Ranker:
-    matcher = Matcher(docs)
-    return lambda text: matcher.rank(text, limit=5)
-
-
 def _eval_knowledge(docs: Sequence[MatchDoc]) -> KnowledgeBase:
     entries = tuple(
         Entry(

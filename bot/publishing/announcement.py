@@ -63,9 +63,6 @@ class Announcement:
     image: Image | None = None
     at: datetime | None = None  # None: as soon as it is queued
 
-    def body_map(self) -> dict[str, str]:
-        return dict(self.bodies)
-
 
 def load_announcement(path: Path, zone: tzinfo) -> Announcement:
     """The announcement in the YAML file at `path`; AnnouncementError for anything wrong."""
@@ -203,13 +200,3 @@ def read_image(path: Path) -> Image:
         return Image(path.read_bytes(), content_type, path.name)
     except OSError as exc:
         raise AnnouncementError(f"image: {path} cannot be read ({exc.strerror})") from exc
-
-
-def image_from_bytes(data: bytes, name: str) -> Image:
-    """A picture uploaded through the /admin page, checked like a file."""
-    content_type = IMAGE_TYPES.get(Path(name).suffix.lower())
-    if content_type is None:
-        raise AnnouncementError(f"image: a picture must be one of {', '.join(sorted(IMAGE_TYPES))}")
-    if len(data) > MAX_IMAGE_BYTES:
-        raise AnnouncementError(f"image: {len(data)} bytes, at most {MAX_IMAGE_BYTES}")
-    return Image(data, content_type, Path(name).name)

@@ -336,12 +336,6 @@ class AnnouncementMethods:
             )
         )
 
-    async def get_announcement(self, announcement_id: int) -> AnnouncementState | None:
-        found = await self._db.read(
-            partial(_announcements, limit=1, announcement_id=announcement_id)
-        )
-        return found[0] if found else None
-
     async def announcement_of_message(self, inbox_id: int | None) -> tuple[int, str, str] | None:
         """(id, title, link) of the announcement whose post the inbox message replies to: the
         context staff need to answer "is it open on Saturdays?" under a notice."""
